@@ -1,0 +1,41 @@
+# Two commands for a fresh clone:  `make book`  and  `make test`.
+PYTHON  ?= python3
+PROFILE ?= small
+BUILD   := _build
+
+.PHONY: setup book test test-unit test-notebooks student clean
+
+# Install what is missing. torch is installed only when absent, pinned to the
+# local CPU build; an existing torch (Colab's CUDA build, say) is kept.
+setup: .setup-stamp
+.setup-stamp: requirements.txt pyproject.toml
+	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install torch==2.13.0
+	$(PYTHON) -m pip install -q -r requirements.txt
+	$(PYTHON) -m pip install -q --no-deps -e .
+	$(PYTHON) -m ipykernel install --user --name python3 >/dev/null
+	@touch $@
+
+# Build the book (strict: a cell error or a Sphinx warning fails). Each profile
+# has its own execution cache, so a full-profile build never reuses small outputs.
+book: setup
+	@mkdir -p $(BUILD)
+	sed 's#_build/.jupyter_cache/small#_build/.jupyter_cache/$(PROFILE)#' _config.yml > $(BUILD)/_config.$(PROFILE).yml
+	COURSE_PROFILE=$(PROFILE) COURSE_STATIC_WIDGETS=1 MPLBACKEND=Agg \
+	  $(PYTHON) -m jupyter_book build . --config $(BUILD)/_config.$(PROFILE).yml -W --keep-going
+	$(PYTHON) scripts/check_book.py $(BUILD)/html
+	@echo "HTML: $(BUILD)/html/index.html"
+
+# Every test: unit and property tests, exercise checks, then each chapter with nbval.
+test: setup
+	COURSE_PROFILE=small MPLBACKEND=Agg $(PYTHON) -m pytest tests
+	COURSE_PROFILE=small MPLBACKEND=Agg $(PYTHON) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+
+test-unit: setup
+	COURSE_PROFILE=small MPLBACKEND=Agg $(PYTHON) -m pytest tests
+
+# Student versions and autograder zips for instructors: dist/<chapter>/{student,autograder}.
+student: setup
+	$(PYTHON) scripts/make_student.py --out dist
+
+clean:
+	rm -rf $(BUILD) dist .setup-stamp

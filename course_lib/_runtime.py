@@ -1,0 +1,97 @@
+"""Profiles, device resolution and seeding shared by every chapter.
+
+A *profile* decides how big an experiment is:
+
+``"small"``
+    CPU, the embedded 4,000/1,000 MNIST split, every chapter executes in at
+    most about 90 s on 2 cores. The rendered book is always built with it.
+``"full"``
+    GPU, the full 60,000/10,000 MNIST, paper-scale training.
+
+The environment variable ``COURSE_PROFILE`` wins; otherwise the profile is
+``"full"`` when CUDA is available and ``"small"`` if not.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+PROFILES = ("small", "full")
+
+
+def profile() -> str:
+    """Return the active profile, ``"small"`` or ``"full"``.
+
+    ``COURSE_PROFILE`` (case-insensitive) takes precedence; without it the
+    answer is ``"full"`` when ``torch.cuda.is_available()`` and ``"small"``
+    otherwise.
+
+    Raises:
+        ValueError: if ``COURSE_PROFILE`` is set to anything other than
+            ``small`` or ``full``.
+    """
+    env = os.environ.get("COURSE_PROFILE", "").strip().lower()
+    if env:
+        if env not in PROFILES:
+            raise ValueError(
+                f"COURSE_PROFILE must be one of {PROFILES}, got {os.environ['COURSE_PROFILE']!r}"
+            )
+        return env
+    return "full" if torch.cuda.is_available() else "small"
+
+
+def get_device() -> torch.device:
+    """Return the best available device: ``cuda``, then ``mps``, then ``cpu``.
+
+    Call it once per notebook or script; library code takes the device from
+    its inputs (``x.device``, ``next(model.parameters()).device``) instead of
+    calling this again.
+    """
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy and PyTorch (CPU and every CUDA device).
+
+    Args:
+        seed: a non-negative integer.
+
+    Raises:
+        ValueError: if ``seed`` is not a non-negative ``int``.
+
+    Bit-for-bit reproducibility across machines is not promised (BLAS and
+    cuDNN kernels differ); runs on the same machine repeat.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def by_profile(table: dict, name: str | None = None):
+    """Pick the entry of ``table`` for the active profile (the chapters' config cell).
+
+    Args:
+        table: a mapping with the keys ``"small"`` and ``"full"``.
+        name: the profile to use; defaults to :func:`profile`.
+
+    Raises:
+        ValueError: if ``table`` lacks the profile's key.
+    """
+    name = profile() if name is None else name
+    if name not in table:
+        raise ValueError(f"table must have a {name!r} entry, got keys {sorted(table)}")
+    return table[name]
