@@ -21,7 +21,7 @@ book: setup
 	@mkdir -p $(BUILD)
 	sed 's#_build/.jupyter_cache/small#_build/.jupyter_cache/$(PROFILE)#' _config.yml > $(BUILD)/_config.$(PROFILE).yml
 	COURSE_PROFILE=$(PROFILE) COURSE_STATIC_WIDGETS=1 MPLBACKEND=Agg \
-	  $(PYTHON) -m jupyter_book build . --config $(BUILD)/_config.$(PROFILE).yml -W --keep-going
+	  jupyter-book build . --config $(BUILD)/_config.$(PROFILE).yml -W --keep-going
 	$(PYTHON) scripts/check_book.py $(BUILD)/html
 	@echo "HTML: $(BUILD)/html/index.html"
 

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Check the built HTML: no hidden test or otter marker is shown, and solutions are collapsed.
+
+Usage: ``python scripts/check_book.py _build/html``. Exits non-zero and lists
+the problems when a check fails.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import sys
+
+import nbformat
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def problems_for(master: pathlib.Path, html_dir: pathlib.Path) -> list[str]:
+    page = html_dir / "notebooks" / f"{master.stem}.html"
+    if not page.exists():
+        return [f"{page} was not built"]
+    html = page.read_text()
+    nb = nbformat.read(master, as_version=4)
+    found = []
+    n_solutions, in_solution = 0, False
+    for cell in nb.cells:
+        src = cell.source
+        if cell.cell_type == "raw" and src.startswith("# BEGIN SOLUTION"):
+            in_solution = True
+        elif cell.cell_type == "raw" and src.startswith("# END SOLUTION"):
+            in_solution = False
+        elif in_solution and cell.cell_type == "code":
+            n_solutions += 1
+        if cell.cell_type == "code" and "hidden: true" in src:
+            for name in re.findall(r"def (test_\w+)", src):
+                if name in html:
+                    found.append(f"{page.name}: hidden test {name} is visible")
+    for marker in ("ASSIGNMENT CONFIG", "BEGIN QUESTION", "BEGIN TESTS"):
+        if marker in html:
+            found.append(f"{page.name}: otter marker '{marker}' is visible")
+    collapsed = html.count("tag_hide-input")
+    if collapsed < n_solutions:
+        found.append(f"{page.name}: {n_solutions} solutions but only {collapsed} collapsed cells")
+    return found
+
+
+def main(html_dir: str) -> int:
+    html_dir = pathlib.Path(html_dir)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from make_student import is_master
+
+    masters = [m for m in sorted((ROOT / "notebooks").glob("*.ipynb")) if is_master(m)]
+    problems = [p for m in masters for p in problems_for(m, html_dir)]
+    for p in problems:
+        print("check_book:", p)
+    print(f"check_book: {len(masters)} chapters with exercises checked, {len(problems)} problems")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "_build/html"))
