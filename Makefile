@@ -20,7 +20,7 @@ setup: .setup-stamp
 book: setup
 	@mkdir -p $(BUILD)
 	sed 's#_build/.jupyter_cache/small#_build/.jupyter_cache/$(PROFILE)#' _config.yml > $(BUILD)/_config.$(PROFILE).yml
-	COURSE_PROFILE=$(PROFILE) COURSE_STATIC_WIDGETS=1 MPLBACKEND=Agg \
+	COURSE_PROFILE=$(PROFILE) COURSE_STATIC_WIDGETS=1 \
 	  jupyter-book build . --config $(BUILD)/_config.$(PROFILE).yml -W --keep-going
 	$(PYTHON) scripts/check_book.py $(BUILD)/html
 	@echo "HTML: $(BUILD)/html/index.html"
@@ -28,7 +28,7 @@ book: setup
 # Every test: unit and property tests, exercise checks, then each chapter with nbval.
 test: setup
 	COURSE_PROFILE=small MPLBACKEND=Agg $(PYTHON) -m pytest tests
-	COURSE_PROFILE=small MPLBACKEND=Agg $(PYTHON) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+	COURSE_PROFILE=small $(PYTHON) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
 
 test-unit: setup
 	COURSE_PROFILE=small MPLBACKEND=Agg $(PYTHON) -m pytest tests
