@@ -57,8 +57,8 @@ import copy
 import itertools
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -559,9 +559,27 @@ def collect_batch(
 class ReinforceConfig:
     """Hyperparameters of :func:`train_reinforce` (defaults tuned on CartPole-v1).
 
-    The defaults solve CartPole-v1 (mean undiscounted return >= 475 over 100
-    sampled-action episodes) in a median of well under 100,000 environment steps;
-    see ``benchmarks/reinforce_cartpole.py``.
+    With the defaults, REINFORCE solves CartPole-v1 (mean undiscounted return >= 475
+    over 100 episodes with *sampled* actions) in a median of about 30,000
+    environment steps (every one of 24 seeds tried in under 85,000); see
+    ``benchmarks/reinforce_cartpole.py``. What mattered in tuning, on 8-16 seeds:
+
+    - many small updates: ``batch_size=1000`` beat 2000 (about 1.5x fewer steps)
+      at the same learning rate. The batch holds complete episodes, so once
+      episodes last 500 steps it grows to ``num_envs * 500`` on its own;
+    - a large Adam step, ``learning_rate=0.05`` (0.01 needed 3-5x more steps; 0.03
+      about 1.3x more; in runs continued to 200,000 steps, 0.03 and 0.05 wobbled
+      after solving about equally often);
+    - ``normalize_returns=True``; ``gamma`` between 0.99 and 1 made little
+      difference (within about 20%), 0.98 was about 1.3x slower;
+    - a small net, one hidden layer of 32 tanh units: 64x64 (learning rates
+      0.003-0.01) and 64 units (0.02) were no faster than the best 32-unit
+      setting, and three of those five settings left one seed unsolved after
+      200,000 steps;
+    - ``num_envs=8``: 16 took about 1.4x more steps (larger, later-ending batches).
+
+    Like any vanilla policy gradient, the return curve can dip after solving; the
+    final policy of a long run is not always the best one seen.
 
     Raises:
         ValueError: from ``__post_init__`` for any field outside its documented range.
@@ -571,11 +589,12 @@ class ReinforceConfig:
     """gymnasium id of an environment with a Discrete action space and Box observations."""
     num_envs: int = 8
     """parallel environments in the ``make_vec`` ("sync") vector env."""
-    batch_size: int = 2000
-    """least number of environment steps (transitions of complete episodes) per update."""
-    total_steps: int = 200_000
+    batch_size: int = 1000
+    """least number of environment steps (transitions of complete episodes) per update;
+    ``batch_size // num_envs`` steps per env before the envs finish their episodes."""
+    total_steps: int = 100_000
     """training budget in environment steps; training stops at the first update past it."""
-    learning_rate: float = 0.01
+    learning_rate: float = 0.05
     """Adam step size."""
     gamma: float = 0.99
     """discount in the reward-to-go weights; a variance-reduction device: the reported
@@ -841,6 +860,7 @@ def rollout_episode(
     render: bool = True,
     greedy: bool = False,
     max_steps: int | None = None,
+    frame_stride: int = 1,
 ) -> dict:
     """Play one episode and record what the chapter's widget shows.
 
@@ -853,12 +873,15 @@ def rollout_episode(
         render: record frames (costs time and memory; ``False`` gives ``None``).
         greedy: act with ``argmax``.
         max_steps: optional cap on the steps played (default: the env's own limit).
+        frame_stride: keep every ``frame_stride``-th frame (CartPole frames are
+            400x600x3 bytes, 0.7 MB each: 360 MB for a 500-step episode at stride 1).
 
     Returns:
         dict with
 
-        - ``"frames"``: ``(T, height, width, 3)`` uint8, frame ``t`` shows the state
-          in which action ``t`` was chosen; or ``None`` if not ``render``;
+        - ``"frames"``: ``(ceil(T / frame_stride), height, width, 3)`` uint8; frame
+          ``j`` shows the state in which action ``j * frame_stride`` was chosen; or
+          ``None`` if not ``render``;
         - ``"probs"``: ``(T, A)`` float32, ``pi(.|s_t)`` at ``temperature``;
         - ``"actions"``: ``(T,)`` int64;
         - ``"rewards"``: ``(T,)`` float32;
@@ -866,9 +889,10 @@ def rollout_episode(
 
     Raises:
         ValueError: for a non-Discrete action space (naming it), a bad ``temperature``,
-            ``seed`` or ``max_steps``.
+            ``seed``, ``max_steps`` or ``frame_stride``.
     """
     _check_positive_int("seed", seed, minimum=0)
+    _check_positive_int("frame_stride", frame_stride)
     if max_steps is not None:
         _check_positive_int("max_steps", max_steps)
     if not greedy:
@@ -883,7 +907,7 @@ def rollout_episode(
         for t in itertools.count():
             if max_steps is not None and t >= max_steps:
                 break
-            if render:
+            if render and t % frame_stride == 0:
                 frames.append(np.asarray(env.render(), dtype=np.uint8))
             logits = policy.logits(torch.as_tensor(obs, device=device))
             p = torch.softmax(logits / (1.0 if greedy else temperature), dim=-1)
@@ -910,7 +934,7 @@ def rollout_episode(
 # --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: fields are tensors (no elementwise ==)
 class TabularMDP:
     """A finite-horizon tabular MDP; the tabular policy is ``pi(a|s) = softmax(logits[s])_a``.
 
@@ -1158,9 +1182,11 @@ def reinforce_gradient_estimate(
 def centered_ranks(x) -> torch.Tensor:
     """Fitness shaping: replace values by their ranks, scaled to ``[-0.5, 0.5]``.
 
-    ``out_i = rank(x_i) / (P - 1) - 0.5`` with ranks ``0..P-1`` (ties broken by
-    position). Invariant to any increasing transform of the returns, and robust to
-    outliers.
+    ``out_i = rank(x_i) / (P - 1) - 0.5`` with ranks ``0..P-1``. Invariant to any
+    increasing transform of the returns, and robust to outliers. Ties are broken by
+    position, as in OpenAI's code: if every return is equal (e.g. every candidate
+    falls over after 9 steps), the ES update is then a random direction rather than
+    zero, which lets the search drift off such a plateau.
 
     Args:
         x: ``(P,)`` fitness values (tensor-like), ``P >= 2``.
@@ -1241,8 +1267,10 @@ class ESConfig:
     centered_ranks: bool = True
     """fitness shaping with :func:`centered_ranks` (else raw returns)."""
     greedy_actions: bool = True
-    """candidates act with ``argmax`` (deterministic policies, as in the paper); the
-    returned policy is then meant to be evaluated with ``greedy=True``."""
+    """candidates act with ``argmax`` (deterministic policies, as in the paper). The
+    returned policy is then a *deterministic* one: evaluate it with ``greedy=True``
+    (its softmax at temperature 1 is not what was optimised and does much worse).
+    ``False`` samples actions, which makes the fitness noisy and ES slower."""
     seed: int = 0
     """seeds torch/numpy/python and the per-generation env seeds."""
     device: str = "cpu"
@@ -1332,6 +1360,10 @@ def train_es(
     Args:
         config: an :class:`ESConfig`.
         callback: as in :func:`train_reinforce`.
+
+    With the defaults on CartPole-v1, the population's mean return passes 475 after
+    roughly 150,000-260,000 environment steps (REINFORCE solves in about 30,000),
+    but each generation is one batched pass over ``P`` envs with no backward pass.
 
     Returns:
         ``(policy, history)`` with ``history`` in the format of

@@ -15,6 +15,7 @@ from course_lib.rl import (
     ReinforceConfig,
     TabularMDP,
     centered_ranks,
+    collect_batch,
     enumerate_trajectories,
     es_gradient_estimate,
     evaluate,
@@ -292,6 +293,29 @@ def test_reinforce_config_validation(kwargs, name):
 
 
 # ------------------------------------------------------------------ training
+
+
+def test_collect_batch_holds_complete_episodes():
+    from course_lib.rl import _make_vec_env
+
+    torch.manual_seed(0)
+    policy = CategoricalPolicy(4, 2, (8,))
+    envs = _make_vec_env("CartPole-v1", 4)
+    try:
+        batch = collect_batch(envs, policy, min_steps=300, gamma=0.9, seed=0)
+    finally:
+        envs.close()
+    M = batch.num_steps
+    assert M >= 300 and batch.simulated_steps >= M
+    assert batch.obs.shape == (M, 4) and batch.actions.shape == batch.rewards.shape == batch.weights_rtg.shape == (M,)
+    # only complete episodes: lengths add up, and (CartPole pays 1 per step) return == length
+    assert batch.episode_lengths.sum() == M
+    np.testing.assert_array_equal(batch.episode_returns, batch.episode_lengths)
+    # the reward-to-go of a CartPole step with k steps left is (1 - 0.9^k) / 0.1;
+    # its maximum over the batch is reached at the first step of the longest episode
+    L = batch.episode_lengths.max()
+    np.testing.assert_allclose(batch.weights_rtg.max(), (1 - 0.9**L) / 0.1, rtol=1e-5)
+    assert np.isclose(batch.weights_rtg, 1.0).sum() == batch.episode_lengths.size  # one last step each
 
 
 def test_train_reinforce_improves_cartpole():
