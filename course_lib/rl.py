@@ -48,7 +48,7 @@ CartPole's "solved" criterion and every ``mean_return`` in a history refer to).
 
 Environments come from gymnasium (>= 1.0); vector environments are built with
 ``gymnasium.make_vec(..., vectorization_mode="sync")`` and SAME_STEP autoreset (see
-:func:`_make_vec_env`). Progress bars use tqdm. Nothing here plots.
+:func:`make_vec_env`). Progress bars use tqdm. Nothing here plots.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ __all__ = [
     "train_reinforce",
     "evaluate",
     "rollout_episode",
+    "make_vec_env",
     "TabularMDP",
     "tiny_mdp",
     "enumerate_trajectories",
@@ -401,7 +402,7 @@ def _check_discrete_env(env_id: str, action_space, observation_space) -> None:
         )
 
 
-def _make_vec_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
+def make_vec_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
     """``gymnasium.make_vec`` in "sync" mode with SAME_STEP autoreset.
 
     Gymnasium 1.x defaults to NEXT_STEP autoreset: the ``step`` *after* an episode
@@ -483,7 +484,7 @@ def collect_batch(
     with.
 
     Args:
-        envs: a vector env made with SAME_STEP autoreset (see :func:`_make_vec_env`).
+        envs: a vector env made with SAME_STEP autoreset (see :func:`make_vec_env`).
         policy: the current policy; its device is used for the forward passes.
         min_steps: the least number of kept transitions (>= 1).
         gamma: discount for ``weights_rtg`` (in ``[0, 1]``).
@@ -713,7 +714,7 @@ def train_reinforce(
     if not isinstance(config, ReinforceConfig):
         raise ValueError(f"config must be a ReinforceConfig, got {type(config).__name__}")
     device = torch.device(config.device)  # resolved once; everything below follows the policy
-    envs = _make_vec_env(config.env_id, config.num_envs)  # ValueError for continuous actions
+    envs = make_vec_env(config.env_id, config.num_envs)  # ValueError for continuous actions
     seed_everything(config.seed)
     policy = CategoricalPolicy(
         envs.single_observation_space.shape[0], int(envs.single_action_space.n), config.hidden_sizes
@@ -820,7 +821,7 @@ def evaluate(
     num_envs = min(episodes, 100) if num_envs is None else num_envs
     _check_positive_int("num_envs", num_envs)
     num_envs = min(num_envs, episodes)
-    envs = _make_vec_env(env_id, num_envs)
+    envs = make_vec_env(env_id, num_envs)
     try:
         if envs.single_observation_space.shape[0] != policy.obs_dim:
             raise ValueError(
@@ -999,14 +1000,16 @@ def tiny_mdp() -> TabularMDP:
     state 1; the rewards are all non-negative, so whole-trajectory returns carry a
     large common offset that reward-to-go removes (lower variance).
     """
-    p0 = torch.tensor([0.7, 0.3])
+    # float64, so that probabilities sum to 1 exactly enough for 1e-12 checks
+    p0 = torch.tensor([0.7, 0.3], dtype=torch.float64)
     P = torch.tensor(
         [
             [[0.9, 0.1], [0.2, 0.8]],  # from state 0: action 0, action 1
             [[0.6, 0.4], [0.1, 0.9]],  # from state 1: action 0, action 1
-        ]
+        ],
+        dtype=torch.float64,
     )
-    R = torch.tensor([[1.0, 0.0], [0.5, 2.0]])
+    R = torch.tensor([[1.0, 0.0], [0.5, 2.0]], dtype=torch.float64)
     return TabularMDP(p0=p0, P=P, R=R, horizon=3, gamma=0.9)
 
 
@@ -1383,7 +1386,7 @@ def train_es(
         raise ValueError(f"config must be an ESConfig, got {type(config).__name__}")
     device = torch.device(config.device)
     P = 2 * config.num_pairs
-    envs = _make_vec_env(config.env_id, P)
+    envs = make_vec_env(config.env_id, P)
     seed_everything(config.seed)
     rng = np.random.default_rng(config.seed)
     policy = CategoricalPolicy(

@@ -35,6 +35,7 @@ def player(
     static: bool | None = None,
     figsize: tuple[float, float] = (8, 3),
     interval_ms: int = 200,
+    dpi: int = 72,
 ):
     """Show ``draw(fig, **values)`` with one control per entry of ``controls``.
 
@@ -46,6 +47,8 @@ def player(
             ipywidgets version (False); default :func:`is_static`.
         figsize: matplotlib figure size in inches.
         interval_ms: delay between frames when the static version plays.
+        dpi: resolution of the static frames; every frame is embedded as an
+            image, so this sets the page's size.
 
     Returns:
         The ipywidgets box (live) or an ``IPython.display.HTML`` (static),
@@ -66,7 +69,7 @@ def player(
         from matplotlib import animation
 
         combos = list(itertools.product(*(controls[n] for n in names)))
-        fig = plt.figure(figsize=figsize)
+        fig = plt.figure(figsize=figsize, dpi=dpi)
 
         def frame(i):
             fig.clear()

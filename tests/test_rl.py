@@ -296,11 +296,11 @@ def test_reinforce_config_validation(kwargs, name):
 
 
 def test_collect_batch_holds_complete_episodes():
-    from course_lib.rl import _make_vec_env
+    from course_lib.rl import make_vec_env
 
     torch.manual_seed(0)
     policy = CategoricalPolicy(4, 2, (8,))
-    envs = _make_vec_env("CartPole-v1", 4)
+    envs = make_vec_env("CartPole-v1", 4)
     try:
         batch = collect_batch(envs, policy, min_steps=300, gamma=0.9, seed=0)
     finally:
