@@ -38,6 +38,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 __all__ = [
     "additive_coupling_forward",
@@ -711,8 +712,6 @@ def train(
     # Skip the random draws of finished epochs, so a resumed run sees the same batches.
     for _ in range(start_epoch):
         torch.randperm(train_data.shape[0], generator=generator)
-
-    from tqdm.auto import tqdm
 
     n = train_data.shape[0]
     steps_per_epoch = math.ceil(n / config.batch_size)
