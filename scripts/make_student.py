@@ -77,7 +77,7 @@ def make_student(master: pathlib.Path, out: pathlib.Path) -> dict[str, pathlib.P
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     subprocess.run(
-        ["otter", "assign", "-v", str(master), str(dest)],
+        [sys.executable, "-m", "otter", "assign", "-v", str(master), str(dest)],
         check=True, cwd=master.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     student = dest / "student" / master.name
