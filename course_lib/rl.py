@@ -441,6 +441,9 @@ class Batch:
         rewards: ``(M,)`` float32.
         weights_rtg: ``(M,)`` float32, discounted reward-to-go ``G_t`` within the
             episode (computed with the ``gamma`` given to :func:`collect_batch`).
+        dones: ``(M,)`` bool, True at the last transition of each episode
+            (terminated or truncated). The episodes of a batch are contiguous, so
+            ``np.flatnonzero(dones)`` gives the index of each episode's last step.
         episode_returns: ``(E,)`` float64 undiscounted returns of the ``E`` episodes.
         episode_lengths: ``(E,)`` int64.
         simulated_steps: transitions the vector env produced, including the ones
@@ -452,6 +455,7 @@ class Batch:
     actions: np.ndarray
     rewards: np.ndarray
     weights_rtg: np.ndarray
+    dones: np.ndarray
     episode_returns: np.ndarray
     episode_lengths: np.ndarray
     simulated_steps: int
@@ -545,6 +549,7 @@ def collect_batch(
         actions=act_arr[keep].astype(np.int64),
         rewards=rew[keep].astype(np.float32),
         weights_rtg=rtg.numpy()[keep].astype(np.float32),
+        dones=done[keep],
         episode_returns=np.asarray(returns, dtype=np.float64),
         episode_lengths=np.asarray(lengths, dtype=np.int64),
         simulated_steps=int(keep.size),

@@ -316,6 +316,10 @@ def test_collect_batch_holds_complete_episodes():
     L = batch.episode_lengths.max()
     np.testing.assert_allclose(batch.weights_rtg.max(), (1 - 0.9**L) / 0.1, rtol=1e-5)
     assert np.isclose(batch.weights_rtg, 1.0).sum() == batch.episode_lengths.size  # one last step each
+    # dones marks exactly each episode's last step, and episodes are contiguous
+    last = np.flatnonzero(batch.dones)
+    np.testing.assert_array_equal(np.sort(np.diff(np.concatenate([[-1], last]))), np.sort(batch.episode_lengths))
+    np.testing.assert_allclose(batch.weights_rtg[last], 1.0)
 
 
 def test_train_reinforce_improves_cartpole():
