@@ -55,7 +55,7 @@ def main() -> None:
         max_seconds=None if args.minutes is None else 60 * args.minutes, progress=False,
     )
     tic = time.perf_counter()
-    model, hist = flows.train(model, train_x, cfg, test_data=test_x, transform=lambda b, g: data.dequantize(b, g))
+    model, hist = flows.train(model, train_x, cfg, test_data=test_x, transform=data.dequantize)
     wall = time.perf_counter() - tic
     for e, s, ll in zip(hist["epoch"], hist["seconds"], hist["test_log_likelihood"]):
         print(f"epoch={e} train_seconds={s:.1f} test_ll_nats={ll:.2f} bits_per_dim={data.bits_per_dim(ll, 784):.4f}")

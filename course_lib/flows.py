@@ -61,6 +61,8 @@ __all__ = [
 ]
 
 PRIORS = ("logistic", "gaussian")
+PRIOR_STD = {"logistic": math.pi / math.sqrt(3), "gaussian": 1.0}
+"""Standard deviation of each factorised prior, per coordinate."""
 
 
 # ----------------------------------------------------------------------------
@@ -417,7 +419,7 @@ class Scaling(nn.Module):
         return h * torch.exp(self.log_scale), log_det
 
     @torch.no_grad()
-    def init_from_data(self, h: Tensor, prior_std: float = math.pi / math.sqrt(3)) -> None:
+    def init_from_data(self, h: Tensor, prior_std: float = PRIOR_STD["logistic"]) -> None:
         """Data-dependent initialisation: choose ``s`` so that ``exp(s) * h`` has the prior's spread.
 
         Sets ``s_d = log(prior_std / std_d(h))``, the idea of ActNorm (Kingma &
@@ -557,8 +559,7 @@ class NICE(FlowModel):
         h = x
         for layer in self.layers[:-1]:
             h, _ = layer(h)
-        std = math.pi / math.sqrt(3) if self.prior == "logistic" else 1.0
-        self.layers[-1].init_from_data(h, prior_std=std)
+        self.layers[-1].init_from_data(h, prior_std=PRIOR_STD[self.prior])
 
 
 class RealNVP(FlowModel):

@@ -12,6 +12,7 @@ import re
 import sys
 
 import nbformat
+from make_student import is_master, solution_cells  # scripts/ is on sys.path when run as a script
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -21,19 +22,11 @@ def problems_for(master: pathlib.Path, html_dir: pathlib.Path) -> list[str]:
     if not page.exists():
         return [f"{page} was not built"]
     html = page.read_text()
-    nb = nbformat.read(master, as_version=4)
     found = []
-    n_solutions, in_solution = 0, False
-    for cell in nb.cells:
-        src = cell.source
-        if cell.cell_type == "raw" and src.startswith("# BEGIN SOLUTION"):
-            in_solution = True
-        elif cell.cell_type == "raw" and src.startswith("# END SOLUTION"):
-            in_solution = False
-        elif in_solution and cell.cell_type == "code":
-            n_solutions += 1
-        if cell.cell_type == "code" and "hidden: true" in src:
-            for name in re.findall(r"def (test_\w+)", src):
+    n_solutions = sum(len(cells) for cells in solution_cells(master).values())
+    for cell in nbformat.read(master, as_version=4).cells:
+        if cell.cell_type == "code" and "hidden: true" in cell.source:
+            for name in re.findall(r"def (test_\w+)", cell.source):
                 if name in html:
                     found.append(f"{page.name}: hidden test {name} is visible")
     for marker in ("ASSIGNMENT CONFIG", "BEGIN QUESTION", "BEGIN TESTS"):
@@ -47,9 +40,6 @@ def problems_for(master: pathlib.Path, html_dir: pathlib.Path) -> list[str]:
 
 def main(html_dir: str) -> int:
     html_dir = pathlib.Path(html_dir)
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from make_student import is_master
-
     masters = [m for m in sorted((ROOT / "notebooks").glob("*.ipynb")) if is_master(m)]
     problems = [p for m in masters for p in problems_for(m, html_dir)]
     for p in problems:

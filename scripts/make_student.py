@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,25 @@ def is_master(path: pathlib.Path) -> bool:
     """True when the notebook starts an otter assignment (an ``# ASSIGNMENT CONFIG`` raw cell)."""
     nb = nbformat.read(path, as_version=4)
     return any(c.cell_type == "raw" and c.source.lstrip().startswith("# ASSIGNMENT CONFIG") for c in nb.cells)
+
+
+def solution_cells(master: pathlib.Path) -> dict[str, list[str]]:
+    """Question name -> source of its solution code cells, read from otter's raw markers."""
+    nb = nbformat.read(master, as_version=4)
+    sols: dict[str, list[str]] = {}
+    question, in_solution = None, False
+    for cell in nb.cells:
+        src = cell.source.strip()
+        if cell.cell_type == "raw" and src.startswith("# BEGIN QUESTION"):
+            question = re.search(r"name:\s*(\S+)", src).group(1)
+            sols[question] = []
+        elif cell.cell_type == "raw" and src.startswith("# BEGIN SOLUTION"):
+            in_solution = True
+        elif cell.cell_type == "raw" and src.startswith("# END SOLUTION"):
+            in_solution = False
+        elif in_solution and cell.cell_type == "code":
+            sols[question].append(cell.source)
+    return sols
 
 
 def setup_cell(tests_dir: pathlib.Path) -> nbformat.NotebookNode:

@@ -27,25 +27,6 @@ def generated(tmp_path_factory):
     return {m.stem: make_student.make_student(m, out) for m in MASTERS}
 
 
-def _master_solutions(master: pathlib.Path) -> dict[str, list[str]]:
-    """Question name -> source of its solution code cells, from the raw otter markers."""
-    nb = nbformat.read(master, as_version=4)
-    sols: dict[str, list[str]] = {}
-    question, in_solution = None, False
-    for cell in nb.cells:
-        src = cell.source.strip()
-        if cell.cell_type == "raw" and src.startswith("# BEGIN QUESTION"):
-            question = re.search(r"name:\s*(\S+)", src).group(1)
-            sols[question] = []
-        elif cell.cell_type == "raw" and src.startswith("# BEGIN SOLUTION"):
-            in_solution = True
-        elif cell.cell_type == "raw" and src.startswith("# END SOLUTION"):
-            in_solution = False
-        elif in_solution and cell.cell_type == "code":
-            sols[question].append(cell.source)
-    return sols
-
-
 def _student_answers(student: pathlib.Path) -> dict[str, list[str]]:
     """Question name -> source of the answer cells that precede its grader.check cell."""
     nb = nbformat.read(student, as_version=4)
@@ -74,20 +55,20 @@ def _run_tests(sources: list[str], test_file: pathlib.Path):
 
 def _cases():
     for master in MASTERS:
-        for q in _master_solutions(master):
+        for q in make_student.solution_cells(master):
             yield pytest.param(master.stem, q, id=f"{master.stem}-{q}")
 
 
 def test_every_chapter_with_exercises_has_at_least_three():
     assert MASTERS, "no master notebook found"
     for master in MASTERS:
-        assert len(_master_solutions(master)) >= 3, master.name
+        assert len(make_student.solution_cells(master)) >= 3, master.name
 
 
 @pytest.mark.parametrize("chapter,question", list(_cases()))
 def test_a_solutions_pass_public_and_hidden_tests(generated, chapter, question):
     master = ROOT / "notebooks" / f"{chapter}.ipynb"
-    results = _run_tests(_master_solutions(master)[question], generated[chapter]["autograder_tests"] / f"{question}.py")
+    results = _run_tests(make_student.solution_cells(master)[question], generated[chapter]["autograder_tests"] / f"{question}.py")
     hidden = [r for r in results if r.test_case.hidden]
     public = [r for r in results if not r.test_case.hidden]
     assert public and hidden, "each exercise needs public and hidden tests"
@@ -111,7 +92,7 @@ def test_c_no_solution_or_hidden_test_in_student_files(generated, chapter):
     student_text = "\n".join(p.read_text() for p in student_dir.rglob("*") if p.is_file())
 
     solution_lines = []
-    for sources in _master_solutions(master).values():
+    for sources in make_student.solution_cells(master).values():
         for src in sources:
             block = re.findall(r"# BEGIN SOLUTION\n(.*?)# END SOLUTION", src, flags=re.S)
             for line in "\n".join(block).splitlines():
@@ -144,6 +125,6 @@ def test_d_blank_student_notebook_runs_and_falls_back(generated, chapter, tmp_pa
     outputs = "\n".join(
         o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "stream"
     )
-    n_questions = len(_master_solutions(ROOT / "notebooks" / f"{chapter}.ipynb"))
+    n_questions = len(make_student.solution_cells(ROOT / "notebooks" / f"{chapter}.ipynb"))
     assert outputs.count("not done") >= n_questions, "each unfinished exercise must announce the fallback"
     assert sorted(p.name for p in (student_dir / "tests").glob("*.py")) == [f"q{i}.py" for i in range(1, n_questions + 1)]
