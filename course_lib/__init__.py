@@ -9,7 +9,7 @@ Submodules:
 - :mod:`course_lib.grading`: the fallback used by graded exercises.
 """
 
-from course_lib._runtime import by_profile, get_device, profile, seed_everything
+from course_lib._runtime import by_profile, get_device, profile, seed_everything, set_num_threads
 
-__all__ = ["profile", "get_device", "seed_everything", "by_profile"]
+__all__ = ["profile", "get_device", "seed_everything", "by_profile", "set_num_threads"]
 __version__ = "0.1.0"

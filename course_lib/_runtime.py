@@ -95,3 +95,32 @@ def by_profile(table: dict, name: str | None = None):
     if name not in table:
         raise ValueError(f"table must have a {name!r} entry, got keys {sorted(table)}")
     return table[name]
+
+
+def set_num_threads(num_threads: int | None = None) -> int:
+    """Pick how many CPU threads torch uses, and return the number in force.
+
+    This is the one documented way to set it in ``course_lib``. On a small
+    machine that other processes share (a 2-core CI runner, a laptop running
+    the book build), torch's default of one thread per core can make a run
+    tens of times slower through oversubscription; benchmarks call this and
+    print the result.
+
+    Args:
+        num_threads: the count; ``None`` reads ``COURSE_NUM_THREADS`` and, when
+            that is unset, keeps torch's current setting.
+
+    Raises:
+        ValueError: for a count < 1 or a ``COURSE_NUM_THREADS`` that is not a positive int.
+    """
+    if num_threads is None:
+        env = os.environ.get("COURSE_NUM_THREADS", "").strip()
+        if not env:
+            return torch.get_num_threads()
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"COURSE_NUM_THREADS must be a positive int, got {env!r}")
+        num_threads = int(env)
+    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
+        raise ValueError(f"num_threads must be an int >= 1, got {num_threads!r}")
+    torch.set_num_threads(int(num_threads))
+    return torch.get_num_threads()

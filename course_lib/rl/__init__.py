@@ -1,0 +1,69 @@
+"""Reinforcement learning: one module per chapter topic, re-exported here.
+
+``from course_lib import rl`` then ``rl.train_reinforce(...)``: every public name of
+the submodules is available from this package.
+
+Chapter 4 of the book derives REINFORCE (Williams 1992; Sutton & Barto 2018,
+Algorithm 13.3; CS182 notes section 7.2-7.3). This module is the RL half of the
+library; chapters 5-7 (baselines, Q-iteration, DQN) build on the same pieces,
+which are kept separate on purpose:
+
+
+piece                                  function / class
+
+network builder (reused by DQN)        :func:`mlp`
+policy (parameters only, no state)     :class:`CategoricalPolicy`
+returns (pure math)                    :func:`reward_to_go`
+loss (pure math)                       :func:`reinforce_loss`
+rollout collection (env side)          :func:`collect_batch`
+training loop                          :class:`ReinforceConfig`, :func:`train_reinforce`
+evaluation / widget                    :func:`evaluate`, :func:`rollout_episode`
+exact gradients on a tabular MDP       :class:`TabularMDP`, :func:`tiny_mdp`,
+                                       :func:`enumerate_trajectories`,
+                                       :func:`exact_objective`,
+                                       :func:`sample_trajectories`,
+                                       :func:`reinforce_gradient_estimate`
+evolution strategies                   :class:`ESConfig`, :func:`train_es`,
+                                       :func:`centered_ranks`,
+                                       :func:`es_gradient_estimate`
+
+
+Symbols and shapes used in the docstrings (Spinning Up style):
+
+
+symbol  meaning
+
+``B``   batch of observations fed to the policy at once
+``N``   number of trajectories (episodes) or of parallel environments
+``T``   time steps (of one episode, or of a padded block of them)
+``S``   number of states of a tabular MDP
+``A``   number of discrete actions
+``H``   horizon of a tabular MDP (every trajectory has exactly ``H`` steps)
+``D``   number of policy parameters (ES flattens them into one vector)
+``P``   ES population size (``2 * num_pairs``, mirrored sampling)
+``r_t`` reward received after the action at time ``t``
+``G_t`` discounted reward-to-go ``sum_{k>=t} gamma^(k-t) r_k``
+
+
+Returns: *undiscounted return* means the plain sum of rewards of an episode (what
+CartPole's "solved" criterion and every ``mean_return`` in a history refer to).
+``gamma`` is only used inside the gradient estimator's weights.
+
+Environments come from gymnasium (>= 1.0); vector environments are built with
+``gymnasium.make_vec(..., vectorization_mode="sync")`` and SAME_STEP autoreset (see
+:func:`make_vec_env`). Progress bars use tqdm. Nothing here plots.
+"""
+
+from course_lib.nets import mlp
+from course_lib.rl.envs import *  # noqa: F401,F403
+from course_lib.rl.envs import __all__ as _envs_all
+from course_lib.rl.es import *  # noqa: F401,F403
+from course_lib.rl.es import __all__ as _es_all
+from course_lib.rl.policy_gradient import *  # noqa: F401,F403
+from course_lib.rl.policy_gradient import __all__ as _pg_all
+from course_lib.rl.reinforce import *  # noqa: F401,F403
+from course_lib.rl.reinforce import __all__ as _reinforce_all
+from course_lib.rl.tabular import *  # noqa: F401,F403
+from course_lib.rl.tabular import __all__ as _tabular_all
+
+__all__ = ["mlp", *_pg_all, *_envs_all, *_reinforce_all, *_tabular_all, *_es_all]

@@ -1,0 +1,215 @@
+"""Chapter 4: the policy and the math of REINFORCE (reward-to-go, the surrogate loss).
+
+Williams 1992; Sutton & Barto 2018, Algorithm 13.3; CS182 notes section 7.2-7.3.
+The training loop that uses them is :mod:`course_lib.rl.reinforce`.
+
+Symbols and shapes: see :mod:`course_lib.rl`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Categorical
+
+from course_lib import checks
+from course_lib.nets import mlp
+
+__all__ = ["CategoricalPolicy", "reward_to_go", "reinforce_loss"]
+
+
+class CategoricalPolicy(nn.Module):
+    """A softmax policy ``pi_theta(a | s) = softmax(f_theta(s) / temperature)_a``.
+
+    ``f_theta`` is an MLP (:func:`mlp`) from observations to ``A`` logits. The module
+    holds parameters only; episode state lives in the rollout code.
+
+    Args:
+        obs_dim: length of a (flat) observation vector.
+        num_actions: number of discrete actions ``A`` (>= 2).
+        hidden_sizes: widths of the hidden layers, e.g. ``(32,)`` or ``(64, 64)``.
+        activation: hidden activation class (default ``nn.Tanh``).
+
+    Shapes:
+        ``obs``: ``(B, obs_dim)`` or ``(obs_dim,)``; ``logits``: ``(B, A)`` or ``(A,)``.
+
+    Raises:
+        ValueError: for a non-positive ``obs_dim``, ``num_actions < 2``, bad
+            ``hidden_sizes``; and from the methods, for an observation of the wrong
+            shape or a non-positive temperature.
+
+    Source: Sutton & Barto (2018), eq. 13.2 (soft-max in action preferences); the
+    temperature is the Boltzmann temperature of that softmax.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        num_actions: int,
+        hidden_sizes: Sequence[int] = (32,),
+        activation: type[nn.Module] = nn.Tanh,
+    ):
+        super().__init__()
+        checks.positive_int("obs_dim", obs_dim)
+        checks.positive_int("num_actions", num_actions, minimum=2)
+        hidden_sizes = checks.int_sizes("hidden_sizes", hidden_sizes)
+        self.obs_dim = int(obs_dim)
+        self.num_actions = int(num_actions)
+        self.hidden_sizes = hidden_sizes
+        self.net = mlp((self.obs_dim, *hidden_sizes, self.num_actions), activation)
+
+    def _as_obs(self, obs) -> torch.Tensor:
+        param = next(self.parameters())
+        obs = torch.as_tensor(obs, dtype=param.dtype, device=param.device)
+        if obs.ndim not in (1, 2) or obs.shape[-1] != self.obs_dim:
+            raise ValueError(
+                f"obs must have shape (B, {self.obs_dim}) or ({self.obs_dim},), "
+                f"got {tuple(obs.shape)}"
+            )
+        return obs
+
+    def logits(self, obs) -> torch.Tensor:
+        """Unnormalised action preferences ``f_theta(obs)``: ``(B, A)`` or ``(A,)``."""
+        return self.net(self._as_obs(obs))
+
+    def forward(self, obs, temperature: float = 1.0) -> Categorical:
+        """Return the action distribution ``Categorical(logits = f_theta(obs) / temperature)``.
+
+        ``temperature`` > 1 flattens the distribution towards uniform; as it goes to 0
+        the distribution concentrates on ``argmax`` of the logits (use
+        :meth:`act` with ``greedy=True`` for that limit). Batch shape: ``(B,)`` or ``()``.
+        """
+        temperature = checks.temperature(temperature)
+        return Categorical(logits=self.logits(obs) / temperature, validate_args=False)
+
+    @torch.no_grad()
+    def act(
+        self,
+        obs,
+        temperature: float = 1.0,
+        greedy: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Pick actions without building a graph: ``(B,)`` or ``()`` int64.
+
+        Args:
+            obs: ``(B, obs_dim)`` or ``(obs_dim,)``.
+            temperature: sampling temperature (> 0); ignored when ``greedy``.
+            greedy: take ``argmax`` of the logits instead of sampling.
+            generator: optional ``torch.Generator`` (on the policy's device) for
+                reproducible sampling that leaves the global RNG untouched.
+        """
+        logits = self.logits(obs)
+        if greedy:
+            return logits.argmax(dim=-1)
+        probs = torch.softmax(logits / checks.temperature(temperature), dim=-1)
+        flat = probs.reshape(-1, self.num_actions)
+        return torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
+
+
+# --------------------------------------------------------------------------------------
+# Pure math: returns and the loss
+# --------------------------------------------------------------------------------------
+
+
+def reward_to_go(rewards, gamma: float, dones=None) -> torch.Tensor:
+    """Discounted reward-to-go ``G_t = sum_{k >= t} gamma^(k - t) r_k``.
+
+    Computed by the backward recursion ``G_t = r_t + gamma * G_{t+1}`` (with
+    ``G_T = 0``), in float64 internally.
+
+    Args:
+        rewards: ``(T,)`` (one episode) or ``(N, T)`` (``N`` episodes, or ``N``
+            environments laid out in time). Tensors, NumPy arrays and lists are
+            accepted.
+        gamma: discount in ``[0, 1]``. ``gamma=1`` gives the undiscounted
+            reward-to-go; ``gamma=0`` gives ``G_t = r_t``.
+        dones: optional boolean array of the same shape. ``dones[..., t]`` True means
+            an episode ended at step ``t`` (terminated *or* truncated); the sum then
+            stops there, so returns never leak across episodes in a block that holds
+            several back-to-back episodes. Without it the whole row is one episode.
+
+    Returns:
+        a float tensor of the same shape as ``rewards`` (dtype of ``rewards`` if it is
+        floating point, else float32), on the same device.
+
+    Raises:
+        ValueError: if ``rewards`` is not 1-D or 2-D (or has no time steps), if
+            ``gamma`` is outside ``[0, 1]``, or if ``dones`` has another shape.
+
+    Source: Sutton & Barto (2018), eq. 3.8 (return) and Algorithm 13.3 (the ``G``
+    used by REINFORCE); "reward-to-go" in Spinning Up, Part 3.
+    """
+    gamma = checks.unit_interval("gamma", gamma)
+    try:
+        r = torch.as_tensor(rewards)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"rewards must be a tensor-like array of numbers: {e}") from None
+    if r.ndim not in (1, 2):
+        raise ValueError(f"rewards must have shape (T,) or (N, T), got {tuple(r.shape)}")
+    if r.shape[-1] == 0:
+        raise ValueError(f"rewards must have at least one time step, got shape {tuple(r.shape)}")
+    out_dtype = r.dtype if r.is_floating_point() else torch.get_default_dtype()
+    r64 = r.to(torch.float64)
+    if dones is None:
+        not_done = torch.ones_like(r64)
+    else:
+        d = torch.as_tensor(dones, device=r.device)
+        if d.shape != r.shape:
+            raise ValueError(
+                f"dones must have the same shape as rewards {tuple(r.shape)}, got {tuple(d.shape)}"
+            )
+        not_done = 1.0 - d.to(torch.float64)
+    g = torch.empty_like(r64)
+    running = torch.zeros_like(r64[..., 0])
+    for t in range(r64.shape[-1] - 1, -1, -1):
+        # an episode that ends at t contributes nothing from t+1 on (reset the sum)
+        running = r64[..., t] + gamma * not_done[..., t] * running
+        g[..., t] = running
+    return g.to(out_dtype)
+
+
+
+
+def reinforce_loss(log_probs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Surrogate loss ``L(theta) = -mean(log pi_theta(a_t | s_t) * w_t)``.
+
+    The weights (returns, reward-to-go, or advantages) are detached: they are
+    constants of the estimator, not functions of ``theta``. Hence
+    ``-grad L = mean_t w_t grad log pi_theta(a_t | s_t)``, the REINFORCE estimate of
+    ``grad J`` up to a positive constant: with ``log_probs`` of shape ``(N, H)`` for
+    ``N`` trajectories of ``H`` steps, ``-H * grad L`` is exactly the Monte-Carlo
+    estimate ``(1/N) sum_i sum_t w_it grad log pi(a_it | s_it)``. The constant is
+    absorbed by the learning rate (Spinning Up averages over steps the same way).
+    ``L`` itself is not the objective: its value says little about progress.
+
+    Args:
+        log_probs: ``log pi_theta(a_t | s_t)`` of the actions taken, any shape,
+            differentiable.
+        weights: same shape as ``log_probs``.
+
+    Returns:
+        a scalar tensor.
+
+    Raises:
+        ValueError: if the shapes differ or the tensors are empty.
+
+    Source: Williams (1992), eq. 9 (REINFORCE); Sutton & Barto (2018), eq. 13.8 and
+    Algorithm 13.3; CS182 notes section 7.2.
+    """
+    if not isinstance(log_probs, torch.Tensor):
+        raise ValueError(f"log_probs must be a torch.Tensor, got {type(log_probs).__name__}")
+    weights = torch.as_tensor(weights, dtype=log_probs.dtype, device=log_probs.device)
+    if weights.shape != log_probs.shape:
+        raise ValueError(
+            f"weights must have the same shape as log_probs {tuple(log_probs.shape)}, "
+            f"got {tuple(weights.shape)}"
+        )
+    if log_probs.numel() == 0:
+        raise ValueError("log_probs and weights must not be empty")
+    return -(log_probs * weights.detach()).mean()
+
+

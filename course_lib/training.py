@@ -1,0 +1,654 @@
+"""The one training core that every trainer in ``course_lib`` goes through.
+
+Each training loop (NICE/RealNVP, PixelCNN, VAE, REINFORCE, ES, actor-critic,
+DQN) stays readable top to bottom in its own module, CleanRL style. What is
+the same in all of them lives here, once:
+
+==============================  ==================================================
+piece                           what it does
+==============================  ==================================================
+:class:`TrainingRun`            counters, time budget, history, tqdm bar, the
+                                divergence guard, checkpoint/resume, Ctrl-C
+:meth:`TrainingRun.optimize`    ``zero_grad -> backward -> step`` with the guard
+                                on the loss, the gradients and the parameters
+:func:`save_checkpoint`         atomic write (temp file, fsync, rename), mode 0644
+:func:`load_checkpoint`         ``torch.load(..., weights_only=True)`` with errors
+                                that name the path and what is wrong
+:func:`rng_state`               every RNG a loop draws from (Python, NumPy, torch,
+:func:`set_rng_state`           CUDA, named ``torch.Generator`` s)
+:func:`config_diff`             which config fields differ from a checkpoint's
+:func:`progress_bar`            the tqdm bar every trainer shows
+:class:`TrainingDiverged`       the error of the divergence guard
+:class:`CheckpointError`        the error of a bad checkpoint file
+==============================  ==================================================
+
+How a loop uses it (the flows trainer is the full example)::
+
+    run = TrainingRun(config, model=model, optimizer=optimizer,
+                      generators={"shuffle": generator},
+                      history_keys=("epoch", "step", "loss"),
+                      checkpoint_path=config.checkpoint_path,
+                      max_seconds=config.max_seconds, total=total_steps)
+    state = run.restore(default={"epoch": 0, "position": 0})  # resumes if a checkpoint exists
+    with run:                               # Ctrl-C stops at a step boundary, errors keep a checkpoint
+        while ...:
+            loss = ...
+            run.optimize(loss, inputs=batch)    # guard + step
+            state.update(position=...)          # every loop-carried variable lives in ``state``
+            if run.end_step(state):             # counters, bar, time budget, interrupt
+                break
+        run.log(epoch=..., step=run.step, loss=...)
+        run.save(state)
+    return model, run.finish()
+
+**Faithful resume.** A checkpoint is taken only at a *step boundary*: the
+model, the optimizer, the counters, every RNG state and the loop's own
+``state`` dict are consistent there, so a run resumed from it ends with the
+same parameters as one that never stopped (bit-identical on CPU; tested in
+``tests/test_training.py``). If an exception happens *inside* a step after the
+optimizer has moved, the file on disk is left as it was: it is the last
+finite, consistent state, and a diverged run can be resumed from it with a
+lower learning rate (``allow_changed=("lr",)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+__all__ = [
+    "TrainingRun",
+    "TrainingDiverged",
+    "CheckpointError",
+    "save_checkpoint",
+    "load_checkpoint",
+    "rng_state",
+    "set_rng_state",
+    "config_diff",
+    "progress_bar",
+    "check_finite_parameters",
+    "ALWAYS_SAFE_TO_CHANGE",
+]
+
+#: Config fields that may differ between a checkpoint and the run that resumes it.
+ALWAYS_SAFE_TO_CHANGE = frozenset({"max_seconds", "progress", "checkpoint_path", "resume", "device"})
+
+_FORMAT_KEY = "course_lib_checkpoint"
+_FORMAT_VERSION = 1
+
+
+class TrainingDiverged(FloatingPointError):
+    """Training produced a non-finite loss, gradient or parameter.
+
+    Attributes:
+        step: the optimisation step (0-based count of completed steps) where it happened.
+        quantity: ``"loss"``, ``"gradient"``, ``"parameter"``, or a name the loop gave.
+        cause: the most likely cause, checked in order: non-finite inputs, a
+            non-finite initialisation, then a too-large step size.
+    """
+
+    def __init__(self, step: int, quantity: str, cause: str, detail: str = ""):
+        self.step, self.quantity, self.cause = step, quantity, cause
+        msg = f"training diverged at step {step}: the {quantity} is not finite{detail}. Likely cause: {cause}"
+        super().__init__(msg)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be used: missing, empty, truncated, foreign, or from another config."""
+
+
+# ----------------------------------------------------------------------------
+# Progress
+# ----------------------------------------------------------------------------
+def progress_bar(total: int | None, desc: str, enabled: bool = True, unit: str = "step", initial: int = 0):
+    """The tqdm bar every trainer shows (``tqdm.auto``: a widget in Jupyter, text elsewhere)."""
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=not enabled, dynamic_ncols=True)
+
+
+# ----------------------------------------------------------------------------
+# RNG state
+# ----------------------------------------------------------------------------
+def _numpy_bitgen_state(bit_generator) -> dict:
+    """A NumPy bit generator's state with arrays turned into tensors (loadable with weights_only)."""
+    state = bit_generator.state
+
+    def convert(obj):
+        if isinstance(obj, np.ndarray):
+            return torch.from_numpy(obj.astype(np.int64))
+        if isinstance(obj, dict):
+            return {k: convert(v) for k, v in obj.items()}
+        return obj
+
+    return convert(state)
+
+
+def _restore_numpy_bitgen(bit_generator, state: dict) -> None:
+    def convert(obj, like):
+        if isinstance(obj, torch.Tensor):
+            return obj.numpy().astype(like.dtype)
+        if isinstance(obj, dict):
+            return {k: convert(v, like[k]) for k, v in obj.items()}
+        return obj
+
+    bit_generator.state = convert(state, bit_generator.state)
+
+
+def rng_state(generators: Mapping[str, object] | None = None) -> dict:
+    """Every RNG state a training loop draws from, in a form ``weights_only`` loading accepts.
+
+    Args:
+        generators: named extra generators: ``torch.Generator`` objects, or
+            ``numpy.random.Generator`` objects (e.g. an environment's ``np_random``).
+
+    Returns:
+        a dict with ``python``, ``numpy``, ``torch``, ``cuda`` (list, empty
+        without CUDA) and ``generators`` (name -> state).
+    """
+    np_state = np.random.get_state()
+    out = {
+        "python": random.getstate(),
+        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "generators": {},
+    }
+    for name, gen in (generators or {}).items():
+        if isinstance(gen, torch.Generator):
+            out["generators"][name] = gen.get_state()
+        elif isinstance(gen, np.random.Generator):
+            out["generators"][name] = _numpy_bitgen_state(gen.bit_generator)
+        else:
+            raise TypeError(f"generators[{name!r}] must be a torch.Generator or numpy Generator, got {type(gen).__name__}")
+    return out
+
+
+def set_rng_state(state: dict, generators: Mapping[str, object] | None = None) -> None:
+    """Restore what :func:`rng_state` returned, including the named generators (same names)."""
+    random.setstate(tuple(state["python"][:1]) + (tuple(state["python"][1]),) + tuple(state["python"][2:]))
+    kind, key, *rest = state["numpy"]
+    np.random.set_state((kind, key.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    for name, gen in (generators or {}).items():
+        if name not in state["generators"]:
+            raise CheckpointError(f"the checkpoint has no state for the generator {name!r}")
+        if isinstance(gen, torch.Generator):
+            gen.set_state(state["generators"][name])
+        else:
+            _restore_numpy_bitgen(gen.bit_generator, state["generators"][name])
+
+
+# ----------------------------------------------------------------------------
+# Checkpoint files
+# ----------------------------------------------------------------------------
+def _fsync_dir(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """Write ``state`` with ``torch.save``: temp file in the same folder, fsync, rename; mode 0644.
+
+    A reader never sees a half-written file, and a crash leaves the previous
+    checkpoint in place.
+
+    Raises:
+        CheckpointError: if the folder cannot be created or written.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".ckpt-", suffix=".tmp")
+    except OSError as err:
+        raise CheckpointError(f"cannot write a checkpoint in {folder!r}: {err.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({_FORMAT_KEY: _FORMAT_VERSION, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is an ordinary file
+        os.replace(tmp, path)
+        _fsync_dir(folder)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint` with ``torch.load(..., weights_only=True)``.
+
+    Raises:
+        CheckpointError: naming the path, when the file is missing, empty,
+            truncated, not a torch file, holds objects other than tensors and
+            plain containers, or is not a ``course_lib`` checkpoint.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f"checkpoint {path!r} does not exist")
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path!r} is a directory, not a file")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"checkpoint {path!r} is empty (0 bytes): a write was cut off; delete it to start afresh")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... here
+        text = str(err)
+        if "Weights only load failed" in text or "weights_only" in text:
+            what = "holds Python objects other than tensors and plain containers (not a course_lib checkpoint)"
+        elif "zip" in text.lower() or isinstance(err, EOFError) or "central directory" in text:
+            what = "is truncated or is not a torch checkpoint file"
+        else:
+            what = f"cannot be read ({type(err).__name__})"
+        raise CheckpointError(f"checkpoint {path!r} {what}; delete it or point checkpoint_path elsewhere") from None
+    if not isinstance(state, dict) or state.get(_FORMAT_KEY) != _FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {path!r} is a torch file but not a course_lib training checkpoint")
+    return state
+
+
+def _plain(value):
+    """Config values as plain, comparable Python (tuples -> lists, recursively)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def config_diff(saved: Mapping, current: Mapping, allow_changed: Iterable[str] = ()) -> list[str]:
+    """The fields that differ between two config dicts, as ``"name: saved -> current"`` lines.
+
+    Fields in :data:`ALWAYS_SAFE_TO_CHANGE` and in ``allow_changed`` are ignored.
+    """
+    allowed = ALWAYS_SAFE_TO_CHANGE | set(allow_changed)
+    lines = []
+    for key in sorted(set(saved) | set(current)):
+        if key in allowed:
+            continue
+        a, b = _plain(saved.get(key, "<missing>")), _plain(current.get(key, "<missing>"))
+        if a != b:
+            lines.append(f"{key}: {a!r} -> {b!r}")
+    return lines
+
+
+# ----------------------------------------------------------------------------
+# The divergence guard
+# ----------------------------------------------------------------------------
+def _nonfinite(tensors: Iterable[torch.Tensor]) -> bool:
+    tensors = [t for t in tensors if t is not None and (t.is_floating_point() or t.is_complex())]
+    if not tensors:
+        return False
+    norms = torch._foreach_norm([t.detach() for t in tensors])
+    return not bool(torch.isfinite(torch.stack([n.float().cpu() for n in norms])).all())
+
+
+def check_finite_parameters(model: nn.Module, step: int, name: str = "parameter") -> None:
+    """Raise :class:`TrainingDiverged` if any parameter of ``model`` is NaN or infinite."""
+    if _nonfinite(model.parameters()):
+        bad = next(n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all()))
+        cause = (
+            "the initial parameters are not finite: check the initialisation (or the checkpoint loaded)"
+            if step == 0
+            else "an update step was too large (lower the learning rate), or the objective is unbounded"
+        )
+        raise TrainingDiverged(step, f"{name} {bad!r}", cause)
+
+
+class _Interrupt:
+    """Defers Ctrl-C (SIGINT) to the next step boundary; a second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:  # second Ctrl-C: give up waiting for the boundary
+            signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self._previous = signal.signal(signal.SIGINT, self._handler)
+            except ValueError:
+                self._previous = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        return False
+
+
+# ----------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------
+class TrainingRun:
+    """Bookkeeping shared by every training loop: see the module docstring for the pattern.
+
+    Args:
+        config: the trainer's frozen dataclass config (saved in checkpoints and
+            compared on resume).
+        model: the module being trained (several modules: pass an ``nn.ModuleDict``).
+        optimizer: its optimizer, or ``None`` (ES updates parameters itself).
+        generators: named ``torch.Generator`` / ``numpy.random.Generator``
+            objects the loop draws from (shuffling, noise, environments); their
+            states are saved and restored with the global RNGs.
+        history_keys: the keys of the history dict (each a list, one entry per
+            :meth:`log` call).
+        checkpoint_path: where :meth:`save` writes; ``None`` for no file.
+        resume: continue from ``checkpoint_path`` when it exists.
+        max_seconds: training time budget in seconds (``None``: none).
+        allow_changed: config fields that may differ from the checkpoint's
+            (beyond :data:`ALWAYS_SAFE_TO_CHANGE`), e.g. ``("lr",)`` to resume a
+            diverged run with a lower learning rate.
+        total: the progress bar's total (steps, env steps, ...).
+        desc, unit, progress: the progress bar's label, unit and whether it shows.
+        extra_modules: more modules whose state is checkpointed (a target
+            network, a critic): name -> module.
+
+    Attributes:
+        step: completed optimisation steps (or loop iterations).
+        elapsed: seconds of training so far, summed over resumed runs.
+        history: dict of lists.
+        stop_reason: ``None`` while running; then ``"time_budget"``,
+            ``"interrupted"`` or whatever :meth:`stop` was given.
+    """
+
+    def __init__(
+        self,
+        config,
+        *,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer | None = None,
+        generators: Mapping[str, object] | None = None,
+        history_keys: Iterable[str] = (),
+        checkpoint_path: str | os.PathLike | None = None,
+        resume: bool = True,
+        max_seconds: float | None = None,
+        allow_changed: Iterable[str] = (),
+        total: int | None = None,
+        desc: str = "train",
+        unit: str = "step",
+        progress: bool = True,
+        extra_modules: Mapping[str, nn.Module] | None = None,
+    ):
+        if not dataclasses.is_dataclass(config):
+            raise TypeError(f"config must be a dataclass instance, got {type(config).__name__}")
+        self.config = config
+        self.model = model
+        self.optimizer = optimizer
+        self.generators = dict(generators or {})
+        self.extra_modules = dict(extra_modules or {})
+        self.history: dict[str, list] = {k: [] for k in history_keys}
+        self.checkpoint_path = None if checkpoint_path is None else os.fspath(checkpoint_path)
+        self.resume = resume
+        self.max_seconds = max_seconds
+        self.allow_changed = tuple(allow_changed)
+        self.step = 0
+        self.elapsed = 0.0
+        self.stop_reason: str | None = None
+        self.resumed = False
+        self._bar_args = (total, desc, progress, unit)
+        self._bar = None
+        self._tic = None
+        self._dirty = False  # the optimizer moved since the last step boundary
+        self._boundary_state: dict | None = None
+        self._interrupt = _Interrupt()
+
+    # -- resume ---------------------------------------------------------------
+    def restore(self, default: dict | None = None) -> dict:
+        """Load the checkpoint if there is one (and ``resume``), and return the loop's state dict.
+
+        Returns ``default`` (a fresh copy) when starting from scratch.
+
+        Raises:
+            CheckpointError: for an unreadable file, or a checkpoint whose config
+                differs in a field not allowed to change (the message lists them).
+        """
+        state = dict(default or {})
+        if not (self.checkpoint_path and self.resume and os.path.exists(self.checkpoint_path)):
+            self._boundary_state = state
+            return state
+        saved = load_checkpoint(self.checkpoint_path)
+        diff = config_diff(saved["config"], dataclasses.asdict(self.config), self.allow_changed)
+        if diff:
+            raise CheckpointError(
+                f"checkpoint {self.checkpoint_path!r} was written with a different config; refusing to resume.\n  "
+                + "\n  ".join(diff)
+                + "\nUse the same config, a new checkpoint_path, or allow_changed=(...) for a field that is safe to change."
+            )
+        device = next(self.model.parameters()).device
+        self.model.load_state_dict(_to_device(saved["model"], device))
+        for name, module in self.extra_modules.items():
+            module.load_state_dict(_to_device(saved["extra_modules"][name], device))
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(saved["optimizer"])
+            lr_field = next((f for f in ("lr", "learning_rate") if hasattr(self.config, f)), None)
+            if lr_field in self.allow_changed:  # resuming a diverged run with a lower learning rate
+                for group in self.optimizer.param_groups:
+                    group["lr"] = getattr(self.config, lr_field)
+        set_rng_state(saved["rng"], self.generators)
+        self.step, self.elapsed = saved["step"], saved["elapsed"]
+        self.history = {k: list(v) for k, v in saved["history"].items()}
+        self.resumed = True
+        state.update(saved["loop_state"])
+        self._boundary_state = state
+        return state
+
+    # -- the guard --------------------------------------------------------------
+    def _cause(self, inputs) -> str:
+        tensors = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs or [])
+        if any(_nonfinite([t]) for t in tensors if isinstance(t, torch.Tensor)):
+            return "the input batch contains NaN or inf: check the data and any transform applied to it"
+        if _nonfinite(self.model.parameters()):
+            return (
+                "the initial parameters are not finite: check the initialisation"
+                if self.step == 0
+                else "the parameters became non-finite: an earlier update was too large"
+            )
+        lr = getattr(self.config, "lr", getattr(self.config, "learning_rate", None))
+        lr_text = f" (it is {lr})" if lr is not None else ""
+        return (
+            f"the inputs and parameters are finite, so the update is too large: lower the learning rate{lr_text}, "
+            "or check that the objective is bounded"
+        )
+
+    def check_finite(self, quantity: str, value, inputs=None) -> None:
+        """Raise :class:`TrainingDiverged` if ``value`` (a number or tensor) is not finite."""
+        t = torch.as_tensor(value).detach()
+        if not bool(torch.isfinite(t).all()):
+            shown = f" (it is {t.item()})" if t.numel() == 1 else ""
+            raise TrainingDiverged(self.step, quantity, self._cause(inputs), shown)
+
+    def optimize(self, loss: torch.Tensor, inputs=None, clip_grad_norm: float | None = None) -> float:
+        """One guarded update: check the loss, ``zero_grad``, ``backward``, check the gradients,
+        optionally clip them, ``step``, check the parameters.
+
+        Args:
+            loss: a scalar tensor to minimise.
+            inputs: the batch (a tensor or a list of tensors), used only to name the
+                cause when something is not finite.
+            clip_grad_norm: clip the global gradient norm to this value (``None``: no clipping).
+
+        Returns:
+            the loss as a float.
+
+        Raises:
+            TrainingDiverged: for a non-finite loss, gradient or parameter.
+        """
+        self.check_finite("loss", loss, inputs)
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grads = [p.grad for p in params if p.grad is not None]
+        if _nonfinite(grads):
+            raise TrainingDiverged(self.step, "gradient", self._cause(inputs))
+        if clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
+        self.optimizer.step()
+        self._dirty = True
+        if _nonfinite(params):
+            lr = self.optimizer.param_groups[0].get("lr")
+            raise TrainingDiverged(
+                self.step, "parameter", f"the optimizer step made it non-finite: lower the learning rate (it is {lr})",
+                " after the optimizer step",
+            )
+        return loss.item()
+
+    def mark_updated(self) -> None:
+        """Tell the run that parameters changed outside :meth:`optimize` (ES, a Polyak update)."""
+        self._dirty = True
+
+    # -- the loop ---------------------------------------------------------------
+    def __enter__(self):
+        total, desc, progress, unit = self._bar_args
+        self._bar = progress_bar(total, desc, progress, unit, initial=min(self.step, total or self.step))
+        self._tic = time.perf_counter()
+        self._interrupt.__enter__()
+        return self
+
+    def _now_elapsed(self) -> float:
+        return self.elapsed + (time.perf_counter() - self._tic if self._tic is not None else 0.0)
+
+    def out_of_time(self) -> bool:
+        """True when the time budget is spent."""
+        return self.max_seconds is not None and self._now_elapsed() >= self.max_seconds
+
+    def end_step(self, state: dict | None = None, advance: int = 1, **postfix) -> bool:
+        """Close a step: count it, move the bar, remember ``state`` as the last boundary.
+
+        Args:
+            state: the loop's state dict at this boundary (what :meth:`restore` returns).
+            advance: how far the progress bar moves (1 step, or the env steps of the update).
+            postfix: values shown on the bar.
+
+        Returns:
+            True when the loop must stop now (time budget spent, Ctrl-C pressed);
+            :attr:`stop_reason` says which.
+        """
+        self.step += 1
+        self._dirty = False
+        if state is not None:
+            self._boundary_state = state
+        if self._bar is not None:
+            self._bar.update(advance)
+            if postfix:
+                self._bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in postfix.items()}, refresh=False)
+        if self._interrupt.requested:
+            self.stop_reason = "interrupted"
+        elif self.out_of_time():
+            self.stop_reason = "time_budget"
+        return self.stop_reason is not None
+
+    def stop(self, reason: str) -> None:
+        """Record why the loop stops early (e.g. ``"callback"``)."""
+        self.stop_reason = reason
+
+    @property
+    def seconds(self) -> float:
+        """Training seconds so far (summed over resumed runs)."""
+        return self._now_elapsed()
+
+    def log(self, **values) -> None:
+        """Append one entry to each history list (every key of the history must be given)."""
+        missing = set(self.history) - set(values)
+        if missing:
+            raise KeyError(f"log() is missing history keys {sorted(missing)}")
+        for key, value in values.items():
+            self.history.setdefault(key, []).append(value)
+
+    def save(self, state: dict | None = None) -> None:
+        """Write a checkpoint of the current boundary (no-op without ``checkpoint_path``)."""
+        if state is not None:
+            self._boundary_state = state
+        if not self.checkpoint_path:
+            return
+        save_checkpoint(
+            self.checkpoint_path,
+            {
+                "model": self.model.state_dict(),
+                "extra_modules": {n: m.state_dict() for n, m in self.extra_modules.items()},
+                "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
+                "rng": rng_state(self.generators),
+                "step": self.step,
+                "elapsed": self._now_elapsed(),
+                "history": self.history,
+                "config": dataclasses.asdict(self.config),
+                "loop_state": self._boundary_state or {},
+            },
+        )
+
+    def __exit__(self, exc_type, exc, tb):
+        self._interrupt.__exit__()
+        if self._tic is not None:
+            self.elapsed += time.perf_counter() - self._tic
+            self._tic = None
+        if self._bar is not None:
+            self._bar.close()
+        if exc_type is None:
+            return False
+        if exc_type is KeyboardInterrupt:
+            self.stop_reason = "interrupted"
+        # Keep the last consistent state on disk: at a step boundary the saved state
+        # is exactly where a resumed run must start; inside a half-done step it is not,
+        # and the previous checkpoint (the last finite state) stays as it is.
+        saved = False
+        if self.checkpoint_path and not self._dirty and self._boundary_state is not None:
+            try:
+                self.save()
+                saved = True
+            except Exception:  # never hide the original error behind a checkpoint error
+                pass
+        if isinstance(exc, BaseException) and hasattr(exc, "add_note"):
+            where = (
+                f"a checkpoint of the last step boundary (step {self.step}) was saved to {self.checkpoint_path!r}"
+                if saved
+                else (
+                    f"the checkpoint at {self.checkpoint_path!r} holds the last finite state saved"
+                    if self.checkpoint_path
+                    else "set checkpoint_path to keep the state on disk"
+                )
+            )
+            exc.add_note(f"course_lib: the partial history is in the exception's .history attribute; {where}.")
+            try:
+                exc.history = self.history
+                exc.model = self.model
+            except AttributeError:
+                pass
+        return False
+
+    def finish(self) -> dict:
+        """The history, with ``history["stop_reason"]`` set (``"completed"`` if nothing stopped the loop)."""
+        self.history["stop_reason"] = self.stop_reason or "completed"
+        return self.history
+
+
+def _to_device(state_dict: dict, device: torch.device) -> dict:
+    return {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in state_dict.items()}
+
