@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import contextlib
+
 import numpy as np
 import torch
 
-__all__ = ["use_or_fallback", "outputs_match"]
+__all__ = ["use_or_fallback", "outputs_match", "reference_disabled", "ReferenceDisabled"]
 
 
 def outputs_match(a: Any, b: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
@@ -75,3 +77,47 @@ def use_or_fallback(
     ref = f"{reference_fn.__module__}.{reference_fn.__qualname__}"
     print(f"\u26a0\ufe0f [{name}] not done: {reason}. The cells below use the reference implementation {ref}.")
     return reference_fn
+
+
+class ReferenceDisabled(RuntimeError):
+    """Raised by a ``course_lib`` function while a graded test has disabled it."""
+
+
+def _disabled_stub(*args, **kwargs):
+    raise ReferenceDisabled(
+        "this course_lib function is disabled while your exercise is graded: call your own implementation"
+    )
+
+
+@contextlib.contextmanager
+def reference_disabled(*functions: Callable):
+    """Make ``course_lib``'s reference implementations raise while a graded test runs.
+
+    Used by every exercise test::
+
+        expected = rl.reward_to_go(rewards, 0.9)          # computed first, with the reference on
+        with grading.reference_disabled(rl.reward_to_go):
+            got = reward_to_go(rewards, 0.9)               # the student's function
+
+    A student function that wraps or imports the library's answer then fails,
+    however it got hold of it (``from course_lib.rl import reward_to_go as f``
+    included): the function object's code is swapped, not a module attribute.
+
+    Args:
+        functions: plain Python functions (not builtins, not bound methods).
+
+    Raises:
+        TypeError: for something that is not a plain function.
+    """
+    saved = []
+    try:
+        for fn in functions:
+            fn = getattr(fn, "__func__", fn)
+            if not hasattr(fn, "__code__") or fn.__closure__:
+                raise TypeError(f"reference_disabled needs plain functions without closures, got {fn!r}")
+            saved.append((fn, fn.__code__))
+            fn.__code__ = _disabled_stub.__code__
+        yield
+    finally:
+        for fn, code in reversed(saved):
+            fn.__code__ = code
