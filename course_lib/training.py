@@ -405,7 +405,8 @@ class TrainingRun:
         self.optimizer = optimizer
         self.generators = dict(generators or {})
         self.extra_modules = dict(extra_modules or {})
-        self.history: dict[str, list] = {k: [] for k in history_keys}
+        self._history_keys = tuple(history_keys)
+        self.history: dict[str, list] = {k: [] for k in self._history_keys}
         self.checkpoint_path = None if checkpoint_path is None else os.fspath(checkpoint_path)
         self.resume = resume
         self.max_seconds = max_seconds
@@ -576,8 +577,12 @@ class TrainingRun:
         return self._now_elapsed()
 
     def log(self, **values) -> None:
-        """Append one entry to each history list (every key of the history must be given)."""
-        missing = set(self.history) - set(values)
+        """Append one entry to each history list (every key of ``history_keys`` must be given).
+
+        Other entries a loop keeps in :attr:`history` (a list of policy snapshots) are
+        not per-step lists and are not required here.
+        """
+        missing = set(self._history_keys) - set(values)
         if missing:
             raise KeyError(f"log() is missing history keys {sorted(missing)}")
         for key, value in values.items():
