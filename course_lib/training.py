@@ -98,9 +98,9 @@ class TrainingDiverged(FloatingPointError):
             non-finite initialisation, then a too-large step size.
     """
 
-    def __init__(self, step: int, quantity: str, cause: str, detail: str = ""):
+    def __init__(self, step: int, quantity: str, cause: str, detail: str = "", problem: str = "is not finite"):
         self.step, self.quantity, self.cause = step, quantity, cause
-        msg = f"training diverged at step {step}: the {quantity} is not finite{detail}. Likely cause: {cause}"
+        msg = f"training diverged at step {step}: the {quantity} {problem}{detail}. Likely cause: {cause}"
         super().__init__(msg)
 
 
@@ -420,6 +420,7 @@ class TrainingRun:
         self._tic = None
         self._dirty = False  # the optimizer moved since the last step boundary
         self._boundary_state: dict | None = None
+        self._boundary_rng: dict | None = None
         self._interrupt = _Interrupt()
 
     # -- resume ---------------------------------------------------------------
@@ -434,7 +435,7 @@ class TrainingRun:
         """
         state = dict(default or {})
         if not (self.checkpoint_path and self.resume and os.path.exists(self.checkpoint_path)):
-            self._boundary_state = state
+            self._mark_boundary(state)
             return state
         saved = load_checkpoint(self.checkpoint_path)
         diff = config_diff(saved["config"], dataclasses.asdict(self.config), self.allow_changed)
@@ -459,7 +460,7 @@ class TrainingRun:
         self.history = {k: list(v) for k, v in saved["history"].items()}
         self.resumed = True
         state.update(saved["loop_state"])
-        self._boundary_state = state
+        self._mark_boundary(state)
         return state
 
     # -- the guard --------------------------------------------------------------
@@ -555,8 +556,7 @@ class TrainingRun:
         """
         self.step += 1
         self._dirty = False
-        if state is not None:
-            self._boundary_state = state
+        self._mark_boundary(state)
         if self._bar is not None:
             self._bar.update(advance)
             if postfix:
@@ -588,10 +588,25 @@ class TrainingRun:
         for key, value in values.items():
             self.history.setdefault(key, []).append(value)
 
-    def save(self, state: dict | None = None) -> None:
-        """Write a checkpoint of the current boundary (no-op without ``checkpoint_path``)."""
+    def _mark_boundary(self, state: dict | None) -> None:
+        """Remember a consistent point: a shallow copy of the loop state and, when there is a
+        checkpoint file, every RNG state *now* (a later draw, e.g. the next batch's noise, must
+        not leak into a checkpoint written by :meth:`__exit__` for this boundary)."""
         if state is not None:
-            self._boundary_state = state
+            self._boundary_state = dict(state)  # values are replaced, not mutated, by the loops
+        if self.checkpoint_path:
+            self._boundary_rng = rng_state(self.generators)
+
+    def save(self, state: dict | None = None) -> None:
+        """Make the current point a boundary and write its checkpoint (no-op without ``checkpoint_path``).
+
+        Call it where the loop's ``state``, the model, the optimizer and every RNG agree
+        (after :meth:`end_step` and any end-of-epoch work such as an evaluation).
+        """
+        self._mark_boundary(state)
+        self._write_boundary()
+
+    def _write_boundary(self) -> None:
         if not self.checkpoint_path:
             return
         save_checkpoint(
@@ -600,7 +615,7 @@ class TrainingRun:
                 "model": self.model.state_dict(),
                 "extra_modules": {n: m.state_dict() for n, m in self.extra_modules.items()},
                 "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
-                "rng": rng_state(self.generators),
+                "rng": self._boundary_rng if self._boundary_rng is not None else rng_state(self.generators),
                 "step": self.step,
                 "elapsed": self._now_elapsed(),
                 "history": self.history,
@@ -626,7 +641,7 @@ class TrainingRun:
         saved = False
         if self.checkpoint_path and not self._dirty and self._boundary_state is not None:
             try:
-                self.save()
+                self._write_boundary()  # the state and RNGs remembered at the boundary, not now
                 saved = True
             except Exception:  # never hide the original error behind a checkpoint error
                 pass

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 import torch
+from torch import nn
 
 from course_lib import checks
 from course_lib.rl.policy_gradient import CategoricalPolicy, reward_to_go
 
-__all__ = ["make_vec_env", "Batch", "collect_batch", "evaluate", "rollout_episode"]
+__all__ = ["make_vec_env", "env_generators", "Batch", "collect_batch", "evaluate", "rollout_episode"]
 
 
 # --------------------------------------------------------------------------------------
@@ -38,6 +39,22 @@ def _check_discrete_env(env_id: str, action_space, observation_space) -> None:
         )
 
 
+def _check_policy_fits(env_id: str, policy, action_space, observation_space) -> None:
+    """Raise ValueError naming ``policy`` if its action count or observation size differs from the env's."""
+    if not isinstance(policy, nn.Module) or not hasattr(policy, "num_actions") or not hasattr(policy, "obs_dim"):
+        raise checks.ArgumentTypeError(f"policy must be a CategoricalPolicy, got {type(policy).__name__}")
+    if int(action_space.n) != policy.num_actions:
+        raise ValueError(
+            f"policy has {policy.num_actions} actions but env_id {env_id!r} has {int(action_space.n)} "
+            f"({action_space}); build the policy with num_actions={int(action_space.n)}"
+        )
+    if observation_space.shape[0] != policy.obs_dim:
+        raise ValueError(
+            f"policy expects observations of size obs_dim={policy.obs_dim}, but env_id {env_id!r} "
+            f"has observations of size {observation_space.shape[0]}"
+        )
+
+
 def make_vec_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
     """``gymnasium.make_vec`` in "sync" mode with SAME_STEP autoreset.
 
@@ -49,8 +66,14 @@ def make_vec_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
     ``step`` returns is real and ``obs = next_obs`` is always right.
 
     Raises:
-        ValueError: if the environment's action space is not Discrete (naming it).
+        ValueError: if the environment's action space is not Discrete (naming it),
+            or ``num_envs < 1``.
+        ArgumentTypeError (a TypeError and a ValueError): ``env_id`` not a str,
+            ``num_envs`` not an int.
     """
+    if not isinstance(env_id, str) or not env_id:
+        raise checks.ArgumentTypeError(f"env_id must be a non-empty str (a gymnasium id), got {env_id!r}")
+    checks.positive_int("num_envs", num_envs)
     envs = gym.make_vec(
         env_id,
         num_envs=num_envs,
@@ -63,6 +86,56 @@ def make_vec_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
         envs.close()
         raise
     return envs
+
+
+def env_generators(envs: gym.vector.VectorEnv) -> dict[str, np.random.Generator]:
+    """The random number generators of a vector env's sub-environments, by name ``"env0"``, ``"env1"``, ...
+
+    A trainer passes them to :class:`course_lib.training.TrainingRun` (``generators=``)
+    so that a checkpoint holds every environment's RNG state and a resumed run
+    draws the same initial states as one that never stopped. A reset *with* a seed
+    replaces these objects, so call this again after one.
+
+    Raises:
+        ArgumentTypeError (a TypeError and a ValueError): ``envs`` is not a
+            synchronous vector env (one with an ``envs`` list).
+    """
+    subenvs = getattr(envs, "envs", None)
+    if not isinstance(envs, gym.vector.VectorEnv) or subenvs is None:
+        raise checks.ArgumentTypeError(
+            f"envs must be a gymnasium SyncVectorEnv (see make_vec_env), got {type(envs).__name__}"
+        )
+    return {f"env{i}": env.unwrapped.np_random for i, env in enumerate(subenvs)}
+
+
+def _check_envs_and_policy(envs, policy) -> None:
+    """``collect_batch``'s preconditions: SAME_STEP autoreset, and a policy that fits the env."""
+    if not isinstance(envs, gym.vector.VectorEnv):
+        raise checks.ArgumentTypeError(
+            f"envs must be a gymnasium vector env (see make_vec_env), got {type(envs).__name__}"
+        )
+    mode = envs.metadata.get("autoreset_mode")
+    if mode != gym.vector.AutoresetMode.SAME_STEP:
+        raise ValueError(
+            f"envs must use SAME_STEP autoreset (make_vec_env does), got autoreset_mode={mode}; "
+            f"with NEXT_STEP the step after an episode ends is a dummy transition that would be "
+            f"counted as real"
+        )
+    if not isinstance(policy, nn.Module) or not hasattr(policy, "num_actions") or not hasattr(policy, "obs_dim"):
+        raise checks.ArgumentTypeError(f"policy must be a CategoricalPolicy, got {type(policy).__name__}")
+    space = envs.single_action_space
+    if not isinstance(space, gym.spaces.Discrete):
+        raise ValueError(f"envs has action space {space}; the policy needs a Discrete one")
+    if int(space.n) != policy.num_actions:
+        raise ValueError(
+            f"policy has {policy.num_actions} actions but the env has {int(space.n)} "
+            f"(action space {space}); build the policy with num_actions={int(space.n)}"
+        )
+    obs_shape = envs.single_observation_space.shape
+    if len(obs_shape) != 1 or obs_shape[0] != policy.obs_dim:
+        raise ValueError(
+            f"policy expects observations of size obs_dim={policy.obs_dim}, but the env's are {obs_shape}"
+        )
 
 
 @dataclass
@@ -134,13 +207,21 @@ def collect_batch(
         a :class:`Batch`.
 
     Raises:
-        ValueError: for ``min_steps < 1`` or ``gamma`` outside ``[0, 1]``.
+        ValueError: for ``min_steps < 1``, ``gamma`` outside ``[0, 1]``, a vector env
+            without SAME_STEP autoreset (its dummy reset transitions would be kept as
+            real ones), or a policy whose number of actions or observation size
+            differs from the env's.
+        ArgumentTypeError (a TypeError and a ValueError): ``envs`` not a vector env,
+            ``policy`` not a policy, ``min_steps`` not an int (e.g. ``2.5``).
 
     Source: the batch collection of Spinning Up's ``simple_pg.py`` (complete
     episodes), made vectorized.
     """
+    _check_envs_and_policy(envs, policy)
     checks.positive_int("min_steps", min_steps)
     gamma = checks.unit_interval("gamma", gamma)
+    if seed is not None:
+        checks.nonnegative_int("seed", seed)
     device = next(policy.parameters()).device
     num_envs = envs.num_envs
 
@@ -243,11 +324,7 @@ def evaluate(
     num_envs = min(num_envs, episodes)
     envs = make_vec_env(env_id, num_envs)
     try:
-        if envs.single_observation_space.shape[0] != policy.obs_dim:
-            raise ValueError(
-                f"env_id {env_id!r} has observations of size {envs.single_observation_space.shape[0]}, "
-                f"but the policy expects obs_dim={policy.obs_dim}"
-            )
+        _check_policy_fits(env_id, policy, envs.single_action_space, envs.single_observation_space)
         device = next(policy.parameters()).device
         gen = torch.Generator(device=device).manual_seed(int(seed))
         quota = np.full(num_envs, episodes // num_envs) + (np.arange(num_envs) < episodes % num_envs)
@@ -321,6 +398,7 @@ def rollout_episode(
     env = gym.make(env_id, render_mode="rgb_array" if render else None)
     try:
         _check_discrete_env(env_id, env.action_space, env.observation_space)
+        _check_policy_fits(env_id, policy, env.action_space, env.observation_space)
         device = next(policy.parameters()).device
         gen = torch.Generator(device=device).manual_seed(int(seed))
         obs, _ = env.reset(seed=int(seed))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import math
-import time
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -12,13 +11,13 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from course_lib import checks
 from course_lib._runtime import seed_everything
 from course_lib.rl.envs import make_vec_env
 from course_lib.rl.policy_gradient import CategoricalPolicy
-from course_lib.rl.reinforce import _maybe_checkpoint, _new_history
+from course_lib.rl._snapshots import take_snapshots
+from course_lib.training import TrainingRun
 
 __all__ = ["centered_ranks", "es_gradient_estimate", "ESConfig", "train_es"]
 
@@ -95,7 +94,8 @@ class ESConfig:
     """Hyperparameters of :func:`train_es` (OpenAI-ES on a :class:`CategoricalPolicy`).
 
     Raises:
-        ValueError: from ``__post_init__`` for any field outside its documented range.
+        ValueError: from ``__post_init__`` for any field outside its documented range,
+            naming the field (``sigma=inf`` or NaN included).
     """
 
     env_id: str = "CartPole-v1"
@@ -128,28 +128,35 @@ class ESConfig:
     """show a tqdm progress bar."""
     checkpoint_fractions: tuple[float, ...] = ()
     """same meaning as in :class:`ReinforceConfig`."""
+    checkpoint_path: str | None = None
+    """same meaning as in :class:`ReinforceConfig`."""
+    checkpoint_every: int = 10
+    """write the checkpoint file every this many generations (and at the end)."""
+    max_seconds: float | None = None
+    """training time budget in seconds (``None``: none)."""
 
     def __post_init__(self):
         if not isinstance(self.env_id, str) or not self.env_id:
             raise ValueError(f"env_id must be a non-empty str, got {self.env_id!r}")
         checks.positive_int("num_pairs", self.num_pairs)
-        for name in ("sigma", "learning_rate"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v > 0):
-                raise ValueError(f"{name} must be a positive float, got {v!r}")
-        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
-            raise ValueError(f"weight_decay must be a float >= 0, got {self.weight_decay!r}")
+        checks.positive_float("sigma", self.sigma)  # finite: sigma=inf would perturb to inf
+        checks.positive_float("learning_rate", self.learning_rate)
+        checks.nonnegative_float("weight_decay", self.weight_decay)
         checks.positive_int("total_steps", self.total_steps)
         object.__setattr__(self, "hidden_sizes", checks.int_sizes("hidden_sizes", self.hidden_sizes))
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
-        try:
-            torch.device(self.device)
-        except (RuntimeError, TypeError):
-            raise ValueError(f"device must name a torch device, got {self.device!r}") from None
+        for name in ("centered_ranks", "greedy_actions", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise checks.ArgumentTypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        checks.nonnegative_int("seed", self.seed)
+        checks.device("device", self.device)
         object.__setattr__(
             self, "checkpoint_fractions", checks.fractions("checkpoint_fractions", self.checkpoint_fractions)
         )
+        if self.checkpoint_path is not None and not isinstance(self.checkpoint_path, (str, os.PathLike)):
+            raise checks.ArgumentTypeError(f"checkpoint_path must be a str path or None, got {self.checkpoint_path!r}")
+        checks.positive_int("checkpoint_every", self.checkpoint_every)
+        if self.max_seconds is not None:
+            checks.positive_float("max_seconds", self.max_seconds)
 
 
 @torch.no_grad()
@@ -204,7 +211,12 @@ def train_es(
        start from the same initial state (common random numbers);
     2. shape the ``2n`` returns with :func:`centered_ranks` (optional);
     3. ``g = es_gradient_estimate(F+, F-, eps, sigma)`` and an Adam step on
-       ``-g + weight_decay * theta``.
+       ``-g + weight_decay * theta``; the guard stops on a non-finite ``g`` or ``theta``.
+
+    Everything around the loop (guard, checkpoint/resume, Ctrl-C, progress) is
+    :class:`course_lib.training.TrainingRun`; the checkpoint holds ``theta``, Adam's
+    state, the global RNGs (``eps``) and the generator of the per-pair env seeds, so a
+    resumed run ends bit-identical (on CPU) to one that never stopped.
 
     Args:
         config: an :class:`ESConfig`.
@@ -223,72 +235,103 @@ def train_es(
         ``"max_return"`` holds the best candidate's return.
 
     Raises:
-        ValueError: if the environment's action space is not Discrete (naming it).
+        ValueError: if ``config`` is not an :class:`ESConfig`, or the environment's
+            action space is not Discrete (naming it).
+        TrainingDiverged: a non-finite ES gradient or parameter vector (naming the
+            generation and the likely cause).
+        CheckpointError: as in :func:`train_reinforce`.
 
     Source: Salimans, Ho, Chen, Sidor & Sutskever (2017), "Evolution Strategies as a
     Scalable Alternative to Reinforcement Learning", Algorithm 1 and section 2.2.
     """
     if not isinstance(config, ESConfig):
-        raise ValueError(f"config must be an ESConfig, got {type(config).__name__}")
-    device = torch.device(config.device)
+        raise checks.ArgumentTypeError(f"config must be an ESConfig, got {type(config).__name__}")
+    device = checks.device("device", config.device)
     P = 2 * config.num_pairs
     envs = make_vec_env(config.env_id, P)
     seed_everything(config.seed)
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(config.seed)  # the per-pair env seeds
     policy = CategoricalPolicy(
         envs.single_observation_space.shape[0], int(envs.single_action_space.n), config.hidden_sizes
     ).to(device)
     theta = nn.Parameter(nn.utils.parameters_to_vector(policy.net.parameters()).detach().clone())
     optimizer = torch.optim.Adam([theta], lr=config.learning_rate)
 
-    history = _new_history()
-    history["max_return"] = []
-    next_ckpt = _maybe_checkpoint(history, policy, config.checkpoint_fractions, 0, 0, config.total_steps)
-    env_steps = simulated = 0
-    start = time.perf_counter()
-    bar = tqdm(total=config.total_steps, disable=not config.progress, desc="ES", unit="step")
-    try:
-        while env_steps < config.total_steps:
-            # 1. mirrored perturbations, evaluated with common start states per pair
-            eps = torch.randn(config.num_pairs, theta.numel(), dtype=theta.dtype, device=device)
-            thetas = torch.cat([theta.detach() + config.sigma * eps, theta.detach() - config.sigma * eps])
-            pair_seeds = rng.integers(0, 2**31 - 1, size=config.num_pairs).tolist()
-            returns, lengths = _population_returns(
-                envs, policy, thetas, pair_seeds + pair_seeds, config.greedy_actions
-            )
-
-            # 2. fitness shaping over the whole population
-            fitness = torch.as_tensor(returns, dtype=theta.dtype, device=device)
-            if config.centered_ranks:
-                fitness = centered_ranks(fitness).to(theta.dtype)
-
-            # 3. ascent on the ES gradient (Adam minimizes, hence the minus sign)
-            g = es_gradient_estimate(fitness[: config.num_pairs], fitness[config.num_pairs :], eps, config.sigma)
-            optimizer.zero_grad()
-            theta.grad = -g + config.weight_decay * theta.detach()
-            optimizer.step()
-            nn.utils.vector_to_parameters(theta.detach(), policy.net.parameters())  # policy <- theta
-
-            env_steps += int(lengths.sum())
-            simulated += int(lengths.max()) * P
-            history["env_steps"].append(env_steps)
-            history["wall_time"].append(time.perf_counter() - start)
-            history["mean_return"].append(float(returns.mean()))
-            history["max_return"].append(float(returns.max()))
-            history["num_episodes"].append(P)
-            history["simulated_steps"].append(simulated)
-            next_ckpt = _maybe_checkpoint(
-                history, policy, config.checkpoint_fractions, next_ckpt, env_steps, config.total_steps
-            )
-            bar.update(min(int(lengths.sum()), config.total_steps - bar.n))
-            bar.set_postfix(mean_return=f"{history['mean_return'][-1]:.1f}")
-            if callback is not None and callback(policy, history):
-                break
-    finally:
-        bar.close()
-        envs.close()
-    _maybe_checkpoint(
-        history, policy, config.checkpoint_fractions, next_ckpt, env_steps, config.total_steps, force=True
+    run = TrainingRun(
+        config,
+        model=policy,
+        optimizer=optimizer,
+        generators={"pair_seeds": rng},
+        history_keys=("env_steps", "wall_time", "mean_return", "max_return", "num_episodes", "simulated_steps"),
+        checkpoint_path=config.checkpoint_path,
+        max_seconds=config.max_seconds,
+        total=config.total_steps,
+        desc="ES",
+        progress=config.progress,
     )
-    return policy.eval(), history
+    run.history["checkpoints"] = []
+    try:
+        state = run.restore(default={"env_steps": 0, "simulated_steps": 0, "next_snapshot": 0})
+        with torch.no_grad():  # theta <- the (possibly restored) policy: they agree at every boundary
+            theta.copy_(nn.utils.parameters_to_vector(policy.net.parameters()))
+        snapshots = run.history.setdefault("checkpoints", [])
+        fractions = config.checkpoint_fractions
+        state["next_snapshot"] = take_snapshots(
+            snapshots, policy, fractions, state["next_snapshot"], state["env_steps"], config.total_steps
+        )
+        with run:
+            while state["env_steps"] < config.total_steps:
+                # 1. mirrored perturbations, evaluated with common start states per pair
+                eps = torch.randn(config.num_pairs, theta.numel(), dtype=theta.dtype, device=device)
+                thetas = torch.cat([theta.detach() + config.sigma * eps, theta.detach() - config.sigma * eps])
+                pair_seeds = rng.integers(0, 2**31 - 1, size=config.num_pairs).tolist()
+                returns, lengths = _population_returns(
+                    envs, policy, thetas, pair_seeds + pair_seeds, config.greedy_actions
+                )
 
+                # 2. fitness shaping over the whole population
+                fitness = torch.as_tensor(returns, dtype=theta.dtype, device=device)
+                if config.centered_ranks:
+                    fitness = centered_ranks(fitness).to(theta.dtype)
+
+                # 3. ascent on the ES gradient (Adam minimizes, hence the minus sign), guarded
+                g = es_gradient_estimate(fitness[: config.num_pairs], fitness[config.num_pairs :], eps, config.sigma)
+                run.check_finite("ES gradient estimate", g, inputs=[thetas])
+                optimizer.zero_grad()
+                theta.grad = -g + config.weight_decay * theta.detach()
+                optimizer.step()
+                run.mark_updated()
+                run.check_finite("parameter vector theta", theta.detach())
+                nn.utils.vector_to_parameters(theta.detach(), policy.net.parameters())  # policy <- theta
+
+                state["env_steps"] += int(lengths.sum())
+                state["simulated_steps"] += int(lengths.max()) * P
+                run.log(
+                    env_steps=state["env_steps"],
+                    wall_time=run.seconds,
+                    mean_return=float(returns.mean()),
+                    max_return=float(returns.max()),
+                    num_episodes=P,
+                    simulated_steps=state["simulated_steps"],
+                )
+                state["next_snapshot"] = take_snapshots(
+                    snapshots, policy, fractions, state["next_snapshot"], state["env_steps"], config.total_steps
+                )
+                before = state["env_steps"] - int(lengths.sum())
+                stop = run.end_step(
+                    state,
+                    advance=max(min(state["env_steps"], config.total_steps) - before, 0),
+                    mean_return=run.history["mean_return"][-1],
+                )
+                if run.step % config.checkpoint_every == 0:
+                    run.save(state)
+                if callback is not None and callback(policy, run.history) and not stop:
+                    run.stop("callback")
+                    stop = True
+                if stop:
+                    break
+            run.save(state)
+    finally:
+        envs.close()
+    take_snapshots(snapshots, policy, fractions, state["next_snapshot"], state["env_steps"], config.total_steps, force=True)
+    return policy.eval(), run.finish()

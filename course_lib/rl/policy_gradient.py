@@ -18,7 +18,7 @@ from torch.distributions import Categorical
 from course_lib import checks
 from course_lib.nets import mlp
 
-__all__ = ["CategoricalPolicy", "reward_to_go", "reinforce_loss"]
+__all__ = ["CategoricalPolicy", "ValueNetwork", "reward_to_go", "reinforce_loss"]
 
 
 class CategoricalPolicy(nn.Module):
@@ -39,7 +39,8 @@ class CategoricalPolicy(nn.Module):
     Raises:
         ValueError: for a non-positive ``obs_dim``, ``num_actions < 2``, bad
             ``hidden_sizes``; and from the methods, for an observation of the wrong
-            shape or a non-positive temperature.
+            shape, a non-positive temperature, or one so small that ``logits /
+            temperature`` overflows.
 
     Source: Sutton & Barto (2018), eq. 13.2 (soft-max in action preferences); the
     temperature is the Boltzmann temperature of that softmax.
@@ -75,6 +76,23 @@ class CategoricalPolicy(nn.Module):
         """Unnormalised action preferences ``f_theta(obs)``: ``(B, A)`` or ``(A,)``."""
         return self.net(self._as_obs(obs))
 
+    def _scaled_logits(self, obs, temperature) -> torch.Tensor:
+        """``logits / temperature``, refusing a temperature so small that they overflow.
+
+        Raises:
+            ValueError: naming ``temperature`` when ``logits / temperature`` is not
+                finite (the softmax would be NaN); ``greedy=True`` is the limit 0.
+        """
+        temperature = checks.temperature(temperature)
+        logits = self.logits(obs)
+        scaled = logits / temperature
+        if bool(torch.isfinite(logits).all()) and not bool(torch.isfinite(scaled).all()):
+            raise ValueError(
+                f"temperature={temperature!r} is so small that logits / temperature overflow to inf "
+                f"and the action probabilities would be NaN; use greedy=True for the temperature -> 0 limit"
+            )
+        return scaled
+
     def forward(self, obs, temperature: float = 1.0) -> Categorical:
         """Return the action distribution ``Categorical(logits = f_theta(obs) / temperature)``.
 
@@ -82,8 +100,7 @@ class CategoricalPolicy(nn.Module):
         the distribution concentrates on ``argmax`` of the logits (use
         :meth:`act` with ``greedy=True`` for that limit). Batch shape: ``(B,)`` or ``()``.
         """
-        temperature = checks.temperature(temperature)
-        return Categorical(logits=self.logits(obs) / temperature, validate_args=False)
+        return Categorical(logits=self._scaled_logits(obs, temperature), validate_args=False)
 
     @torch.no_grad()
     def act(
@@ -102,12 +119,52 @@ class CategoricalPolicy(nn.Module):
             generator: optional ``torch.Generator`` (on the policy's device) for
                 reproducible sampling that leaves the global RNG untouched.
         """
-        logits = self.logits(obs)
         if greedy:
-            return logits.argmax(dim=-1)
-        probs = torch.softmax(logits / checks.temperature(temperature), dim=-1)
+            return self.logits(obs).argmax(dim=-1)
+        probs = torch.softmax(self._scaled_logits(obs, temperature), dim=-1)
         flat = probs.reshape(-1, self.num_actions)
         return torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
+
+
+class ValueNetwork(nn.Module):
+    """A state-value critic ``V_w(s)``: an MLP from observations to one number.
+
+    Used as the learned baseline of REINFORCE with baseline (``ReinforceConfig(baseline="value")``)
+    and by the actor-critic methods of a later chapter. Parameters only, no state.
+
+    Args:
+        obs_dim: length of a (flat) observation vector.
+        hidden_sizes: widths of the hidden layers, e.g. ``(64,)``.
+        activation: hidden activation class (default ``nn.Tanh``).
+
+    Shapes:
+        ``obs``: ``(B, obs_dim)`` -> ``(B,)``; ``(obs_dim,)`` -> ``()``.
+
+    Raises:
+        ValueError: for a non-positive ``obs_dim`` or bad ``hidden_sizes``; from
+            ``forward``, for an observation of the wrong shape.
+
+    Source: Sutton & Barto (2018), section 13.4 and Algorithm 13.4 (the state-value
+    weights ``w`` of "REINFORCE with Baseline").
+    """
+
+    def __init__(self, obs_dim: int, hidden_sizes: Sequence[int] = (64,), activation: type[nn.Module] = nn.Tanh):
+        super().__init__()
+        checks.positive_int("obs_dim", obs_dim)
+        hidden_sizes = checks.int_sizes("hidden_sizes", hidden_sizes)
+        self.obs_dim = int(obs_dim)
+        self.hidden_sizes = hidden_sizes
+        self.net = mlp((self.obs_dim, *hidden_sizes, 1), activation)
+
+    def forward(self, obs) -> torch.Tensor:
+        """``V_w(obs)``: ``(B,)`` for ``(B, obs_dim)`` input, ``()`` for ``(obs_dim,)``."""
+        param = next(self.parameters())
+        obs = torch.as_tensor(obs, dtype=param.dtype, device=param.device)
+        if obs.ndim not in (1, 2) or obs.shape[-1] != self.obs_dim:
+            raise ValueError(
+                f"obs must have shape (B, {self.obs_dim}) or ({self.obs_dim},), got {tuple(obs.shape)}"
+            )
+        return self.net(obs).squeeze(-1)
 
 
 # --------------------------------------------------------------------------------------
@@ -137,17 +194,24 @@ def reward_to_go(rewards, gamma: float, dones=None) -> torch.Tensor:
         floating point, else float32), on the same device.
 
     Raises:
+        ArgumentTypeError (a TypeError and a ValueError): ``rewards`` or ``dones``
+            not an array of numbers (a str, bool or complex rewards).
         ValueError: if ``rewards`` is not 1-D or 2-D (or has no time steps), if
-            ``gamma`` is outside ``[0, 1]``, or if ``dones`` has another shape.
+            ``gamma`` is outside ``[0, 1]``, or if ``dones`` has another shape or
+            entries other than 0 and 1.
 
     Source: Sutton & Barto (2018), eq. 3.8 (return) and Algorithm 13.3 (the ``G``
     used by REINFORCE); "reward-to-go" in Spinning Up, Part 3.
     """
     gamma = checks.unit_interval("gamma", gamma)
+    if isinstance(rewards, (str, bytes)) or rewards is None:
+        raise checks.ArgumentTypeError(f"rewards must be a tensor-like array of numbers, got {type(rewards).__name__}")
     try:
         r = torch.as_tensor(rewards)
     except (TypeError, ValueError, RuntimeError) as e:
-        raise ValueError(f"rewards must be a tensor-like array of numbers: {e}") from None
+        raise checks.ArgumentTypeError(f"rewards must be a tensor-like array of numbers: {e}") from None
+    if r.dtype == torch.bool or r.is_complex():
+        raise checks.ArgumentTypeError(f"rewards must be real numbers, got dtype {r.dtype}")
     if r.ndim not in (1, 2):
         raise ValueError(f"rewards must have shape (T,) or (N, T), got {tuple(r.shape)}")
     if r.shape[-1] == 0:
@@ -157,11 +221,15 @@ def reward_to_go(rewards, gamma: float, dones=None) -> torch.Tensor:
     if dones is None:
         not_done = torch.ones_like(r64)
     else:
-        d = torch.as_tensor(dones, device=r.device)
+        try:
+            d = torch.as_tensor(dones, device=r.device)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise checks.ArgumentTypeError(f"dones must be a tensor-like array of 0/1 flags: {e}") from None
         if d.shape != r.shape:
             raise ValueError(
                 f"dones must have the same shape as rewards {tuple(r.shape)}, got {tuple(d.shape)}"
             )
+        checks.binary("dones", d)
         not_done = 1.0 - d.to(torch.float64)
     g = torch.empty_like(r64)
     running = torch.zeros_like(r64[..., 0])
@@ -195,13 +263,18 @@ def reinforce_loss(log_probs: torch.Tensor, weights: torch.Tensor) -> torch.Tens
         a scalar tensor.
 
     Raises:
+        ArgumentTypeError (a TypeError and a ValueError): ``log_probs`` not a
+            floating-point ``torch.Tensor`` (a numpy array, a list).
         ValueError: if the shapes differ or the tensors are empty.
 
     Source: Williams (1992), eq. 9 (REINFORCE); Sutton & Barto (2018), eq. 13.8 and
     Algorithm 13.3; CS182 notes section 7.2.
     """
-    if not isinstance(log_probs, torch.Tensor):
-        raise ValueError(f"log_probs must be a torch.Tensor, got {type(log_probs).__name__}")
+    log_probs = checks.tensor("log_probs", log_probs)
+    if not log_probs.is_floating_point():
+        raise checks.ArgumentTypeError(f"log_probs must be a floating-point tensor, got dtype {log_probs.dtype}")
+    if isinstance(weights, (str, bytes)) or weights is None:
+        raise checks.ArgumentTypeError(f"weights must be a tensor-like array of numbers, got {type(weights).__name__}")
     weights = torch.as_tensor(weights, dtype=log_probs.dtype, device=log_probs.device)
     if weights.shape != log_probs.shape:
         raise ValueError(

@@ -1,0 +1,46 @@
+"""Policy snapshots at fractions of the training budget, shared by the RL trainers (REINFORCE, ES).
+
+Chapter 4's widget replays the policy at 0 %, 25 %, 50 % and 100 % of training: a
+trainer given ``checkpoint_fractions=(0.0, 0.25, 0.5, 1.0)`` keeps a copy of the
+policy's ``state_dict`` the first time ``env_steps >= f * total_steps`` for each
+``f``. These in-memory snapshots are *not* the resumable checkpoint file of
+:mod:`course_lib.training` (that one is ``checkpoint_path``).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+__all__: list[str] = []  # private helpers of the trainers
+
+
+def take_snapshots(
+    snapshots: list,
+    policy: nn.Module,
+    fractions: tuple[float, ...],
+    next_index: int,
+    env_steps: int,
+    total_steps: int,
+    force: bool = False,
+) -> int:
+    """Append ``{"fraction", "env_steps", "state_dict"}`` for every fraction reached; return the next index.
+
+    Args:
+        snapshots: the list to append to (``history["checkpoints"]``).
+        policy: the module whose ``state_dict`` is copied (to the CPU).
+        fractions: strictly increasing floats in ``[0, 1]``.
+        next_index: index of the first fraction not yet saved.
+        env_steps: environment steps so far.
+        total_steps: the training budget in environment steps.
+        force: save every remaining fraction now (training stopped before the budget).
+    """
+    while next_index < len(fractions) and (force or env_steps >= fractions[next_index] * total_steps):
+        snapshots.append(
+            {
+                "fraction": fractions[next_index],
+                "env_steps": int(env_steps),
+                "state_dict": {k: v.detach().cpu().clone() for k, v in policy.state_dict().items()},
+            }
+        )
+        next_index += 1
+    return next_index
