@@ -39,10 +39,14 @@ def _check_discrete_env(env_id: str, action_space, observation_space) -> None:
         )
 
 
-def _check_policy_fits(env_id: str, policy, action_space, observation_space) -> None:
-    """Raise ValueError naming ``policy`` if its action count or observation size differs from the env's."""
+def _check_policy_type(policy) -> None:
     if not isinstance(policy, nn.Module) or not hasattr(policy, "num_actions") or not hasattr(policy, "obs_dim"):
         raise checks.ArgumentTypeError(f"policy must be a CategoricalPolicy, got {type(policy).__name__}")
+
+
+def _check_policy_fits(env_id: str, policy, action_space, observation_space) -> None:
+    """Raise ValueError naming ``policy`` if its action count or observation size differs from the env's."""
+    _check_policy_type(policy)
     if int(action_space.n) != policy.num_actions:
         raise ValueError(
             f"policy has {policy.num_actions} actions but env_id {env_id!r} has {int(action_space.n)} "
@@ -121,8 +125,7 @@ def _check_envs_and_policy(envs, policy) -> None:
             f"with NEXT_STEP the step after an episode ends is a dummy transition that would be "
             f"counted as real"
         )
-    if not isinstance(policy, nn.Module) or not hasattr(policy, "num_actions") or not hasattr(policy, "obs_dim"):
-        raise checks.ArgumentTypeError(f"policy must be a CategoricalPolicy, got {type(policy).__name__}")
+    _check_policy_type(policy)
     space = envs.single_action_space
     if not isinstance(space, gym.spaces.Discrete):
         raise ValueError(f"envs has action space {space}; the policy needs a Discrete one")
@@ -312,11 +315,18 @@ def evaluate(
 
     Raises:
         ValueError: for a non-Discrete action space (naming it), or bad
-            ``episodes``/``seed``/``temperature``/``num_envs``, or an observation
-            size that does not match the policy.
+            ``episodes``/``seed``/``temperature``/``num_envs`` (a temperature so small
+            that the probabilities overflow included), or a policy whose number of
+            actions or observation size differs from the env's (a 2-action policy on
+            MountainCar's 3 actions).
+        ArgumentTypeError (a TypeError and a ValueError): ``policy`` not a policy,
+            a count that is not an int (``episodes=2.5``), a non-bool ``greedy``.
     """
     checks.positive_int("episodes", episodes)
     checks.nonnegative_int("seed", seed)
+    if not isinstance(greedy, bool):
+        raise checks.ArgumentTypeError(f"greedy must be a bool, got {greedy!r}")
+    _check_policy_type(policy)
     if not greedy:
         checks.temperature(temperature)
     num_envs = min(episodes, 100) if num_envs is None else num_envs
@@ -386,11 +396,18 @@ def rollout_episode(
         - ``"return"``: float, the undiscounted return.
 
     Raises:
-        ValueError: for a non-Discrete action space (naming it), a bad ``temperature``,
-            ``seed``, ``max_steps`` or ``frame_stride``.
+        ValueError: for a non-Discrete action space (naming it), a bad ``temperature``
+            (one so small that the probabilities overflow included), ``seed``,
+            ``max_steps`` or ``frame_stride``, or a policy that does not fit the env.
+        ArgumentTypeError (a TypeError and a ValueError): ``policy`` not a policy, a
+            count that is not an int, a non-bool ``render``/``greedy``.
     """
     checks.nonnegative_int("seed", seed)
     checks.positive_int("frame_stride", frame_stride)
+    for name, flag in (("render", render), ("greedy", greedy)):
+        if not isinstance(flag, bool):
+            raise checks.ArgumentTypeError(f"{name} must be a bool, got {flag!r}")
+    _check_policy_type(policy)
     if max_steps is not None:
         checks.positive_int("max_steps", max_steps)
     if not greedy:
@@ -410,6 +427,11 @@ def rollout_episode(
                 frames.append(np.asarray(env.render(), dtype=np.uint8))
             logits = policy.logits(torch.as_tensor(obs, device=device))
             p = torch.softmax(logits / (1.0 if greedy else temperature), dim=-1)
+            if not bool(torch.isfinite(p).all()) and bool(torch.isfinite(logits).all()):
+                raise ValueError(
+                    f"temperature={temperature!r} is so small that logits / temperature overflow and the "
+                    f"action probabilities are NaN; use greedy=True for the temperature -> 0 limit"
+                )
             a = int(logits.argmax()) if greedy else int(torch.multinomial(p, 1, generator=gen))
             obs, reward, terminated, truncated, _ = env.step(a)
             probs.append(p.cpu().numpy())

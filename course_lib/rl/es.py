@@ -43,14 +43,24 @@ def centered_ranks(x) -> torch.Tensor:
         ``(P,)`` float tensor.
 
     Raises:
-        ValueError: if ``x`` is not 1-D with at least two entries.
+        ArgumentTypeError (a TypeError and a ValueError): ``x`` not an array of real numbers.
+        ValueError: if ``x`` is not 1-D with at least two entries, or holds NaN or inf
+            (a NaN return would otherwise be ranked as the best one).
 
     Source: Salimans et al. (2017), section 2.2 ("fitness shaping ... rank
     transformation"); ``compute_centered_ranks`` in openai/evolution-strategies-starter.
     """
-    x = torch.as_tensor(x)
+    if isinstance(x, (str, bytes)) or x is None:
+        raise checks.ArgumentTypeError(f"x must be a tensor-like array of numbers, got {type(x).__name__}")
+    try:
+        x = torch.as_tensor(x)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise checks.ArgumentTypeError(f"x must be a tensor-like array of numbers: {e}") from None
+    if x.dtype == torch.bool or x.is_complex():
+        raise checks.ArgumentTypeError(f"x must hold real numbers, got dtype {x.dtype}")
     if x.ndim != 1 or x.shape[0] < 2:
         raise ValueError(f"x must have shape (P,) with P >= 2, got {tuple(x.shape)}")
+    checks.finite("x", x)  # NaN would be ranked as the best candidate
     ranks = torch.empty(x.shape[0], dtype=torch.float64)
     ranks[torch.argsort(x, stable=True)] = torch.arange(x.shape[0], dtype=torch.float64)
     return ranks / (x.shape[0] - 1) - 0.5
@@ -73,13 +83,19 @@ def es_gradient_estimate(
         ``(D,)`` tensor.
 
     Raises:
-        ValueError: for mismatched shapes or ``sigma <= 0``.
+        ArgumentTypeError (a TypeError and a ValueError): an argument that is not a
+            ``torch.Tensor`` (a numpy array), a non-float ``eps``, or a non-number ``sigma``.
+        ValueError: for mismatched shapes, or ``sigma`` not positive and finite.
 
     Source: Salimans et al. (2017), Algorithm 1 (gradient step), with mirrored
     sampling (section 2.2, "antithetic sampling").
     """
-    if not (isinstance(sigma, (int, float)) and sigma > 0):
-        raise ValueError(f"sigma must be a positive float, got {sigma!r}")
+    sigma = checks.positive_float("sigma", sigma)
+    eps = checks.tensor("eps", eps)
+    fitness_pos = checks.tensor("fitness_pos", fitness_pos)
+    fitness_neg = checks.tensor("fitness_neg", fitness_neg)
+    if not eps.is_floating_point():
+        raise checks.ArgumentTypeError(f"eps must be a floating-point tensor, got dtype {eps.dtype}")
     if eps.ndim != 2 or fitness_pos.shape != (eps.shape[0],) or fitness_neg.shape != (eps.shape[0],):
         raise ValueError(
             f"expected fitness_pos, fitness_neg of shape (n,) and eps of shape (n, D), got "

@@ -15,6 +15,7 @@ from course_lib import checks
 from course_lib.rl.policy_gradient import reward_to_go as _reward_to_go
 
 __all__ = [
+    "MAX_TRAJECTORIES",
     "TabularMDP",
     "tiny_mdp",
     "enumerate_trajectories",
@@ -22,6 +23,29 @@ __all__ = [
     "sample_trajectories",
     "reinforce_gradient_estimate",
 ]
+
+
+def _as_float64(name: str, value) -> torch.Tensor:
+    if isinstance(value, (str, bytes)) or value is None:
+        raise checks.ArgumentTypeError(f"{name} must be a tensor-like array of numbers, got {type(value).__name__}")
+    try:
+        return torch.as_tensor(value, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise checks.ArgumentTypeError(f"{name} must be a tensor-like array of numbers: {e}") from None
+
+
+#: The most trajectories a :class:`TabularMDP` may have: ``(S*A)^H <= 2**20``. Enumerating
+#: them takes ``(S*A)^H * H`` memory and time (``2**20 * H * 16`` bytes for the index
+#: tensors), so ``TabularMDP(horizon=30)`` on 2 states and 2 actions (``4^30 = 1.2e18``)
+#: is refused instead of hanging.
+MAX_TRAJECTORIES = 2**20
+
+
+def _max_horizon(pairs: int) -> int:
+    h = 0
+    while pairs ** (h + 1) <= MAX_TRAJECTORIES:
+        h += 1
+    return h
 
 
 # --------------------------------------------------------------------------------------
@@ -39,8 +63,11 @@ class TabularMDP:
 
     Raises:
         ValueError: from ``__post_init__`` if shapes disagree, a distribution is
-            negative or does not sum to 1, ``horizon < 1``, or ``gamma`` is outside
-            ``[0, 1]``.
+            negative, NaN or does not sum to 1, ``R`` is not finite, ``horizon < 1``,
+            ``(S*A)^horizon`` exceeds :data:`MAX_TRAJECTORIES` (``2**20``; e.g.
+            ``horizon=30``), or ``gamma`` is outside ``[0, 1]``.
+        ArgumentTypeError (a TypeError and a ValueError): ``horizon`` not an int
+            (``2.5``), a non-numeric array.
     """
 
     p0: torch.Tensor
@@ -55,9 +82,7 @@ class TabularMDP:
     """discount of the objective."""
 
     def __post_init__(self):
-        p0 = torch.as_tensor(self.p0, dtype=torch.float64)
-        P = torch.as_tensor(self.P, dtype=torch.float64)
-        R = torch.as_tensor(self.R, dtype=torch.float64)
+        p0, P, R = (_as_float64(name, getattr(self, name)) for name in ("p0", "P", "R"))
         if p0.ndim != 1:
             raise ValueError(f"p0 must have shape (S,), got {tuple(p0.shape)}")
         S = p0.shape[0]
@@ -66,10 +91,20 @@ class TabularMDP:
         A = P.shape[1]
         if R.shape != (S, A):
             raise ValueError(f"R must have shape (S, A) = ({S}, {A}), got {tuple(R.shape)}")
+        checks.finite("R", R)
         for name, dist in (("p0", p0), ("P", P)):
+            checks.finite(name, dist)
             if (dist < 0).any() or not torch.allclose(dist.sum(-1), torch.ones(()).double(), atol=1e-6):
                 raise ValueError(f"{name} must be non-negative and sum to 1 over its last axis")
         checks.positive_int("horizon", self.horizon)
+        count = (S * A) ** self.horizon
+        if count > MAX_TRAJECTORIES:
+            raise ValueError(
+                f"horizon={self.horizon} with S*A = {S * A} state-action pairs gives (S*A)^H = "
+                f"{float(count):.3g} trajectories to enumerate; exact enumeration is limited to "
+                f"MAX_TRAJECTORIES = 2**20 = {MAX_TRAJECTORIES:,} (horizon <= "
+                f"{_max_horizon(S * A)} here). Shorten the horizon, or sample trajectories instead"
+            )
         object.__setattr__(self, "gamma", checks.unit_interval("gamma", self.gamma))
         object.__setattr__(self, "p0", p0)
         object.__setattr__(self, "P", P)
@@ -109,14 +144,18 @@ def tiny_mdp() -> TabularMDP:
 
 def _check_logits(logits, mdp: TabularMDP) -> torch.Tensor:
     if not isinstance(mdp, TabularMDP):
-        raise ValueError(f"mdp must be a TabularMDP, got {type(mdp).__name__}")
-    if not isinstance(logits, torch.Tensor):
-        raise ValueError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
+        raise checks.ArgumentTypeError(f"mdp must be a TabularMDP, got {type(mdp).__name__}")
+    logits = checks.tensor("logits", logits)
+    if logits.dtype == torch.bool or logits.is_complex():
+        raise checks.ArgumentTypeError(f"logits must be a real tensor, got dtype {logits.dtype}")
+    if not logits.is_floating_point():
+        logits = logits.to(torch.float64)  # integer logits: the obvious intent
     if logits.shape != (mdp.num_states, mdp.num_actions):
         raise ValueError(
             f"logits must have shape (S, A) = ({mdp.num_states}, {mdp.num_actions}), "
             f"got {tuple(logits.shape)}"
         )
+    checks.finite("logits", logits.detach())
     return logits
 
 
@@ -129,10 +168,10 @@ def enumerate_trajectories(mdp: TabularMDP) -> tuple[torch.Tensor, torch.Tensor]
         probability 0 in :func:`exact_objective`.
 
     Raises:
-        ValueError: if ``mdp`` is not a :class:`TabularMDP`.
+        ArgumentTypeError (a TypeError and a ValueError): ``mdp`` not a :class:`TabularMDP`.
     """
     if not isinstance(mdp, TabularMDP):
-        raise ValueError(f"mdp must be a TabularMDP, got {type(mdp).__name__}")
+        raise checks.ArgumentTypeError(f"mdp must be a TabularMDP, got {type(mdp).__name__}")
     S, A, H = mdp.num_states, mdp.num_actions, mdp.horizon
     pairs = list(itertools.product(range(S), range(A)))
     seqs = torch.tensor(list(itertools.product(pairs, repeat=H)), dtype=torch.int64)  # (K, H, 2)
@@ -161,7 +200,9 @@ def exact_objective(logits: torch.Tensor, mdp: TabularMDP) -> torch.Tensor:
         scalar tensor (dtype of ``logits``).
 
     Raises:
-        ValueError: if ``logits`` is not an ``(S, A)`` tensor.
+        ArgumentTypeError (a TypeError and a ValueError): ``logits`` not a torch
+            tensor (a numpy array), ``mdp`` not a :class:`TabularMDP`.
+        ValueError: if ``logits`` is not ``(S, A)`` or not finite.
 
     Source: the trajectory form of the objective, Williams (1992) / CS182 notes
     section 7.2, eq. ``J = E_{tau ~ p_theta}[r(tau)]``.
@@ -193,10 +234,15 @@ def sample_trajectories(
         ``(n, H)`` float64 (``rewards[:, t] = R(s_t, a_t)``, undiscounted).
 
     Raises:
-        ValueError: for bad ``logits`` or ``n``.
+        ArgumentTypeError (a TypeError and a ValueError): ``logits`` not a tensor (a
+            numpy array), ``mdp`` not a :class:`TabularMDP`, ``n`` not an int
+            (``2.5``), ``generator`` not a ``torch.Generator``.
+        ValueError: ``logits`` of the wrong shape or not finite, ``n < 1``.
     """
     logits = _check_logits(logits, mdp)
     checks.positive_int("n", n)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise checks.ArgumentTypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     pi = torch.softmax(logits.detach().to(torch.float64), dim=-1)
     states = torch.empty(n, mdp.horizon, dtype=torch.int64)
     actions = torch.empty(n, mdp.horizon, dtype=torch.int64)
@@ -245,12 +291,17 @@ def reinforce_gradient_estimate(
         standard errors and variance comparisons).
 
     Raises:
-        ValueError: for bad ``logits`` or ``n``.
+        ArgumentTypeError (a TypeError and a ValueError): as :func:`sample_trajectories`,
+            or a non-bool ``reward_to_go``/``return_samples``.
+        ValueError: as :func:`sample_trajectories`.
 
     Source: Williams (1992), eq. 9; Sutton & Barto (2018), eq. 13.8 and Algorithm 13.3
     (which has the ``gamma^t``); CS182 notes section 7.3 (reward-to-go / causality).
     """
     logits = _check_logits(logits, mdp)
+    for name, flag in (("reward_to_go", reward_to_go), ("return_samples", return_samples)):
+        if not isinstance(flag, bool):
+            raise checks.ArgumentTypeError(f"{name} must be a bool, got {flag!r}")
     states, actions, rewards = sample_trajectories(logits, mdp, n, generator)
     H = mdp.horizon
     disc = mdp.gamma ** torch.arange(H, dtype=torch.float64)  # gamma^t
