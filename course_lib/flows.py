@@ -1,4 +1,4 @@
-"""Normalizing flows: NICE and RealNVP, written out layer by layer.
+"""Normalizing flows: NICE and RealNVP, written out layer by layer (Chapter 1).
 
 A flow is an invertible map :math:`f` from data :math:`x` to a latent
 :math:`z = f(x)` with a simple prior :math:`p_Z`. The change of variables
@@ -17,6 +17,9 @@ Conventions used by every bijection in this module:
 ======================  =====================================================
 
 Shapes: ``B`` is the batch size and ``D`` the data dimension (784 for MNIST).
+Inputs are checked at the top of every public function (:mod:`course_lib.checks`):
+a numpy array, a 1-D or 3-D tensor or a wrong ``D`` raises an error naming the
+argument; float64 input to a float32 model is converted to the model's dtype.
 
 References:
     L. Dinh, D. Krueger, Y. Bengio. NICE: Non-linear Independent Components
@@ -30,15 +33,16 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
-import time
-from dataclasses import asdict, dataclass
+import weakref
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+
+from course_lib import checks
+from course_lib.training import TrainingRun
 
 __all__ = [
     "additive_coupling_forward",
@@ -64,18 +68,14 @@ PRIORS = ("logistic", "gaussian")
 PRIOR_STD = {"logistic": math.pi / math.sqrt(3), "gaussian": 1.0}
 """Standard deviation of each factorised prior, per coordinate."""
 
+HISTORY_KEYS = ("epoch", "step", "seconds", "train_log_likelihood", "test_log_likelihood", "epoch_complete")
+
 
 # ----------------------------------------------------------------------------
 # Input checks
 # ----------------------------------------------------------------------------
-def _check_batch(x: Tensor, dim: int, name: str = "x") -> None:
-    """Raise ValueError unless ``x`` is a floating tensor of shape (B, dim)."""
-    if not isinstance(x, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of shape (B, {dim}), got {type(x).__name__}")
-    if x.ndim != 2 or x.shape[1] != dim:
-        raise ValueError(f"{name} must have shape (B, {dim}), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+def _param_dtype(module: nn.Module) -> torch.dtype:
+    return next(module.parameters()).dtype
 
 
 def _check_mask(mask: Tensor, dim: int | None = None) -> None:
@@ -89,11 +89,16 @@ def _check_mask(mask: Tensor, dim: int | None = None) -> None:
         raise ValueError("mask must mark at least one True and one False entry")
 
 
+def _check_generator(generator) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise checks.ArgumentTypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+
+
 def alternating_mask(dim: int, parity: int) -> Tensor:
     """The NICE partition by index parity: ``mask[i] = (i % 2 == parity)``.
 
     Args:
-        dim: data dimension D (at least 2).
+        dim: data dimension D (an int, at least 2).
         parity: 0 or 1; consecutive couplings alternate it so every
             coordinate is transformed (NICE §3.2 and §5.1).
 
@@ -101,13 +106,84 @@ def alternating_mask(dim: int, parity: int) -> Tensor:
         bool tensor of shape (D,).
 
     Raises:
-        ValueError: if ``dim < 2`` or ``parity`` is not 0 or 1.
+        ValueError: if ``dim < 2`` or ``parity`` is not 0 or 1 (TypeError too for a non-int).
     """
-    if dim < 2:
-        raise ValueError(f"dim must be at least 2, got {dim}")
+    dim = checks.positive_int("dim", dim, minimum=2)
+    parity = checks.nonnegative_int("parity", parity)
     if parity not in (0, 1):
         raise ValueError(f"parity must be 0 or 1, got {parity}")
     return torch.arange(dim) % 2 == parity
+
+
+# ----------------------------------------------------------------------------
+# Splitting by a mask, fast
+# ----------------------------------------------------------------------------
+class _Partition:
+    """``x[:, mask]`` and ``x[:, ~mask]`` of a (B, D) batch, and the way back, without boolean indexing.
+
+    Boolean indexing costs a ``nonzero`` (a device sync) and a scatter on every
+    call. For the alternating NICE masks with even D the two halves are strided
+    views ``x[:, p::2]`` and the merge is a ``stack``; any other mask uses index
+    tensors computed once. Built once per mask tensor (see :func:`_partition`).
+    """
+
+    def __init__(self, mask: Tensor):
+        _check_mask(mask)
+        m = mask.detach().cpu()
+        self.dim = m.shape[0]
+        self.parity = None
+        if self.dim % 2 == 0:
+            even = torch.arange(self.dim) % 2 == 0
+            self.parity = 0 if torch.equal(m, even) else 1 if torch.equal(m, ~even) else None
+        idx1, idx2 = m.nonzero().flatten(), (~m).nonzero().flatten()
+        inverse = torch.argsort(torch.cat([idx1, idx2]))  # position of column d in cat([x1, x2])
+        self.indices = tuple(t.to(mask.device) for t in (idx1, idx2, inverse))
+
+    def split(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, D) -> ``(x1 (B, |x1|), x2 (B, |x2|))``."""
+        if self.parity is not None:
+            return x[:, self.parity :: 2], x[:, 1 - self.parity :: 2]
+        return x.index_select(1, self.indices[0]), x.index_select(1, self.indices[1])
+
+    def merge(self, x1: Tensor, x2: Tensor) -> Tensor:
+        """The inverse of :meth:`split`: ``y[:, mask] = x1``, ``y[:, ~mask] = x2``."""
+        if self.parity is not None:
+            pair = (x1, x2) if self.parity == 0 else (x2, x1)
+            return torch.stack(pair, dim=2).reshape(x1.shape[0], self.dim)
+        return torch.cat([x1, x2], dim=1).index_select(1, self.indices[2])
+
+
+_PARTITIONS: dict[int, tuple[weakref.ref, int, _Partition]] = {}
+
+
+def _partition(mask: Tensor, x: Tensor, name: str = "x") -> _Partition:
+    """The :class:`_Partition` of ``mask`` (checked and built once per mask tensor), after checking ``x``.
+
+    Raises:
+        ValueError: ``mask`` not bool (D,) with both halves non-empty, or ``x`` not (B, D).
+        ArgumentTypeError: ``x`` not a tensor.
+    """
+    checks.tensor(name, x)
+    if not isinstance(mask, Tensor):
+        _check_mask(mask)
+    entry = _PARTITIONS.get(id(mask))
+    if entry is None or entry[0]() is not mask or entry[1] != mask._version:
+        part = _Partition(mask)
+        key = id(mask)
+        _PARTITIONS[key] = (weakref.ref(mask, lambda _, key=key: _PARTITIONS.pop(key, None)), mask._version, part)
+    else:
+        part = entry[2]
+    if x.ndim != 2 or x.shape[1] != part.dim:
+        raise ValueError(f"{name} must have shape (B, {part.dim}) to match the mask, got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    return part
+
+
+def _check_output(name: str, value, like: Tensor, what: str) -> None:
+    if not isinstance(value, Tensor) or value.shape != like.shape:
+        got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+        raise ValueError(f"{name} must return {what} of shape {tuple(like.shape)}, got {got}")
 
 
 # ----------------------------------------------------------------------------
@@ -130,15 +206,13 @@ def additive_coupling_forward(x: Tensor, mask: Tensor, shift_net: Callable[[Tens
         all zeros: the Jacobian is unit triangular, so det = 1 (NICE eq. 8).
 
     Raises:
-        ValueError: on a wrong mask or a shift of the wrong shape.
+        ValueError: on a wrong mask, an ``x`` that is not (B, D), or a shift of the wrong shape.
     """
-    _check_mask(mask, x.shape[-1])
-    x1, x2 = x[:, mask], x[:, ~mask]
+    part = _partition(mask, x)
+    x1, x2 = part.split(x)                  # x[:, mask], x[:, ~mask]
     shift = shift_net(x1)
-    if shift.shape != x2.shape:
-        raise ValueError(f"shift_net must return shape {tuple(x2.shape)}, got {tuple(shift.shape)}")
-    y = x.clone()
-    y[:, ~mask] = x2 + shift
+    _check_output("shift_net", shift, x2, "a shift")
+    y = part.merge(x1, x2 + shift)          # y[:, mask] = x1, y[:, ~mask] = x2 + m(x1)
     return y, x.new_zeros(x.shape[0])
 
 
@@ -157,15 +231,13 @@ def additive_coupling_inverse(y: Tensor, mask: Tensor, shift_net: Callable[[Tens
         ``(x, log_det)``: x of shape (B, D) and a zero (B,) log-determinant.
 
     Raises:
-        ValueError: on a wrong mask or a shift of the wrong shape.
+        ValueError: on a wrong mask, a ``y`` that is not (B, D), or a shift of the wrong shape.
     """
-    _check_mask(mask, y.shape[-1])
-    y1, y2 = y[:, mask], y[:, ~mask]
+    part = _partition(mask, y, "y")
+    y1, y2 = part.split(y)
     shift = shift_net(y1)
-    if shift.shape != y2.shape:
-        raise ValueError(f"shift_net must return shape {tuple(y2.shape)}, got {tuple(shift.shape)}")
-    x = y.clone()
-    x[:, ~mask] = y2 - shift
+    _check_output("shift_net", shift, y2, "a shift")
+    x = part.merge(y1, y2 - shift)
     return x, y.new_zeros(y.shape[0])
 
 
@@ -186,15 +258,14 @@ def affine_coupling_forward(
         ``(y, log_det)``: y (B, D) and log_det (B,) in nats.
 
     Raises:
-        ValueError: on a wrong mask or ``s``/``t`` of the wrong shape.
+        ValueError: on a wrong mask, an ``x`` that is not (B, D), or ``s``/``t`` of the wrong shape.
     """
-    _check_mask(mask, x.shape[-1])
-    x1, x2 = x[:, mask], x[:, ~mask]
+    part = _partition(mask, x)
+    x1, x2 = part.split(x)
     s, t = scale_shift_net(x1)
-    if s.shape != x2.shape or t.shape != x2.shape:
-        raise ValueError(f"scale_shift_net must return s and t of shape {tuple(x2.shape)}")
-    y = x.clone()
-    y[:, ~mask] = x2 * torch.exp(s) + t
+    _check_output("scale_shift_net", s, x2, "s")
+    _check_output("scale_shift_net", t, x2, "t")
+    y = part.merge(x1, x2 * torch.exp(s) + t)
     return y, s.sum(dim=1)
 
 
@@ -213,16 +284,20 @@ def affine_coupling_inverse(
         the log-determinant of the inverse map.
 
     Raises:
-        ValueError: on a wrong mask or ``s``/``t`` of the wrong shape.
+        ValueError: on a wrong mask, a ``y`` that is not (B, D), or ``s``/``t`` of the wrong shape.
     """
-    _check_mask(mask, y.shape[-1])
-    y1, y2 = y[:, mask], y[:, ~mask]
+    part = _partition(mask, y, "y")
+    y1, y2 = part.split(y)
     s, t = scale_shift_net(y1)
-    if s.shape != y2.shape or t.shape != y2.shape:
-        raise ValueError(f"scale_shift_net must return s and t of shape {tuple(y2.shape)}")
-    x = y.clone()
-    x[:, ~mask] = (y2 - t) * torch.exp(-s)
+    _check_output("scale_shift_net", s, y2, "s")
+    _check_output("scale_shift_net", t, y2, "t")
+    x = part.merge(y1, (y2 - t) * torch.exp(-s))
     return x, -s.sum(dim=1)
+
+
+def _as_float(name: str, z) -> Tensor:
+    z = checks.tensor(name, z)
+    return z if z.is_floating_point() else z.float()
 
 
 def logistic_log_prob(z: Tensor) -> Tensor:
@@ -232,11 +307,15 @@ def logistic_log_prob(z: Tensor) -> Tensor:
     softplus so it never overflows for large ``|z|``.
 
     Args:
-        z: any shape.
+        z: tensor of any shape (integers are converted to float32).
 
     Returns:
         Tensor of the same shape as ``z``.
+
+    Raises:
+        ArgumentTypeError (a TypeError): ``z`` is not a tensor.
     """
+    z = _as_float("z", z)
     return -(F.softplus(z) + F.softplus(-z))
 
 
@@ -244,20 +323,21 @@ def standard_normal_log_prob(z: Tensor) -> Tensor:
     """Elementwise log-density of N(0, 1), in nats: ``-z^2/2 - log(2 pi)/2``.
 
     Args:
-        z: any shape.
+        z: tensor of any shape (integers are converted to float32).
 
     Returns:
         Tensor of the same shape as ``z``.
+
+    Raises:
+        ArgumentTypeError (a TypeError): ``z`` is not a tensor.
     """
+    z = _as_float("z", z)
     return -0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)
 
 
 def _prior_log_prob(prior: str) -> Callable[[Tensor], Tensor]:
-    if prior == "logistic":
-        return logistic_log_prob
-    if prior == "gaussian":
-        return standard_normal_log_prob
-    raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
+    checks.one_of("prior", prior, PRIORS)
+    return logistic_log_prob if prior == "logistic" else standard_normal_log_prob
 
 
 def nice_log_likelihood(h: Tensor, log_scale: Tensor, prior: str = "logistic") -> Tensor:
@@ -279,7 +359,10 @@ def nice_log_likelihood(h: Tensor, log_scale: Tensor, prior: str = "logistic") -
 
     Raises:
         ValueError: if the shapes disagree or the prior is unknown.
+        ArgumentTypeError (a TypeError): ``h`` or ``log_scale`` is not a tensor.
     """
+    checks.tensor("h", h)
+    checks.tensor("log_scale", log_scale)
     if h.ndim != 2 or log_scale.shape != (h.shape[1],):
         raise ValueError(
             f"h must have shape (B, D) and log_scale shape (D,), got {tuple(h.shape)} and {tuple(log_scale.shape)}"
@@ -293,8 +376,8 @@ def nice_log_likelihood(h: Tensor, log_scale: Tensor, prior: str = "logistic") -
 # ----------------------------------------------------------------------------
 def _relu_mlp(in_dim: int, out_dim: int, hidden_dim: int, num_hidden: int) -> nn.Sequential:
     """ReLU MLP with ``num_hidden`` hidden layers of ``hidden_dim`` units (NICE §5.1)."""
-    if num_hidden < 1 or hidden_dim < 1:
-        raise ValueError(f"num_hidden and hidden_dim must be >= 1, got {num_hidden} and {hidden_dim}")
+    hidden_dim = checks.positive_int("hidden_dim", hidden_dim)
+    num_hidden = checks.positive_int("num_hidden", num_hidden)
     layers: list[nn.Module] = [nn.Linear(in_dim, hidden_dim), nn.ReLU()]
     for _ in range(num_hidden - 1):
         layers += [nn.Linear(hidden_dim, hidden_dim), nn.ReLU()]
@@ -302,7 +385,20 @@ def _relu_mlp(in_dim: int, out_dim: int, hidden_dim: int, num_hidden: int) -> nn
     return nn.Sequential(*layers)
 
 
-class AdditiveCoupling(nn.Module):
+class _Coupling(nn.Module):
+    """What both coupling layers share: the mask buffer and the input check."""
+
+    def __init__(self, dim: int, mask: Tensor):
+        super().__init__()
+        self.dim = checks.positive_int("dim", dim, minimum=2)
+        _check_mask(mask, self.dim)
+        self.register_buffer("mask", mask.clone())
+
+    def _input(self, x, name: str) -> Tensor:
+        return checks.float_batch(name, x, self.dim, dtype=_param_dtype(self))
+
+
+class AdditiveCoupling(_Coupling):
     """NICE additive coupling layer (Dinh et al. 2014, §3.2, eq. 6-9).
 
     ``y1 = x1``, ``y2 = x2 + m(x1)`` where m is a ReLU MLP. Volume preserving:
@@ -316,32 +412,28 @@ class AdditiveCoupling(nn.Module):
         num_hidden: number of hidden layers of m.
 
     Raises:
-        ValueError: on a mask that is not bool (D,) with both halves non-empty.
+        ValueError: on a mask that is not bool (D,) with both halves non-empty,
+            or sizes that are not positive ints.
 
     References:
         Dinh, Krueger, Bengio. NICE, 2014, §3.2.
     """
 
     def __init__(self, dim: int, mask: Tensor, hidden_dim: int = 1000, num_hidden: int = 5):
-        super().__init__()
-        _check_mask(mask, dim)
-        self.dim = dim
-        self.register_buffer("mask", mask.clone())
+        super().__init__(dim, mask)
         n_cond = int(mask.sum())
         self.shift_net = _relu_mlp(n_cond, dim - n_cond, hidden_dim, num_hidden)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(B, D) -> ``(y (B, D), log_det (B,))``; log_det is zero."""
-        _check_batch(x, self.dim)
-        return additive_coupling_forward(x, self.mask, self.shift_net)
+        return additive_coupling_forward(self._input(x, "x"), self.mask, self.shift_net)
 
     def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
         """(B, D) -> ``(x (B, D), log_det (B,))``; log_det is zero."""
-        _check_batch(y, self.dim, "z")
-        return additive_coupling_inverse(y, self.mask, self.shift_net)
+        return additive_coupling_inverse(self._input(y, "z"), self.mask, self.shift_net)
 
 
-class AffineCoupling(nn.Module):
+class AffineCoupling(_Coupling):
     """RealNVP affine coupling layer (Dinh et al. 2016, §3.2-3.3, eq. 4-8).
 
     ``y1 = x1``, ``y2 = x2 * exp(s(x1)) + t(x1)``; ``log_det = sum s``.
@@ -359,17 +451,15 @@ class AffineCoupling(nn.Module):
         num_hidden: number of hidden layers.
 
     Raises:
-        ValueError: on a mask that is not bool (D,) with both halves non-empty.
+        ValueError: on a mask that is not bool (D,) with both halves non-empty,
+            or sizes that are not positive ints.
 
     References:
         Dinh, Sohl-Dickstein, Bengio. Density estimation using Real NVP, 2016, §3.
     """
 
     def __init__(self, dim: int, mask: Tensor, hidden_dim: int = 256, num_hidden: int = 2):
-        super().__init__()
-        _check_mask(mask, dim)
-        self.dim = dim
-        self.register_buffer("mask", mask.clone())
+        super().__init__(dim, mask)
         n_cond = int(mask.sum())
         n_trans = dim - n_cond
         self.net = _relu_mlp(n_cond, 2 * n_trans, hidden_dim, num_hidden)
@@ -384,13 +474,11 @@ class AffineCoupling(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(B, D) -> ``(y (B, D), log_det (B,))``, log_det in nats."""
-        _check_batch(x, self.dim)
-        return affine_coupling_forward(x, self.mask, self.scale_shift)
+        return affine_coupling_forward(self._input(x, "x"), self.mask, self.scale_shift)
 
     def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
         """(B, D) -> ``(x (B, D), log_det (B,))``, log_det of the inverse map."""
-        _check_batch(y, self.dim, "z")
-        return affine_coupling_inverse(y, self.mask, self.scale_shift)
+        return affine_coupling_inverse(self._input(y, "z"), self.mask, self.scale_shift)
 
 
 class Scaling(nn.Module):
@@ -409,12 +497,12 @@ class Scaling(nn.Module):
 
     def __init__(self, dim: int):
         super().__init__()
-        self.dim = dim
-        self.log_scale = nn.Parameter(torch.zeros(dim))
+        self.dim = checks.positive_int("dim", dim)
+        self.log_scale = nn.Parameter(torch.zeros(self.dim))
 
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
         """(B, D) -> ``(z (B, D), log_det (B,))``."""
-        _check_batch(h, self.dim)
+        h = checks.float_batch("x", h, self.dim, dtype=self.log_scale.dtype)
         log_det = self.log_scale.sum().expand(h.shape[0])  # (B,)
         return h * torch.exp(self.log_scale), log_det
 
@@ -429,15 +517,23 @@ class Scaling(nn.Module):
         because Adam moves each parameter by about one learning rate per step.
 
         Args:
-            h: (B, D) inputs to this layer for a batch of data.
+            h: (B, D) inputs to this layer for a batch of data, B >= 2, all finite.
             prior_std: standard deviation of the prior (the standard logistic's is pi/sqrt(3)).
+
+        Raises:
+            ValueError: ``h`` not (B, D), fewer than 2 rows (no spread to measure),
+                NaN or inf entries, or ``prior_std`` not a positive finite float.
         """
-        _check_batch(h, self.dim, "h")
+        h = checks.float_batch("h", h, self.dim, dtype=self.log_scale.dtype)
+        if h.shape[0] < 2:
+            raise ValueError(f"h must have at least 2 rows to measure a spread, got {h.shape[0]}")
+        checks.finite("h", h)
+        prior_std = checks.positive_float("prior_std", prior_std)
         self.log_scale.copy_(torch.log(prior_std / h.std(dim=0).clamp_min(1e-6)))
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """(B, D) -> ``(h (B, D), log_det (B,))``; log_det is ``-sum s``."""
-        _check_batch(z, self.dim, "z")
+        z = checks.float_batch("z", z, self.dim, dtype=self.log_scale.dtype)
         log_det = -self.log_scale.sum().expand(z.shape[0])  # (B,)
         return z * torch.exp(-self.log_scale), log_det
 
@@ -447,6 +543,7 @@ class FlowModel(nn.Module):
 
     ``forward`` applies the layers in order and adds their log-dets;
     ``inverse`` applies the inverses in reverse order (f^{-1} = f_1^{-1} o ... o f_K^{-1}).
+    Inputs are converted to the model's dtype (``model.double()`` works on float32 data too).
 
     Args:
         dim: data dimension D.
@@ -454,23 +551,26 @@ class FlowModel(nn.Module):
         prior: ``"logistic"`` or ``"gaussian"``, factorised over the D coordinates.
 
     Raises:
-        ValueError: on an unknown prior.
+        ValueError: on an unknown prior or a ``dim`` that is not a positive int.
     """
 
     def __init__(self, dim: int, layers: list[nn.Module], prior: str):
         super().__init__()
         _prior_log_prob(prior)  # validates the name
-        self.dim = dim
+        self.dim = checks.positive_int("dim", dim)
         self.prior = prior
         self.layers = nn.ModuleList(layers)
+
+    def _input(self, x, name: str) -> Tensor:
+        return checks.float_batch(name, x, self.dim, dtype=_param_dtype(self))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Data to latent: x (B, D) -> ``(z (B, D), log_det (B,))`` in nats.
 
         Raises:
-            ValueError: if ``x`` is not (B, D).
+            ValueError: if ``x`` is not (B, D); ArgumentTypeError if it is not a tensor.
         """
-        _check_batch(x, self.dim)
+        x = self._input(x, "x")
         log_det = x.new_zeros(x.shape[0])
         for layer in self.layers:
             x, ld = layer(x)
@@ -481,15 +581,16 @@ class FlowModel(nn.Module):
         """Latent to data: z (B, D) -> x (B, D).
 
         Raises:
-            ValueError: if ``z`` is not (B, D).
+            ValueError: if ``z`` is not (B, D); ArgumentTypeError if it is not a tensor.
         """
-        _check_batch(z, self.dim, "z")
+        z = self._input(z, "z")
         for layer in reversed(self.layers):
             z, _ = layer.inverse(z)
         return z
 
     def prior_log_prob(self, z: Tensor) -> Tensor:
         """log p_Z(z) summed over coordinates: (B, D) -> (B,), nats."""
+        z = self._input(z, "z")
         return _prior_log_prob(self.prior)(z).sum(dim=1)
 
     def log_prob(self, x: Tensor) -> Tensor:
@@ -498,24 +599,33 @@ class FlowModel(nn.Module):
         return self.prior_log_prob(z) + log_det
 
     def sample_prior(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Draw (n, D) latents from the prior on the model's device."""
-        if n < 1:
-            raise ValueError(f"n must be a positive int, got {n}")
-        device = next(self.parameters()).device
+        """Draw (n, D) latents from the prior, on the model's device and in its dtype.
+
+        Raises:
+            ValueError: ``n`` not a positive int (TypeError too for ``2.5`` or ``True``).
+        """
+        n = checks.positive_int("n", n)
+        _check_generator(generator)
+        p = next(self.parameters())
+        kw = dict(generator=generator, device=p.device, dtype=p.dtype)
         if self.prior == "gaussian":
-            return torch.randn(n, self.dim, generator=generator, device=device)
+            return torch.randn(n, self.dim, **kw)
         # Inverse-CDF sampling of the logistic: z = log u - log(1 - u).
-        u = torch.rand(n, self.dim, generator=generator, device=device).clamp(1e-6, 1 - 1e-6)
+        u = torch.rand(n, self.dim, **kw).clamp(1e-6, 1 - 1e-6)
         return torch.log(u) - torch.log1p(-u)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Ancestral sampling: z ~ p_Z, x = f^{-1}(z). Returns (n, D).
+        """Ancestral sampling: z ~ p_Z, x = f^{-1}(z). Returns (n, D) in the model's dtype.
 
         Raises:
-            ValueError: if ``n < 1``.
+            ValueError: if ``n`` is not a positive int.
         """
         return self.inverse(self.sample_prior(n, generator))
+
+
+def _num_coupling(value) -> int:
+    return checks.positive_int("num_coupling", value)
 
 
 class NICE(FlowModel):
@@ -526,22 +636,22 @@ class NICE(FlowModel):
     units, and a logistic prior.
 
     Args:
-        dim: data dimension D.
+        dim: data dimension D (at least 2).
         num_coupling: number of additive coupling layers (partitions alternate).
         hidden_dim: width of each coupling MLP.
         num_hidden: hidden layers per coupling MLP.
         prior: ``"logistic"`` (paper) or ``"gaussian"``.
 
     Raises:
-        ValueError: on ``num_coupling < 1`` or an unknown prior.
+        ValueError: on a size that is not a positive int or an unknown prior.
 
     References:
         Dinh, Krueger, Bengio. NICE, 2014, §3 and §5.1.
     """
 
     def __init__(self, dim: int, num_coupling: int = 4, hidden_dim: int = 1000, num_hidden: int = 5, prior: str = "logistic"):
-        if num_coupling < 1:
-            raise ValueError(f"num_coupling must be >= 1, got {num_coupling}")
+        _prior_log_prob(prior)
+        num_coupling = _num_coupling(num_coupling)
         layers: list[nn.Module] = [
             AdditiveCoupling(dim, alternating_mask(dim, i % 2), hidden_dim, num_hidden) for i in range(num_coupling)
         ]
@@ -553,9 +663,12 @@ class NICE(FlowModel):
         """Initialise the scaling layer from a (B, D) batch of data (see :meth:`Scaling.init_from_data`).
 
         Raises:
-            ValueError: if ``x`` is not (B, D).
+            ValueError: if ``x`` is not (B, D), has fewer than 2 rows, or holds NaN or inf.
         """
-        _check_batch(x, self.dim)
+        x = self._input(x, "x")
+        if x.shape[0] < 2:
+            raise ValueError(f"x must have at least 2 rows to measure a spread, got {x.shape[0]}")
+        checks.finite("x", x)
         h = x
         for layer in self.layers[:-1]:
             h, _ = layer(h)
@@ -566,22 +679,22 @@ class RealNVP(FlowModel):
     """RealNVP for vectors: affine couplings with alternating partitions.
 
     Args:
-        dim: data dimension D.
+        dim: data dimension D (at least 2).
         num_coupling: number of affine coupling layers.
         hidden_dim: width of each coupling MLP.
         num_hidden: hidden layers per coupling MLP.
         prior: ``"gaussian"`` (the paper's choice) or ``"logistic"``.
 
     Raises:
-        ValueError: on ``num_coupling < 1`` or an unknown prior.
+        ValueError: on a size that is not a positive int or an unknown prior.
 
     References:
         Dinh, Sohl-Dickstein, Bengio. Density estimation using Real NVP, 2016, §3.
     """
 
     def __init__(self, dim: int, num_coupling: int = 6, hidden_dim: int = 256, num_hidden: int = 2, prior: str = "gaussian"):
-        if num_coupling < 1:
-            raise ValueError(f"num_coupling must be >= 1, got {num_coupling}")
+        _prior_log_prob(prior)
+        num_coupling = _num_coupling(num_coupling)
         layers = [AffineCoupling(dim, alternating_mask(dim, i % 2), hidden_dim, num_hidden) for i in range(num_coupling)]
         super().__init__(dim, layers, prior)
 
@@ -591,41 +704,74 @@ class RealNVP(FlowModel):
 # ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainConfig:
-    """Maximum-likelihood training of a flow."""
+    """Maximum-likelihood training of a flow (:func:`train`); every field is checked on construction.
+
+    Raises:
+        ValueError: a field outside its range (the message names the field and the range);
+            ArgumentTypeError (a TypeError and a ValueError) for a bool or a str where a
+            number belongs.
+    """
 
     epochs: int = 10
-    """Passes over the training set."""
+    """Passes over the training set (int >= 1)."""
     batch_size: int = 100
-    """Examples per gradient step."""
+    """Examples per gradient step (int >= 1)."""
     lr: float = 1e-3
-    """Adam learning rate (the NICE paper uses 1e-3)."""
+    """Adam learning rate, positive and finite (the NICE paper uses 1e-3)."""
     weight_decay: float = 0.0
-    """L2 penalty added by Adam."""
+    """L2 penalty added by Adam (finite, >= 0)."""
+    adam_eps: float = 1e-8
+    """Adam's epsilon, added to the root of the second-moment estimate (positive, finite)."""
     seed: int = 0
-    """Seed for shuffling and dequantization noise."""
+    """Seed of the generator that shuffles and is passed to ``transform`` (int >= 0)."""
     max_seconds: float | None = None
-    """Stop after this many seconds of training (checked after each step); None for no limit."""
+    """Stop after this many seconds of training (checked after each step); None for no limit.
+    An epoch cut short is logged with ``epoch_complete=False``."""
     checkpoint_path: str | None = None
-    """Where to save a checkpoint after every epoch; None for no checkpoint."""
+    """Where to save a checkpoint after every epoch and when stopped; None for no checkpoint."""
     resume: bool = True
     """Continue from ``checkpoint_path`` when it exists."""
     progress: bool = True
     """Show a tqdm progress bar."""
 
+    def __post_init__(self):
+        checks.positive_int("epochs", self.epochs)
+        checks.positive_int("batch_size", self.batch_size)
+        checks.positive_float("lr", self.lr)
+        checks.nonnegative_float("weight_decay", self.weight_decay)
+        checks.positive_float("adam_eps", self.adam_eps)
+        checks.nonnegative_int("seed", self.seed)
+        if self.max_seconds is not None:
+            checks.positive_float("max_seconds", self.max_seconds, finite=False)
+        if self.checkpoint_path is not None:
+            if not isinstance(self.checkpoint_path, (str, os.PathLike)):
+                raise checks.ArgumentTypeError(
+                    f"checkpoint_path must be a str path or None, got {type(self.checkpoint_path).__name__}"
+                )
+            object.__setattr__(self, "checkpoint_path", os.fspath(self.checkpoint_path))
+        for name in ("resume", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise checks.ArgumentTypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
 
-def _save_atomic(obj: dict, path: str) -> None:
-    """torch.save to a temporary file in the same folder, then rename: never a half-written checkpoint."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+
+def _check_flow(model) -> None:
+    if not isinstance(model, FlowModel):
+        raise checks.ArgumentTypeError(f"model must be a flows.FlowModel (NICE, RealNVP), got {type(model).__name__}")
+
+
+def _check_data(name: str, data, dim: int) -> Tensor:
+    """A non-empty (N, dim) tensor without NaN or inf (integer pixels are fine: a transform may take them)."""
+    data = checks.tensor(name, data)
+    if data.ndim != 2 or data.shape[1] != dim:
+        raise ValueError(f"{name} must have shape (N, {dim}), got {tuple(data.shape)}")
+    if data.shape[0] == 0:
+        raise ValueError(f"{name} is empty: shape {tuple(data.shape)}, need at least one row")
+    return checks.finite(name, data)
+
+
+def _check_callable(name: str, fn) -> None:
+    if fn is not None and not callable(fn):
+        raise checks.ArgumentTypeError(f"{name} must be a function or None, got {type(fn).__name__}")
 
 
 @torch.no_grad()
@@ -639,14 +785,23 @@ def evaluate_log_likelihood(
 
     Args:
         model: a :class:`FlowModel`.
-        data: (N, D) tensor, already on any device; batches are moved to the
+        data: (N, D) tensor, N >= 1, on any device; batches are moved to the
             model's device.
-        transform: applied to each batch before the model (e.g. dequantization).
-        batch_size: evaluation batch size.
+        transform: applied to each batch before the model (e.g. dequantization);
+            make it deterministic so that evaluations compare.
+        batch_size: evaluation batch size (int >= 1).
 
     Returns:
         The mean of ``model.log_prob`` over the N examples (nats).
+
+    Raises:
+        ValueError: ``data`` not (N, D), empty, or with NaN/inf entries; a bad ``batch_size``.
+        ArgumentTypeError (a TypeError): ``model`` not a FlowModel, ``data`` not a tensor.
     """
+    _check_flow(model)
+    data = _check_data("data", data, model.dim)
+    _check_callable("transform", transform)
+    batch_size = checks.positive_int("batch_size", batch_size)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -669,12 +824,23 @@ def train(
     transform: Callable[[Tensor, torch.Generator], Tensor] | None = None,
     test_transform: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[FlowModel, dict]:
-    """Fit a flow by maximum likelihood (minimise the mean negative log-likelihood).
+    """Fit a flow by maximum likelihood: Adam on the mean negative log-likelihood (NICE §5.1).
+
+    The loop goes through :class:`course_lib.training.TrainingRun`: the
+    divergence guard, a checkpoint after every epoch (and at a step boundary
+    when stopped by the time budget, Ctrl-C or an exception), and faithful
+    resume, also from the middle of an epoch: the permutation, the position in
+    it, the epoch's running sums and the generator that draws the permutation
+    and the ``transform``'s noise are all in the checkpoint, so an interrupted
+    and resumed run ends with the same parameters as one that never stopped.
 
     Args:
         model: a :class:`FlowModel` already on its device; batches follow it.
-        train_data: (N, D) training examples (any dtype ``transform`` accepts).
-        config: a :class:`TrainConfig`.
+        train_data: (N, D) training examples, N >= 1, no NaN or inf (any dtype
+            ``transform`` accepts, e.g. uint8 pixels for :func:`course_lib.data.dequantize`).
+        config: a :class:`TrainConfig`. Resuming is refused when the checkpoint's
+            config differs, except in ``epochs`` (to extend a run) and the fields of
+            :data:`course_lib.training.ALWAYS_SAFE_TO_CHANGE`.
         test_data: optional (M, D) examples, evaluated after every epoch.
         transform: ``transform(batch, generator) -> float batch``, applied to
             each training batch, e.g. fresh dequantization noise every epoch.
@@ -682,85 +848,83 @@ def train(
             make it deterministic so that epochs compare.
 
     Returns:
-        ``(model, history)``. ``history`` is a dict of equal-length lists, one
-        entry per epoch: ``epoch``, ``step``, ``seconds`` (training wall time,
-        cumulative), ``train_log_likelihood`` and ``test_log_likelihood``
-        (nats per example; the latter NaN without test data).
+        ``(model, history)``, model in eval mode. ``history`` holds equal-length
+        lists, one entry per epoch: ``epoch``, ``step``, ``seconds`` (training
+        wall time, cumulative), ``train_log_likelihood`` (mean over the epoch's
+        batches) and ``test_log_likelihood`` (nats per example; NaN without test
+        data), ``epoch_complete`` (False for an epoch cut short by the time budget
+        or Ctrl-C); and ``stop_reason`` (a str: ``"completed"``, ``"time_budget"``
+        or ``"interrupted"``).
 
     Raises:
-        FloatingPointError: when a loss is NaN or infinite; the message names
-            the step and epoch, and no checkpoint is written for that epoch.
-        ValueError: on data of the wrong shape.
+        ValueError: data of the wrong shape, empty, or with NaN/inf entries.
+        ArgumentTypeError (a TypeError and a ValueError): a model, config, data or transform of the wrong kind.
+        course_lib.training.TrainingDiverged (a FloatingPointError): a non-finite
+            loss, gradient or parameter; the message names the step, the quantity
+            and the likely cause (NaN from ``transform`` is reported as bad input).
+        course_lib.training.CheckpointError: an unreadable checkpoint, or one written
+            with a different config (the message lists the fields).
 
-    Checkpoints (``config.checkpoint_path``) hold state dicts, counters and
-    the history, and are read back with ``torch.load(..., weights_only=True)``.
+    References:
+        Dinh, Krueger, Bengio. NICE, 2014, §5.1 (maximum likelihood with Adam).
     """
-    if train_data.ndim != 2 or train_data.shape[1] != model.dim:
-        raise ValueError(f"train_data must have shape (N, {model.dim}), got {tuple(train_data.shape)}")
+    _check_flow(model)
+    if not isinstance(config, TrainConfig):
+        raise checks.ArgumentTypeError(f"config must be a flows.TrainConfig, got {type(config).__name__}")
+    train_data = _check_data("train_data", train_data, model.dim)
+    if test_data is not None:
+        test_data = _check_data("test_data", test_data, model.dim)
+    _check_callable("transform", transform)
+    _check_callable("test_transform", test_transform)
+
     device = next(model.parameters()).device
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    history: dict[str, list] = {k: [] for k in ("epoch", "step", "seconds", "train_log_likelihood", "test_log_likelihood")}
-    start_epoch, step, elapsed = 0, 0, 0.0
-
-    if config.checkpoint_path and config.resume and os.path.exists(config.checkpoint_path):
-        state = torch.load(config.checkpoint_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, step, elapsed = state["epoch"], state["step"], state["seconds"]
-        history = {k: list(v) for k, v in state["history"].items()}
-
-    generator = torch.Generator().manual_seed(config.seed)
-    # Skip the random draws of finished epochs, so a resumed run sees the same batches.
-    for _ in range(start_epoch):
-        torch.randperm(train_data.shape[0], generator=generator)
-
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, eps=config.adam_eps)
+    generator = torch.Generator(device=train_data.device).manual_seed(config.seed)  # shuffling and transform noise
     n = train_data.shape[0]
     steps_per_epoch = math.ceil(n / config.batch_size)
-    bar = tqdm(total=config.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch, disable=not config.progress, desc="train")
-    out_of_time = False
+    run = TrainingRun(
+        config, model=model, optimizer=optimizer, generators={"data": generator}, history_keys=HISTORY_KEYS,
+        checkpoint_path=config.checkpoint_path, resume=config.resume, max_seconds=config.max_seconds,
+        allow_changed=("epochs",), total=config.epochs * steps_per_epoch, desc="train", progress=config.progress,
+    )
+    fresh_epoch = {"perm": None, "position": 0, "sum_log_likelihood": 0.0, "seen": 0}
+    state = run.restore(default={"epoch": 0, **fresh_epoch})
+    if run.history["epoch_complete"] and not run.history["epoch_complete"][-1]:
+        for key in HISTORY_KEYS:  # the epoch that was cut short is finished below and logged again
+            run.history[key].pop()
+
     model.train()
-    for epoch in range(start_epoch, config.epochs):
-        tic = time.perf_counter()
-        perm = torch.randperm(n, generator=generator)
-        sum_ll = 0.0
-        for i in range(steps_per_epoch):
-            idx = perm[i * config.batch_size : (i + 1) * config.batch_size]
-            batch = train_data[idx]
-            if transform is not None:
-                batch = transform(batch, generator)
-            batch = batch.to(device, non_blocking=True)
-            loss = -model.log_prob(batch).mean()  # negative log-likelihood, nats per example
-            if not torch.isfinite(loss):
-                bar.close()
-                raise FloatingPointError(f"loss is {loss.item()} at step {step} (epoch {epoch}); lower the learning rate")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            sum_ll -= loss.item() * batch.shape[0]
-            bar.update(1)
-            bar.set_postfix(nll=f"{loss.item():.1f}")
-            if config.max_seconds is not None and elapsed + time.perf_counter() - tic > config.max_seconds:
-                out_of_time = True
+    with run:
+        while state["epoch"] < config.epochs:
+            if state["perm"] is None:
+                state.update(fresh_epoch, perm=torch.randperm(n, generator=generator, device=train_data.device))
+            while state["position"] < steps_per_epoch:
+                i = state["position"]
+                batch = train_data[state["perm"][i * config.batch_size : (i + 1) * config.batch_size]]
+                if transform is not None:
+                    batch = transform(batch, generator)
+                batch = batch.to(device, non_blocking=True)
+                loss = -model.log_prob(batch).mean()  # negative log-likelihood, nats per example
+                nll = run.optimize(loss, inputs=batch)  # guard + zero_grad/backward/step
+                state.update(
+                    position=i + 1,
+                    sum_log_likelihood=state["sum_log_likelihood"] - nll * batch.shape[0],
+                    seen=state["seen"] + batch.shape[0],
+                )
+                if run.end_step(state, nll=nll):  # time budget or Ctrl-C: stop at this boundary
+                    break
+            complete = state["position"] >= steps_per_epoch
+            test_ll = float("nan") if test_data is None else evaluate_log_likelihood(model, test_data, test_transform)
+            model.train()
+            run.log(
+                epoch=state["epoch"] + 1, step=run.step, seconds=run.seconds,
+                train_log_likelihood=state["sum_log_likelihood"] / state["seen"],
+                test_log_likelihood=test_ll, epoch_complete=complete,
+            )
+            if complete:
+                state.update(fresh_epoch, epoch=state["epoch"] + 1)
+            run.save(state)
+            if run.stop_reason is not None:
                 break
-        elapsed += time.perf_counter() - tic
-        seen = min(n, (i + 1) * config.batch_size)
-        test_ll = float("nan") if test_data is None else evaluate_log_likelihood(model, test_data, test_transform)
-        for key, value in zip(history, (epoch + 1, step, elapsed, sum_ll / seen, test_ll)):
-            history[key].append(value)
-        if config.checkpoint_path:
-            state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "epoch": epoch + 1,
-                "step": step,
-                "seconds": elapsed,
-                "config": asdict(config),
-                "history": history,
-            }
-            _save_atomic(state, config.checkpoint_path)
-        if out_of_time:
-            break
-    bar.close()
     model.eval()
-    return model, history
+    return model, run.finish()

@@ -157,20 +157,35 @@ def test_training_increases_likelihood_and_returns_history():
     model = flows.RealNVP(2, 2, 16, 1)
     before = flows.evaluate_log_likelihood(model, test_x)
     model, hist = flows.train(model, train_x, flows.TrainConfig(epochs=5, batch_size=100, lr=1e-2, progress=False), test_data=test_x)
-    assert set(hist) == {"epoch", "step", "seconds", "train_log_likelihood", "test_log_likelihood"}
+    assert set(hist) == {"epoch", "step", "seconds", "train_log_likelihood", "test_log_likelihood",
+                         "epoch_complete", "stop_reason"}
     assert hist["epoch"] == [1, 2, 3, 4, 5] and hist["step"][-1] == 100
+    assert hist["epoch_complete"] == [True] * 5 and hist["stop_reason"] == "completed"
     # The exact optimum is the Gaussian's entropy; training must get close to it.
     best = -(0.5 * math.log(2 * math.pi * math.e) * 2 + math.log(2.0 * 0.5))
     assert hist["test_log_likelihood"][-1] > before + 1.0
     assert hist["test_log_likelihood"][-1] > best - 0.15
 
 
-def test_training_stops_with_the_step_on_nan():
+def test_nan_in_training_data_is_reported_as_data():
     model = flows.RealNVP(2, 2, 8, 1)
     bad = _toy_data(300)
     bad[150] = float("nan")
-    with pytest.raises(FloatingPointError, match=r"step \d+ \(epoch 0\)"):
+    with pytest.raises(ValueError, match=r"train_data contains 2 NaN"):
         flows.train(model, bad, flows.TrainConfig(epochs=1, batch_size=300, progress=False))
+
+
+def test_nan_from_the_transform_stops_training_naming_step_and_input():
+    model = flows.RealNVP(2, 2, 8, 1)
+
+    calls = []
+
+    def poison(batch, generator):  # the third batch comes out of the transform as NaN
+        calls.append(1)
+        return batch * float("nan") if len(calls) == 3 else batch
+
+    with pytest.raises(FloatingPointError, match=r"step 2: the loss is not finite.*input batch contains NaN"):
+        flows.train(model, _toy_data(300), flows.TrainConfig(epochs=1, batch_size=100, progress=False), transform=poison)
 
 
 def test_checkpoint_resume_matches_uninterrupted_run(tmp_path):
@@ -183,7 +198,7 @@ def test_checkpoint_resume_matches_uninterrupted_run(tmp_path):
     torch.manual_seed(0)
     flows.train(flows.RealNVP(2, 2, 8, 1), train_x, flows.TrainConfig(epochs=2, checkpoint_path=ckpt, **cfg))
     state = torch.load(ckpt, weights_only=True)  # plain state dicts and numbers: safe to load
-    assert state["epoch"] == 2
+    assert state["loop_state"]["epoch"] == 2
     torch.manual_seed(123)  # a different init, overwritten by the checkpoint
     resumed, hist_resumed = flows.train(flows.RealNVP(2, 2, 8, 1), train_x, flows.TrainConfig(epochs=4, checkpoint_path=ckpt, **cfg))
     assert hist_resumed["epoch"] == [1, 2, 3, 4]
