@@ -1,0 +1,578 @@
+"""Exact dynamic programming on finite MDPs (Chapter 6): Bellman backups, policy evaluation,
+value iteration, policy iteration and Q-iteration.
+
+Everything here is a pure function of a :class:`FiniteMDP` (tensors in, tensors out).
+A backup over all states is one batched matrix product ``P (S*A, S) @ V (S, N)``, so
+the same code runs on the GPU when the MDP's tensors live there (``mdp.to("cuda")``):
+the device always follows the MDP.
+
+Shapes: ``S`` states, ``A`` actions, ``N`` value functions backed up at once.
+Values are expected *discounted* returns (``sum_t gamma^t r_t``), in reward units.
+
+References:
+    R. Bellman, *Dynamic Programming*, 1957.
+    R. S. Sutton and A. G. Barto, *Reinforcement Learning: An Introduction*, 2nd ed.,
+    2018, chapter 4 (eq. 4.1-4.10; policy iteration, section 4.3; value iteration,
+    eq. 4.10 and section 4.4).
+    Berkeley CS182 notes, section 7.5, Algorithms 13-15.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from course_lib import checks
+
+__all__ = [
+    "FiniteMDP",
+    "random_mdp",
+    "q_from_v",
+    "bellman_optimality_backup",
+    "bellman_optimality_backup_q",
+    "bellman_expectation_backup",
+    "bellman_residual",
+    "policy_matrices",
+    "policy_evaluation",
+    "iterative_policy_evaluation",
+    "greedy_policy",
+    "value_iteration",
+    "policy_iteration",
+    "q_iteration",
+    "sample_episode",
+]
+
+
+# --------------------------------------------------------------------------------------
+# The MDP
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: fields are tensors (no elementwise ==)
+class FiniteMDP:
+    """A finite, discounted MDP given by its tables.
+
+    Args:
+        transitions: ``(S, A, S)`` float64, ``transitions[s, a, s'] = p(s' | s, a)``;
+            every ``(s, a)`` row sums to 1.
+        rewards: ``(S, A)`` expected reward ``r(s, a) = E[r | s, a]`` (reward units).
+        gamma: discount factor in ``[0, 1)``.
+        initial_distribution: ``(S,)`` distribution of ``s_0``; ``None`` means uniform.
+        terminal: ``(S,)`` bool mask of terminal states (absorbing with reward 0);
+            ``None`` means none are marked.
+        grid_shape: ``(rows, cols)`` for grid worlds (drawing only), else ``None``.
+        name: a label for printing.
+        next_state_rewards: optional ``(S, A, S)`` reward of each transition, used only to
+            sample episodes with their actual rewards; ``None``: the reward of a sampled
+            step is ``r(s, a)``.
+
+    Raises:
+        ValueError: naming the field, for a wrong shape, negative probabilities,
+            rows of ``transitions`` (or ``initial_distribution``) that do not sum to 1,
+            non-finite rewards, or ``gamma`` outside ``[0, 1)``.
+        ArgumentTypeError: (a TypeError and a ValueError) for a non-numeric ``gamma``.
+
+    References:
+        Sutton and Barto 2018, section 3.1 (the MDP), eq. 3.2-3.5 (``p`` and ``r(s, a)``).
+    """
+
+    transitions: torch.Tensor
+    rewards: torch.Tensor
+    gamma: float
+    initial_distribution: torch.Tensor | None = None
+    terminal: torch.Tensor | None = None
+    grid_shape: tuple | None = None
+    name: str = "mdp"
+    next_state_rewards: torch.Tensor | None = None
+
+    def __post_init__(self):
+        P = _as_float64("transitions", self.transitions)
+        if P.ndim != 3 or P.shape[0] != P.shape[2] or P.shape[0] < 1 or P.shape[1] < 1:
+            raise ValueError(f"transitions must have shape (S, A, S), got {tuple(P.shape)}")
+        S, A = P.shape[0], P.shape[1]
+        R = _as_float64("rewards", self.rewards, device=P.device)
+        if R.shape != (S, A):
+            raise ValueError(f"rewards must have shape (S, A) = ({S}, {A}), got {tuple(R.shape)}")
+        if not bool(torch.isfinite(R).all()):
+            raise ValueError("rewards must be finite")
+        if not bool(torch.isfinite(P).all()) or bool((P < 0).any()):
+            raise ValueError("transitions must be finite and non-negative")
+        row_error = (P.sum(-1) - 1).abs().max().item()
+        if row_error > 1e-9:
+            raise ValueError(f"transitions: every (s, a) row must sum to 1 (worst row is off by {row_error:.3g})")
+        gamma = checks.unit_interval("gamma", self.gamma, closed_right=False)
+        p0 = self.initial_distribution
+        if p0 is None:
+            p0 = torch.full((S,), 1.0 / S, dtype=torch.float64, device=P.device)
+        p0 = _as_float64("initial_distribution", p0, device=P.device)
+        if p0.shape != (S,) or bool((p0 < 0).any()) or abs(p0.sum().item() - 1) > 1e-9:
+            raise ValueError(f"initial_distribution must be a distribution of shape ({S},), got shape {tuple(p0.shape)}")
+        terminal = self.terminal
+        terminal = torch.zeros(S, dtype=torch.bool, device=P.device) if terminal is None else torch.as_tensor(terminal, device=P.device)
+        if terminal.shape != (S,) or terminal.dtype != torch.bool:
+            raise ValueError(f"terminal must be a bool tensor of shape ({S},)")
+        if self.grid_shape is not None and (len(self.grid_shape) != 2 or self.grid_shape[0] * self.grid_shape[1] != S):
+            raise ValueError(f"grid_shape must be (rows, cols) with rows * cols = S = {S}, got {self.grid_shape!r}")
+        R3 = self.next_state_rewards
+        if R3 is not None:
+            R3 = _as_float64("next_state_rewards", R3, device=P.device)
+            if R3.shape != P.shape:
+                raise ValueError(f"next_state_rewards must have shape (S, A, S) = {tuple(P.shape)}, got {tuple(R3.shape)}")
+        for field, value in (("next_state_rewards", R3), ("transitions", P), ("rewards", R), ("gamma", gamma), ("initial_distribution", p0), ("terminal", terminal)):
+            object.__setattr__(self, field, value)
+
+    @property
+    def num_states(self) -> int:
+        """``S``."""
+        return int(self.transitions.shape[0])
+
+    @property
+    def num_actions(self) -> int:
+        """``A``."""
+        return int(self.transitions.shape[1])
+
+    @property
+    def device(self) -> torch.device:
+        """Where the tables live; every function computes there."""
+        return self.transitions.device
+
+    def to(self, device) -> "FiniteMDP":
+        """A copy with every table on ``device`` (``"cuda"`` runs the backups on the GPU)."""
+        device = checks.device("device", device)
+        return FiniteMDP(self.transitions.to(device), self.rewards.to(device), self.gamma,
+                         self.initial_distribution.to(device), self.terminal.to(device), self.grid_shape, self.name,
+                         None if self.next_state_rewards is None else self.next_state_rewards.to(device))
+
+    @classmethod
+    def from_gymnasium(cls, env, gamma: float = 0.99, **make_kwargs) -> "FiniteMDP":
+        """Build the tables from a toy-text environment's own model ``env.unwrapped.P``.
+
+        ``P[s][a]`` is a list of ``(prob, next_state, reward, terminated)``. The expected
+        reward is ``r(s, a) = sum prob * reward``. A state entered by a transition with
+        ``terminated=True`` (a hole or the goal of FrozenLake, the goal of CliffWalking, a
+        delivered passenger in Taxi) is made absorbing with reward 0, so that values are
+        the expected discounted return of the episode.
+
+        Args:
+            env: a gymnasium env (``FrozenLake-v1``, ``CliffWalking-v1``, ``Taxi-v4``) or an
+                env id, made with ``make_kwargs`` (e.g. ``map_name="8x8"``).
+            gamma: discount factor in ``[0, 1)``.
+
+        Raises:
+            ValueError: if the env has no transition table ``P`` or no Discrete spaces.
+        """
+        import gymnasium as gym
+
+        if isinstance(env, str):
+            env = gym.make(env, **make_kwargs)
+        u = env.unwrapped
+        if not hasattr(u, "P") or not isinstance(u.observation_space, gym.spaces.Discrete) or not isinstance(u.action_space, gym.spaces.Discrete):
+            raise ValueError(f"env must be a toy-text env with a transition table env.unwrapped.P and Discrete spaces, got {u!r}")
+        S, A = int(u.observation_space.n), int(u.action_space.n)
+        P = np.zeros((S, A, S))
+        R = np.zeros((S, A))
+        R3 = np.zeros((S, A, S))  # the reward of each (s, a, s') transition, for sampling episodes
+        terminal = np.zeros(S, dtype=bool)
+        for s in range(S):
+            for a in range(A):
+                for prob, s_next, reward, terminated in u.P[s][a]:
+                    P[s, a, int(s_next)] += prob
+                    R[s, a] += prob * reward
+                    R3[s, a, int(s_next)] = reward
+                    if terminated and prob > 0:
+                        terminal[int(s_next)] = True
+        P[terminal] = 0.0
+        for s in terminal.nonzero()[0]:
+            P[s, :, s] = 1.0
+        R[terminal] = 0.0
+        R3[terminal] = 0.0
+        p0 = getattr(u, "initial_state_distrib", None)
+        p0 = None if p0 is None else np.asarray(p0, dtype=np.float64) / np.sum(p0)
+        desc = getattr(u, "desc", None)
+        grid = tuple(desc.shape) if desc is not None and np.prod(desc.shape) == S else getattr(u, "shape", None)
+        if grid is not None and int(np.prod(grid)) != S:
+            grid = None
+        name = env.spec.id if env.spec is not None else type(u).__name__
+        return cls(torch.from_numpy(P), torch.from_numpy(R), gamma, None if p0 is None else torch.from_numpy(p0),
+                   torch.from_numpy(terminal), None if grid is None else tuple(int(g) for g in grid), name,
+                   torch.from_numpy(R3))
+
+
+def _as_float64(name: str, value, device=None) -> torch.Tensor:
+    if isinstance(value, (str, bytes)) or value is None:
+        raise checks.ArgumentTypeError(f"{name} must be a tensor or array of numbers, got {type(value).__name__}")
+    try:
+        return torch.as_tensor(value, dtype=torch.float64, device=device)
+    except (TypeError, ValueError, RuntimeError):
+        raise checks.ArgumentTypeError(f"{name} must be a tensor or array of numbers, got {type(value).__name__}") from None
+
+
+def _check_mdp(mdp) -> FiniteMDP:
+    if not isinstance(mdp, FiniteMDP):
+        raise checks.ArgumentTypeError(f"mdp must be a FiniteMDP, got {type(mdp).__name__}")
+    return mdp
+
+
+def _check_values(name: str, mdp: FiniteMDP, V, last: tuple[int, ...]) -> torch.Tensor:
+    if not isinstance(V, torch.Tensor):
+        raise checks.ArgumentTypeError(f"{name} must be a torch.Tensor, got {type(V).__name__}")
+    if tuple(V.shape[-len(last):]) != last or V.ndim not in (len(last), len(last) + 1):
+        raise ValueError(f"{name} must have shape {last} or (N, *{last}), got {tuple(V.shape)}")
+    return V.to(device=mdp.device, dtype=torch.float64)
+
+
+def random_mdp(num_states: int, num_actions: int, gamma: float = 0.9, seed: int = 0, device="cpu") -> FiniteMDP:
+    """A random MDP with dense transitions (Dirichlet(1) rows) and uniform rewards in ``[0, 1)``.
+
+    Raises:
+        ValueError / ArgumentTypeError: naming the argument, for sizes < 1, ``gamma``
+            outside ``[0, 1)`` or a negative seed.
+    """
+    S = checks.positive_int("num_states", num_states)
+    A = checks.positive_int("num_actions", num_actions)
+    checks.unit_interval("gamma", gamma, closed_right=False)
+    gen = torch.Generator().manual_seed(checks.nonnegative_int("seed", seed))
+    P = -torch.rand(S, A, S, generator=gen, dtype=torch.float64).log()  # Exp(1) -> normalised = Dirichlet(1)
+    P = P / P.sum(-1, keepdim=True)
+    R = torch.rand(S, A, generator=gen, dtype=torch.float64)
+    return FiniteMDP(P, R, gamma, name=f"random S={S} A={A}").to(device)
+
+
+# --------------------------------------------------------------------------------------
+# Backups (pure functions)
+# --------------------------------------------------------------------------------------
+
+
+def q_from_v(mdp: FiniteMDP, V: torch.Tensor) -> torch.Tensor:
+    """``Q(s, a) = r(s, a) + gamma * sum_s' p(s'|s, a) V(s')`` for one or ``N`` value functions.
+
+    Args:
+        V: ``(S,)`` or ``(N, S)``.
+
+    Returns:
+        ``(S, A)`` or ``(N, S, A)``: one batched matrix product ``(S*A, S) @ (S, N)``.
+
+    References:
+        Sutton and Barto 2018, eq. 4.6; CS182 notes Algorithm 15, line 2.
+    """
+    _check_mdp(mdp)
+    V = _check_values("V", mdp, V, (mdp.num_states,))
+    S, A = mdp.num_states, mdp.num_actions
+    expected_next = mdp.transitions.reshape(S * A, S) @ V.reshape(-1, S).T  # (S*A, N)
+    Q = mdp.rewards.reshape(S * A, 1) + mdp.gamma * expected_next
+    Q = Q.T.reshape(-1, S, A)
+    return Q[0] if V.ndim == 1 else Q
+
+
+def bellman_optimality_backup(mdp: FiniteMDP, V: torch.Tensor) -> torch.Tensor:
+    """The Bellman optimality operator ``(T V)(s) = max_a [r(s, a) + gamma E_{s'} V(s')]``.
+
+    Args:
+        mdp: the MDP.
+        V: ``(S,)`` (or ``(N, S)`` to back up ``N`` value functions in one product).
+
+    Returns:
+        ``(S,)`` (or ``(N, S)``), float64, on ``mdp.device``.
+
+    Raises:
+        ArgumentTypeError: ``mdp`` is not a FiniteMDP or ``V`` not a tensor.
+        ValueError: ``V`` has the wrong shape.
+
+    References:
+        Bellman 1957; Sutton and Barto 2018, eq. 4.10 (value iteration).
+    """
+    return q_from_v(mdp, V).amax(-1)
+
+
+def bellman_optimality_backup_q(mdp: FiniteMDP, Q: torch.Tensor) -> torch.Tensor:
+    """Q-iteration's backup ``(T Q)(s, a) = r(s, a) + gamma E_{s'} max_a' Q(s', a')``: ``(S, A)`` or ``(N, S, A)``.
+
+    The max is over the action at the **next** state; the action ``a`` being scored is fixed.
+
+    References:
+        Sutton and Barto 2018, eq. 3.20; CS182 notes Algorithm 18, line 3.
+    """
+    _check_mdp(mdp)
+    Q = _check_values("Q", mdp, Q, (mdp.num_states, mdp.num_actions))
+    return q_from_v(mdp, Q.amax(-1))
+
+
+def policy_matrices(mdp: FiniteMDP, policy) -> tuple[torch.Tensor, torch.Tensor]:
+    """``P^pi (S, S)`` and ``r^pi (S,)`` of a deterministic or stochastic policy.
+
+    Args:
+        policy: ``(S,)`` int64 actions, or ``(S, A)`` probabilities (rows sum to 1).
+
+    Raises:
+        ValueError: naming ``policy``, for a wrong shape, an action out of range, or
+            probabilities that are negative or do not sum to 1.
+
+    References:
+        Sutton and Barto 2018, eq. 4.4 in matrix form.
+    """
+    pi = _policy_probs(mdp, policy)
+    if not policy.is_floating_point():  # deterministic: pick the rows, no (S, A, S) product
+        rows = torch.arange(mdp.num_states, device=mdp.device)
+        return mdp.transitions[rows, policy.to(mdp.device).long()], mdp.rewards[rows, policy.to(mdp.device).long()]
+    P_pi = torch.einsum("sa,sat->st", pi, mdp.transitions)
+    r_pi = (pi * mdp.rewards).sum(-1)
+    return P_pi, r_pi
+
+
+def _policy_probs(mdp: FiniteMDP, policy) -> torch.Tensor:
+    _check_mdp(mdp)
+    S, A = mdp.num_states, mdp.num_actions
+    if not isinstance(policy, torch.Tensor):
+        raise checks.ArgumentTypeError(f"policy must be a torch.Tensor, (S,) int64 actions or (S, A) probabilities, got {type(policy).__name__}")
+    policy = policy.to(mdp.device)
+    if policy.shape == (S,) and not policy.is_floating_point():
+        if bool(((policy < 0) | (policy >= A)).any()):
+            raise ValueError(f"policy: actions must be in [0, {A}), got min {policy.min().item()} max {policy.max().item()}")
+        return torch.nn.functional.one_hot(policy.long(), A).to(torch.float64)
+    if policy.shape == (S, A) and policy.is_floating_point():
+        pi = policy.to(torch.float64)
+        if bool((pi < 0).any()) or (pi.sum(-1) - 1).abs().max().item() > 1e-9:
+            raise ValueError("policy: (S, A) probabilities must be non-negative and every row must sum to 1")
+        return pi
+    raise ValueError(f"policy must be (S,) = ({S},) integer actions or (S, A) = ({S}, {A}) float probabilities, "
+                     f"got shape {tuple(policy.shape)} dtype {policy.dtype}")
+
+
+def bellman_expectation_backup(mdp: FiniteMDP, V: torch.Tensor, policy) -> torch.Tensor:
+    """``(T^pi V)(s) = sum_a pi(a|s) [r(s, a) + gamma E_{s'} V(s')]``: ``(S,)`` or ``(N, S)``.
+
+    References:
+        Sutton and Barto 2018, eq. 4.5 (iterative policy evaluation).
+    """
+    pi = _policy_probs(mdp, policy)
+    return (q_from_v(mdp, V) * pi).sum(-1)
+
+
+def bellman_residual(mdp: FiniteMDP, V: torch.Tensor) -> float:
+    """``||T V - V||_inf``: 0 exactly at the fixed point ``V*`` (reward units)."""
+    return (bellman_optimality_backup(mdp, V) - V.to(mdp.device, torch.float64)).abs().max().item()
+
+
+def greedy_policy(Q: torch.Tensor) -> torch.Tensor:
+    """``argmax_a Q(s, a)`` per state, ``(S,)`` int64 (ties go to the lowest action index).
+
+    Raises:
+        ArgumentTypeError: ``Q`` is not a tensor. ValueError: ``Q`` is not ``(S, A)``.
+    """
+    if not isinstance(Q, torch.Tensor):
+        raise checks.ArgumentTypeError(f"Q must be a torch.Tensor of shape (S, A), got {type(Q).__name__}")
+    if Q.ndim != 2:
+        raise ValueError(f"Q must have shape (S, A), got {tuple(Q.shape)}")
+    return Q.argmax(-1)
+
+
+# --------------------------------------------------------------------------------------
+# Policy evaluation
+# --------------------------------------------------------------------------------------
+
+
+def policy_evaluation(mdp: FiniteMDP, policy) -> torch.Tensor:
+    """Exact ``V^pi`` by one linear solve of ``(I - gamma P^pi) V = r^pi``.
+
+    The matrix is invertible for ``gamma < 1`` (the row sums of ``gamma P^pi`` are ``gamma``).
+
+    Args:
+        mdp: the MDP.
+        policy: ``(S,)`` int64 actions or ``(S, A)`` probabilities.
+
+    Returns:
+        ``V^pi``, ``(S,)`` float64: expected discounted return from each state.
+
+    Raises:
+        ArgumentTypeError / ValueError: naming ``mdp`` or ``policy`` (see :func:`policy_matrices`).
+
+    References:
+        Sutton and Barto 2018, eq. 4.4 (the linear system of section 4.1).
+    """
+    P_pi, r_pi = policy_matrices(mdp, policy)
+    eye = torch.eye(mdp.num_states, dtype=torch.float64, device=mdp.device)
+    return torch.linalg.solve(eye - mdp.gamma * P_pi, r_pi)
+
+
+def iterative_policy_evaluation(mdp: FiniteMDP, policy, tol: float = 1e-12, max_iterations: int = 100_000):
+    """``V <- T^pi V`` from ``V = 0`` until the sup-norm change is below ``tol``.
+
+    Returns:
+        ``(V, history)``: ``V`` ``(S,)`` float64, ``history`` the list of per-iteration
+        sup-norm changes ``||V_{k+1} - V_k||_inf``.
+
+    References:
+        Sutton and Barto 2018, section 4.1, "Iterative policy evaluation".
+    """
+    tol = checks.positive_float("tol", tol)
+    max_iterations = checks.positive_int("max_iterations", max_iterations)
+    pi = _policy_probs(mdp, policy)
+    V = torch.zeros(mdp.num_states, dtype=torch.float64, device=mdp.device)
+    history = []
+    for _ in range(max_iterations):
+        V_new = (q_from_v(mdp, V) * pi).sum(-1)
+        history.append((V_new - V).abs().max().item())
+        V = V_new
+        if history[-1] < tol:
+            break
+    return V, history
+
+
+# --------------------------------------------------------------------------------------
+# Value iteration, policy iteration, Q-iteration
+# --------------------------------------------------------------------------------------
+
+
+def value_iteration(mdp: FiniteMDP, tol: float = 1e-10, max_iterations: int = 100_000, *,
+                    stopping: str = "sup", V0: torch.Tensor | None = None):
+    """``V_{k+1} = T V_k`` from ``V_0 = 0`` until the change is below ``tol``.
+
+    Args:
+        mdp: the MDP.
+        tol: stop when the change is ``< tol`` (reward units).
+        max_iterations: at most this many backups.
+        stopping: ``"sup"``: the change is ``||V_{k+1} - V_k||_inf``, which bounds the
+            error ``||V_{k+1} - V*||_inf <= gamma/(1-gamma) * change``;
+            ``"span"``: the change is ``max(V_{k+1}-V_k) - min(V_{k+1}-V_k)`` (pymdptoolbox's rule).
+        V0: ``(S,)`` start values (default 0).
+
+    Returns:
+        ``(V, policy, history)``: ``V`` ``(S,)`` float64; ``policy`` ``(S,)`` int64, greedy
+        with respect to ``V``; ``history`` the list of per-iteration sup-norm changes
+        (``len(history)`` is the number of backups).
+
+    Raises:
+        ValueError / ArgumentTypeError: naming the argument.
+
+    References:
+        Sutton and Barto 2018, eq. 4.10 and the box "Value Iteration" (section 4.4);
+        CS182 notes Algorithm 15.
+    """
+    _check_mdp(mdp)
+    tol = checks.nonnegative_float("tol", tol)
+    max_iterations = checks.positive_int("max_iterations", max_iterations)
+    checks.one_of("stopping", stopping, ("sup", "span"))
+    V = torch.zeros(mdp.num_states, dtype=torch.float64, device=mdp.device) if V0 is None else _check_values("V0", mdp, V0, (mdp.num_states,)).clone()
+    history = []
+    for _ in range(max_iterations):
+        V_new = bellman_optimality_backup(mdp, V)
+        diff = V_new - V
+        sup = diff.abs().max()
+        change = sup if stopping == "sup" else diff.max() - diff.min()
+        sup, change = sup.item(), change.item()  # one device sync per iteration
+        history.append(sup)
+        V = V_new
+        if change < tol:
+            break
+    return V, greedy_policy(q_from_v(mdp, V)), history
+
+
+def policy_iteration(mdp: FiniteMDP, max_iterations: int = 1_000, policy0: torch.Tensor | None = None):
+    """Exact evaluation (one linear solve) then greedy improvement, until the policy is stable.
+
+    Args:
+        max_iterations: at most this many evaluate-improve rounds.
+        policy0: ``(S,)`` start policy (default: action 0 everywhere).
+
+    Returns:
+        ``(V, policy, history)``: ``V = V^pi`` ``(S,)`` of the final ``policy`` ``(S,)``
+        int64; ``history`` the list of per-iteration sup-norm changes
+        ``||V^{pi_{k+1}} - V^{pi_k}||_inf`` (the first against ``V = 0``), one per
+        evaluation.
+
+    Ties in the improvement step keep the current action when it is among the best,
+    so the loop cannot cycle between equally good policies.
+
+    References:
+        Sutton and Barto 2018, section 4.3, the box "Policy Iteration"; CS182 notes
+        Algorithms 13-14; Howard, *Dynamic Programming and Markov Processes*, 1960.
+    """
+    _check_mdp(mdp)
+    max_iterations = checks.positive_int("max_iterations", max_iterations)
+    S = mdp.num_states
+    policy = torch.zeros(S, dtype=torch.long, device=mdp.device) if policy0 is None else _policy_probs(mdp, policy0).argmax(-1)
+    V_prev = torch.zeros(S, dtype=torch.float64, device=mdp.device)
+    history = []
+    for _ in range(max_iterations):
+        V = policy_evaluation(mdp, policy)
+        history.append((V - V_prev).abs().max().item())
+        Q = q_from_v(mdp, V)
+        current = Q.gather(1, policy[:, None])[:, 0]
+        best = Q.amax(-1)
+        # improve only where another action is better by more than round-off
+        improve = best > current + 1e-12 * (1 + best.abs())
+        if not bool(improve.any()):
+            return V, policy, history
+        policy = torch.where(improve, Q.argmax(-1), policy)
+        V_prev = V
+    return V, policy, history
+
+
+def q_iteration(mdp: FiniteMDP, tol: float = 1e-10, max_iterations: int = 100_000):
+    """``Q_{k+1} = r + gamma P max_a' Q_k(., a')`` from ``Q_0 = 0`` until the sup-norm change is below ``tol``.
+
+    Returns:
+        ``(Q, history)``: ``Q`` ``(S, A)`` float64, ``history`` the list of per-iteration
+        sup-norm changes ``||Q_{k+1} - Q_k||_inf``. ``greedy_policy(Q)`` is the argmax policy.
+
+    References:
+        Sutton and Barto 2018, eq. 3.20 (Bellman optimality for ``q*``); CS182 notes
+        section 7.5.5-7.5.6 (Algorithm 18 with the tabular "fit").
+    """
+    _check_mdp(mdp)
+    tol = checks.nonnegative_float("tol", tol)
+    max_iterations = checks.positive_int("max_iterations", max_iterations)
+    Q = torch.zeros(mdp.num_states, mdp.num_actions, dtype=torch.float64, device=mdp.device)
+    history = []
+    for _ in range(max_iterations):
+        Q_new = bellman_optimality_backup_q(mdp, Q)
+        history.append((Q_new - Q).abs().max().item())
+        Q = Q_new
+        if history[-1] < tol:
+            break
+    return Q, history
+
+
+# --------------------------------------------------------------------------------------
+# Sampling from the tables (the widget's episodes)
+# --------------------------------------------------------------------------------------
+
+
+def sample_episode(mdp: FiniteMDP, policy: torch.Tensor, epsilon: float = 0.0, seed: int = 0, max_steps: int = 100) -> dict:
+    """One episode from the MDP's tables under the epsilon-greedy version of a deterministic policy.
+
+    Starts from ``s_0 ~ initial_distribution``; stops on entering a terminal state or
+    after ``max_steps`` actions.
+
+    Returns:
+        dict with ``states`` (list of ``T + 1`` ints), ``actions`` and ``rewards`` (``T``
+        each), ``return`` (undiscounted), ``discounted_return`` and ``terminated`` (bool).
+
+    Raises:
+        ValueError / ArgumentTypeError: naming the argument.
+    """
+    _check_mdp(mdp)
+    actions_of = _policy_probs(mdp, policy).argmax(-1).cpu().numpy()
+    epsilon = checks.unit_interval("epsilon", epsilon)
+    max_steps = checks.positive_int("max_steps", max_steps)
+    rng = np.random.default_rng(checks.nonnegative_int("seed", seed))
+    P = mdp.transitions.cpu().numpy()
+    R = mdp.rewards.cpu().numpy()
+    R3 = None if mdp.next_state_rewards is None else mdp.next_state_rewards.cpu().numpy()
+    terminal = mdp.terminal.cpu().numpy()
+    s = int(rng.choice(mdp.num_states, p=mdp.initial_distribution.cpu().numpy()))
+    states, actions, rewards = [s], [], []
+    for _ in range(max_steps):
+        a = int(rng.integers(mdp.num_actions)) if rng.random() < epsilon else int(actions_of[s])
+        s_next = int(rng.choice(mdp.num_states, p=P[s, a]))
+        rewards.append(float(R[s, a] if R3 is None else R3[s, a, s_next]))
+        s = s_next
+        actions.append(a)
+        states.append(s)
+        if terminal[s]:
+            break
+    disc = float(sum(r * mdp.gamma**t for t, r in enumerate(rewards)))
+    return {"states": states, "actions": actions, "rewards": rewards, "return": float(sum(rewards)),
+            "discounted_return": disc, "terminated": bool(terminal[states[-1]])}

@@ -1,0 +1,691 @@
+"""Learning values from samples (Chapter 6): bandits and epsilon-greedy exploration, tabular
+Q-learning and SARSA, fully fitted Q-iteration, and Baird's counterexample.
+
+Chapter 7 (DQN) builds on :func:`epsilon_greedy` and :func:`q_learning_td_target`.
+
+Shapes: ``B`` a batch of states, ``A`` actions, ``S`` states, ``R`` independent runs
+(bandits), ``N`` transitions in a dataset, ``D`` observation size. Returns in a history
+are *undiscounted* episode returns; Q-values are expected *discounted* returns.
+
+References:
+    R. S. Sutton and A. G. Barto, *Reinforcement Learning: An Introduction*, 2nd ed., 2018:
+    section 2.3-2.6 (bandits, Figure 2.2, optimistic initial values), section 6.4-6.5
+    (SARSA eq. 6.7, Q-learning eq. 6.8, Example 6.6), section 11.2 (Baird's counterexample).
+    C. J. C. H. Watkins and P. Dayan, "Q-learning", Machine Learning 8, 1992.
+    D. Ernst, P. Geurts and L. Wehenkel, "Tree-based batch mode reinforcement learning",
+    JMLR 6, 2005 (fitted Q-iteration, section 3).
+    M. Riedmiller, "Neural fitted Q iteration", ECML 2005 (NFQ).
+    L. Baird, "Residual algorithms", ICML 1995.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from course_lib import checks
+from course_lib.nets import mlp
+from course_lib.training import TrainingRun
+
+__all__ = [
+    "epsilon_greedy",
+    "epsilon_greedy_probs",
+    "bandit_testbed",
+    "q_learning_td_target",
+    "sarsa_td_target",
+    "TabularQConfig",
+    "q_learning",
+    "sarsa",
+    "collect_transitions",
+    "FittedQConfig",
+    "FittedQFunction",
+    "fitted_q_iteration",
+    "evaluate_q_function",
+    "baird_counterexample",
+]
+
+
+# --------------------------------------------------------------------------------------
+# Exploration
+# --------------------------------------------------------------------------------------
+
+
+def epsilon_greedy_probs(q_values: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """The epsilon-greedy distribution: ``1 - eps + eps/A`` on the argmax, ``eps/A`` elsewhere.
+
+    With probability ``epsilon`` the action is uniform over **all** ``A`` actions (Sutton
+    and Barto's convention; CS182 spreads ``eps`` over the ``A - 1`` others instead).
+
+    Args:
+        q_values: ``(A,)`` or ``(B, A)``.
+        epsilon: in ``[0, 1]``.
+
+    Returns:
+        probabilities of the same shape as ``q_values`` (float64). Ties go to the lowest index.
+
+    Raises:
+        ArgumentTypeError / ValueError: naming ``q_values`` or ``epsilon``.
+
+    References:
+        Sutton and Barto 2018, section 2.2 and eq. 5.x ("epsilon-soft"); CS182 notes 7.6.2.
+    """
+    q_values = _check_q_values(q_values)
+    epsilon = checks.unit_interval("epsilon", epsilon)
+    A = q_values.shape[-1]
+    greedy = torch.nn.functional.one_hot(q_values.argmax(-1), A).to(torch.float64)
+    return (1 - epsilon) * greedy + epsilon / A
+
+
+def epsilon_greedy(q_values: torch.Tensor, epsilon: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Sample epsilon-greedy actions: uniform over all ``A`` actions with probability ``epsilon``, else argmax.
+
+    Args:
+        q_values: ``(A,)`` or ``(B, A)`` Q-values of the current state(s).
+        epsilon: exploration probability in ``[0, 1]``.
+        generator: a ``torch.Generator`` (on ``q_values.device``) for reproducible draws.
+
+    Returns:
+        int64 action(s): shape ``()`` for ``(A,)`` input, ``(B,)`` for ``(B, A)``.
+
+    Raises:
+        ArgumentTypeError / ValueError: naming the argument.
+
+    References:
+        Sutton and Barto 2018, section 2.2; Mnih et al. 2015 (DQN's behaviour policy).
+    """
+    q_values = _check_q_values(q_values)
+    epsilon = checks.unit_interval("epsilon", epsilon)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise checks.ArgumentTypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    batch_shape = q_values.shape[:-1]
+    A = q_values.shape[-1]
+    explore = torch.rand(batch_shape, generator=generator, device=q_values.device) < epsilon
+    random_actions = torch.randint(A, batch_shape, generator=generator, device=q_values.device)
+    return torch.where(explore, random_actions, q_values.argmax(-1))
+
+
+def _check_q_values(q_values) -> torch.Tensor:
+    if not isinstance(q_values, torch.Tensor):
+        raise checks.ArgumentTypeError(f"q_values must be a torch.Tensor of shape (A,) or (B, A), got {type(q_values).__name__}")
+    if q_values.ndim not in (1, 2) or q_values.shape[-1] < 1 or not q_values.is_floating_point():
+        raise ValueError(f"q_values must be a float tensor of shape (A,) or (B, A) with A >= 1, got {tuple(q_values.shape)} {q_values.dtype}")
+    return q_values
+
+
+# --------------------------------------------------------------------------------------
+# The k-armed testbed (vectorized over runs)
+# --------------------------------------------------------------------------------------
+
+
+def bandit_testbed(epsilon: float, num_runs: int = 2000, num_arms: int = 10, steps: int = 1000,
+                   initial_value: float = 0.0, step_size: float | None = None, seed: int = 0) -> dict:
+    """Sutton and Barto's k-armed testbed, all ``num_runs`` bandit problems advanced in lockstep.
+
+    Each run draws true means ``q*(a) ~ N(0, 1)``; a pull of arm ``a`` pays ``N(q*(a), 1)``.
+    The agent is epsilon-greedy on its estimates ``Q(a)`` (ties broken at random), which
+    start at ``initial_value`` and are updated by ``Q += alpha (r - Q)`` with
+    ``alpha = 1/N(a)`` (sample average) or a constant ``step_size``.
+
+    Returns:
+        dict of tensors: ``average_reward`` ``(steps,)`` and ``optimal_action``
+        ``(steps,)`` (fraction of runs that pulled the best arm), both averaged over runs;
+        ``Q`` and ``q_star`` ``(R, k)``, ``counts`` ``(R, k)``.
+
+    Raises:
+        ArgumentTypeError / ValueError: naming the argument.
+
+    References:
+        Sutton and Barto 2018, section 2.3 (Figure 2.2), eq. 2.3-2.5, section 2.6
+        (optimistic initial values, Figure 2.3).
+    """
+    epsilon = checks.unit_interval("epsilon", epsilon)
+    R = checks.positive_int("num_runs", num_runs)
+    k = checks.positive_int("num_arms", num_arms)
+    steps = checks.positive_int("steps", steps)
+    if not np.isfinite(checks._real("initial_value", initial_value, "a finite float")):
+        raise ValueError(f"initial_value must be a finite float, got {initial_value!r}")
+    if step_size is not None:
+        step_size = checks.unit_interval("step_size", step_size)
+    gen = torch.Generator().manual_seed(checks.nonnegative_int("seed", seed))
+    q_star = torch.randn(R, k, generator=gen, dtype=torch.float64)
+    best = q_star.argmax(-1)
+    Q = torch.full((R, k), float(initial_value), dtype=torch.float64)
+    counts = torch.zeros(R, k, dtype=torch.float64)
+    rows = torch.arange(R)
+    average_reward = torch.zeros(steps, dtype=torch.float64)
+    optimal_action = torch.zeros(steps, dtype=torch.float64)
+    for t in range(steps):
+        is_max = Q == Q.amax(-1, keepdim=True)
+        greedy = (torch.rand(R, k, generator=gen, dtype=torch.float64) * is_max).argmax(-1)  # random tie-break
+        explore = torch.rand(R, generator=gen, dtype=torch.float64) < epsilon
+        actions = torch.where(explore, torch.randint(k, (R,), generator=gen), greedy)
+        rewards = q_star[rows, actions] + torch.randn(R, generator=gen, dtype=torch.float64)
+        counts[rows, actions] += 1
+        alpha = 1.0 / counts[rows, actions] if step_size is None else step_size
+        Q[rows, actions] += alpha * (rewards - Q[rows, actions])
+        average_reward[t] = rewards.mean()
+        optimal_action[t] = (actions == best).double().mean()
+    return {"average_reward": average_reward, "optimal_action": optimal_action, "Q": Q, "q_star": q_star, "counts": counts}
+
+
+# --------------------------------------------------------------------------------------
+# TD targets (pure math)
+# --------------------------------------------------------------------------------------
+
+
+def q_learning_td_target(reward: torch.Tensor, next_q_values: torch.Tensor, terminated: torch.Tensor, gamma: float) -> torch.Tensor:
+    """The Q-learning target ``y = r + gamma * (1 - terminated) * max_a' Q(s', a')``.
+
+    ``terminated`` (the MDP reached a terminal state) cuts the bootstrap: the value of a
+    terminal state is 0. A *truncated* episode (a time limit) is not terminated: its
+    target still bootstraps from ``s'``, so ``truncated`` does not enter the formula.
+
+    Args:
+        reward: ``()`` or ``(B,)``.
+        next_q_values: ``(A,)`` or ``(B, A)``, ``Q(s', .)``.
+        terminated: bool, ``()`` or ``(B,)``.
+        gamma: discount in ``[0, 1]``.
+
+    Returns:
+        the target, shape of ``reward``, dtype of ``next_q_values``.
+
+    Raises:
+        ArgumentTypeError / ValueError: naming the argument.
+
+    References:
+        Watkins and Dayan 1992; Sutton and Barto 2018, eq. 6.8; CS182 notes Algorithm 19
+        (the max is over the action at the next state ``s'``).
+    """
+    reward, next_q_values, terminated = _check_td("next_q_values", reward, next_q_values, terminated, gamma, with_actions=True)
+    return reward + gamma * (~terminated).to(next_q_values.dtype) * next_q_values.amax(-1)
+
+
+def sarsa_td_target(reward: torch.Tensor, next_q_value: torch.Tensor, terminated: torch.Tensor, gamma: float) -> torch.Tensor:
+    """The SARSA target ``y = r + gamma * (1 - terminated) * Q(s', a')`` with ``a'`` the action actually taken next.
+
+    Args:
+        reward, terminated: ``()`` or ``(B,)``; next_q_value: ``Q(s', a')``, same shape.
+
+    References:
+        Sutton and Barto 2018, eq. 6.7 (on-policy TD control).
+    """
+    reward, next_q_value, terminated = _check_td("next_q_value", reward, next_q_value, terminated, gamma, with_actions=False)
+    return reward + gamma * (~terminated).to(next_q_value.dtype) * next_q_value
+
+
+def _check_td(q_name, reward, next_q, terminated, gamma, with_actions):
+    for name, value in (("reward", reward), (q_name, next_q), ("terminated", terminated)):
+        if not isinstance(value, torch.Tensor):
+            raise checks.ArgumentTypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    checks.unit_interval("gamma", gamma)
+    if terminated.dtype != torch.bool:
+        raise ValueError(f"terminated must be a bool tensor, got {terminated.dtype}")
+    batch = tuple(next_q.shape[:-1]) if with_actions else tuple(next_q.shape)
+    if with_actions and next_q.ndim not in (1, 2):
+        raise ValueError(f"{q_name} must have shape (A,) or (B, A), got {tuple(next_q.shape)}")
+    if tuple(reward.shape) != batch or tuple(terminated.shape) != batch:
+        raise ValueError(f"reward and terminated must have shape {batch} to match {q_name}, got {tuple(reward.shape)} and {tuple(terminated.shape)}")
+    return reward.to(next_q.dtype), next_q, terminated
+
+
+# --------------------------------------------------------------------------------------
+# Tabular Q-learning and SARSA (online Q-iteration)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TabularQConfig:
+    """Settings of :func:`q_learning` / :func:`sarsa` (validated on construction).
+
+    ``alpha`` is the step size; with ``alpha_power > 0`` the step of the ``n``-th visit
+    to ``(s, a)`` is ``alpha / n**alpha_power`` (``0.5 < alpha_power <= 1`` meets the
+    Robbins-Monro conditions of Watkins and Dayan's convergence theorem).
+    ``max_episode_steps`` truncates (not terminates) an episode. Every ``eval_every``
+    environment steps the history gets one entry.
+    """
+
+    total_steps: int = 50_000
+    alpha: float = 0.1
+    alpha_power: float = 0.0
+    gamma: float = 0.99
+    epsilon: float = 0.1
+    initial_q: float = 0.0
+    max_episode_steps: int = 200
+    eval_every: int = 1_000
+    seed: int = 0
+    env_kwargs: dict = field(default_factory=dict)
+    checkpoint_path: str | None = None
+    max_seconds: float | None = None
+    progress: bool = True
+
+    def __post_init__(self):
+        checks.positive_int("total_steps", self.total_steps)
+        checks.unit_interval("alpha", self.alpha)
+        if checks.nonnegative_float("alpha_power", self.alpha_power) > 1:
+            raise ValueError(f"alpha_power must be in [0, 1], got {self.alpha_power!r}")
+        checks.unit_interval("gamma", self.gamma)
+        checks.unit_interval("epsilon", self.epsilon)
+        checks._real("initial_q", self.initial_q, "a finite float")
+        checks.positive_int("max_episode_steps", self.max_episode_steps)
+        checks.positive_int("eval_every", self.eval_every)
+        checks.nonnegative_int("seed", self.seed)
+        if not isinstance(self.env_kwargs, dict):
+            raise checks.ArgumentTypeError(f"env_kwargs must be a dict, got {type(self.env_kwargs).__name__}")
+        if self.max_seconds is not None:
+            checks.positive_float("max_seconds", self.max_seconds)
+
+
+class QTable(nn.Module):
+    """The parameters of tabular TD control: ``q`` ``(S, A)`` and the visit ``counts`` ``(S, A)``."""
+
+    def __init__(self, num_states: int, num_actions: int, initial_q: float = 0.0):
+        super().__init__()
+        self.q = nn.Parameter(torch.full((num_states, num_actions), float(initial_q), dtype=torch.float64), requires_grad=False)
+        self.counts = nn.Parameter(torch.zeros(num_states, num_actions, dtype=torch.float64), requires_grad=False)
+
+
+def q_learning(env_id: str, config: TabularQConfig = TabularQConfig(), q_star: torch.Tensor | None = None):
+    """Watkins' Q-learning (online Q-iteration) on a discrete-state gymnasium env.
+
+    Each environment step: ``a`` epsilon-greedy on ``Q(s, .)``; observe ``r, s'``;
+    ``Q(s, a) += alpha (r + gamma (1 - terminated) max_a' Q(s', a') - Q(s, a))``.
+
+    Args:
+        env_id: a toy-text env id (``"FrozenLake-v1"``, ``"CliffWalking-v1"``, ``"Taxi-v4"``).
+        config: :class:`TabularQConfig`.
+        q_star: optional ``(S, A)`` optimal Q (from :func:`q_iteration`); the history
+            then records ``q_error = ||Q - Q*||_inf``.
+
+    Returns:
+        ``(Q, history)``: ``Q`` ``(S, A)`` float64; history lists ``step`` (env steps),
+        ``episodes``, ``mean_return`` (undiscounted, of the episodes that ended since the
+        last entry; NaN if none), ``q_error`` (NaN without ``q_star``) and ``stop_reason``.
+
+    Raises:
+        ValueError / ArgumentTypeError: naming the argument (a non-Discrete env, a
+            ``q_star`` of the wrong shape, a config that is not a TabularQConfig).
+
+    References:
+        Watkins and Dayan 1992; Sutton and Barto 2018, eq. 6.8 and the box "Q-learning
+        (off-policy TD control)"; CS182 notes Algorithm 19.
+    """
+    return _td_control(env_id, config, q_star, on_policy=False)
+
+
+def sarsa(env_id: str, config: TabularQConfig = TabularQConfig(), q_star: torch.Tensor | None = None):
+    """SARSA (on-policy TD control): like :func:`q_learning` but the target uses the next action actually taken.
+
+    Returns and raises as :func:`q_learning`.
+
+    References:
+        Sutton and Barto 2018, eq. 6.7 and the box "Sarsa (on-policy TD control)", Example 6.6.
+    """
+    return _td_control(env_id, config, q_star, on_policy=True)
+
+
+def _td_control(env_id: str, config: TabularQConfig, q_star, on_policy: bool):
+    if not isinstance(env_id, str):
+        raise checks.ArgumentTypeError(f"env_id must be a str, got {type(env_id).__name__}")
+    if not isinstance(config, TabularQConfig):
+        raise checks.ArgumentTypeError(f"config must be a TabularQConfig, got {type(config).__name__}")
+    env = gym.make(env_id, **config.env_kwargs).unwrapped  # no TimeLimit wrapper: truncation is ours
+    if not (isinstance(env.observation_space, gym.spaces.Discrete) and isinstance(env.action_space, gym.spaces.Discrete)):
+        raise ValueError(f"env_id {env_id!r} must have Discrete observation and action spaces")
+    S, A = int(env.observation_space.n), int(env.action_space.n)
+    if q_star is not None:
+        if not isinstance(q_star, torch.Tensor) or q_star.shape != (S, A):
+            raise ValueError(f"q_star must be a tensor of shape (S, A) = ({S}, {A})")
+        q_star = q_star.detach().cpu().double().numpy()
+    gamma, eps = config.gamma, config.epsilon
+    table = QTable(S, A, config.initial_q)
+    Q, N = table.q.data.numpy(), table.counts.data.numpy()  # views: updates land in the module
+    obs, _ = env.reset(seed=config.seed)
+    rng = np.random.default_rng(config.seed + 1)  # the behaviour policy's draws
+
+    def behaviour(s: int) -> int:
+        if rng.random() < eps:
+            return int(rng.integers(A))
+        best = np.flatnonzero(Q[s] == Q[s].max())
+        return int(best[0]) if len(best) == 1 else int(best[rng.integers(len(best))])  # random tie-break
+
+    run = TrainingRun(config, model=table, generators={"env": env.np_random, "policy": rng},
+                      history_keys=("step", "episodes", "mean_return", "q_error"),
+                      checkpoint_path=config.checkpoint_path, max_seconds=config.max_seconds,
+                      total=config.total_steps, desc="sarsa" if on_policy else "q_learning",
+                      unit="env step", progress=config.progress)
+    state = run.restore(default={"obs": int(obs), "action": -1, "episode_return": 0.0, "episode_length": 0,
+                                 "episodes": 0, "window_returns": []})
+    env.s = state["obs"]  # toy-text envs keep their state in .s: put the env where the run stopped
+    with run:
+        while run.step < config.total_steps:
+            s = state["obs"]
+            a = state["action"] if (on_policy and state["action"] >= 0) else behaviour(s)
+            s_next, r, terminated, _, _ = env.step(a)
+            s_next = int(s_next)
+            length = state["episode_length"] + 1
+            truncated = length >= config.max_episode_steps
+            a_next = behaviour(s_next) if on_policy else -1
+            bootstrap = Q[s_next, a_next] if on_policy else Q[s_next].max()
+            target = r + (0.0 if terminated else gamma * bootstrap)  # truncated still bootstraps
+            N[s, a] += 1
+            alpha = config.alpha / N[s, a] ** config.alpha_power
+            Q[s, a] += alpha * (target - Q[s, a])
+            if terminated or truncated:
+                state["window_returns"].append(state["episode_return"] + float(r))
+                state["episodes"] += 1
+                s_next, _ = env.reset()
+                state.update(obs=int(s_next), action=-1, episode_return=0.0, episode_length=0)
+            else:
+                state.update(obs=s_next, action=a_next, episode_return=state["episode_return"] + float(r), episode_length=length)
+            stop = run.end_step(state)
+            if run.step % config.eval_every == 0 or run.step == config.total_steps or stop:
+                window = state["window_returns"]
+                run.log(step=run.step, episodes=state["episodes"], mean_return=float(np.mean(window)) if window else float("nan"),
+                        q_error=float(np.abs(Q - q_star).max()) if q_star is not None else float("nan"))
+                state["window_returns"] = []
+                run.save(state)
+            if stop:
+                break
+    return table.q.data.clone(), run.finish()
+
+
+# --------------------------------------------------------------------------------------
+# Fully fitted Q-iteration (Ernst et al. 2005; Riedmiller 2005)
+# --------------------------------------------------------------------------------------
+
+
+def collect_transitions(env_id: str = "CartPole-v1", num_steps: int = 10_000, seed: int = 0,
+                        q_function=None, epsilon: float = 1.0) -> dict:
+    """A fixed dataset of transitions from a uniform-random (or epsilon-greedy) policy.
+
+    Args:
+        env_id: a gymnasium env with a flat Box observation and Discrete actions.
+        num_steps: transitions to collect (episodes restart as needed; time limits truncate).
+        q_function: optional callable ``(B, D) -> (B, A)``; actions are epsilon-greedy on it.
+        epsilon: exploration probability (1.0: uniform random).
+
+    Returns:
+        dict of tensors: ``obs`` ``(N, D)`` float32, ``actions`` ``(N,)`` int64, ``rewards``
+        ``(N,)`` float32, ``next_obs`` ``(N, D)``, ``terminated`` ``(N,)`` bool, and
+        ``num_actions`` (int).
+    """
+    num_steps = checks.positive_int("num_steps", num_steps)
+    epsilon = checks.unit_interval("epsilon", epsilon)
+    env = gym.make(env_id)
+    A = int(env.action_space.n)
+    gen = torch.Generator().manual_seed(checks.nonnegative_int("seed", seed))
+    obs, _ = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    buf = {k: [] for k in ("obs", "actions", "rewards", "next_obs", "terminated")}
+    for _ in range(num_steps):
+        o = torch.as_tensor(obs, dtype=torch.float32)
+        q = torch.zeros(A) if q_function is None else q_function(o[None])[0].float()
+        a = int(epsilon_greedy(q, epsilon if q_function is not None else 1.0, gen))
+        next_obs, r, terminated, truncated, _ = env.step(a)
+        for k, v in zip(buf, (o, a, float(r), torch.as_tensor(next_obs, dtype=torch.float32), bool(terminated))):
+            buf[k].append(v)
+        obs = env.reset()[0] if (terminated or truncated) else next_obs
+    return {"obs": torch.stack(buf["obs"]), "actions": torch.tensor(buf["actions"]), "rewards": torch.tensor(buf["rewards"]),
+            "next_obs": torch.stack(buf["next_obs"]), "terminated": torch.tensor(buf["terminated"]), "num_actions": A}
+
+
+@dataclass(frozen=True)
+class FittedQConfig:
+    """Settings of :func:`fitted_q_iteration` (validated on construction).
+
+    ``regressor``: ``"extra_trees"`` (Ernst et al. 2005: ``n_estimators`` trees, each
+    split needs ``min_samples_split`` samples, inputs ``(s, a)``), ``"mlp"`` (Riedmiller
+    2005: a network ``s -> Q(s, .)`` refitted for ``epochs`` full-batch Rprop epochs each
+    iteration, warm-started) or ``"linear"`` (exact least squares, one linear map per
+    action, no intercept; with one-hot states this is tabular Q-iteration).
+    With ``eval_env_id`` set, the greedy policy is played for ``eval_episodes`` after
+    every iteration (episodes capped at ``eval_max_steps``) and its mean undiscounted
+    return is logged.
+    """
+
+    regressor: str = "extra_trees"
+    iterations: int = 30
+    gamma: float = 0.99
+    n_estimators: int = 50
+    min_samples_split: int = 2
+    hidden_sizes: tuple = (64, 64)
+    epochs: int = 100
+    lr: float = 0.01
+    eval_env_id: str | None = None
+    eval_episodes: int = 10
+    eval_max_steps: int | None = None
+    seed: int = 0
+    max_seconds: float | None = None
+    progress: bool = True
+
+    def __post_init__(self):
+        checks.one_of("regressor", self.regressor, ("extra_trees", "mlp", "linear"))
+        checks.positive_int("iterations", self.iterations)
+        checks.unit_interval("gamma", self.gamma)
+        checks.positive_int("n_estimators", self.n_estimators)
+        checks.positive_int("min_samples_split", self.min_samples_split, minimum=2)
+        object.__setattr__(self, "hidden_sizes", checks.int_sizes("hidden_sizes", self.hidden_sizes))
+        checks.positive_int("epochs", self.epochs)
+        checks.positive_float("lr", self.lr)
+        if self.eval_env_id is not None and not isinstance(self.eval_env_id, str):
+            raise checks.ArgumentTypeError(f"eval_env_id must be a str or None, got {type(self.eval_env_id).__name__}")
+        checks.positive_int("eval_episodes", self.eval_episodes)
+        if self.eval_max_steps is not None:
+            checks.positive_int("eval_max_steps", self.eval_max_steps)
+        checks.nonnegative_int("seed", self.seed)
+        if self.max_seconds is not None:
+            checks.positive_float("max_seconds", self.max_seconds)
+
+
+class FittedQFunction(nn.Module):
+    """``Q(s, .)`` of fitted Q-iteration: call it on ``(B, D)`` observations to get ``(B, A)`` Q-values.
+
+    ``kind`` is the regressor; ``net`` the MLP (``"mlp"``), ``weight`` ``(A, D)`` the linear
+    maps (``"linear"``), ``trees`` the fitted scikit-learn ensemble (``"extra_trees"``,
+    inputs ``[s, one_hot(a)]``). Before the first fit it returns zeros (``Q_0 = 0``).
+    """
+
+    def __init__(self, kind: str, obs_dim: int, num_actions: int, hidden_sizes=(64, 64)):
+        super().__init__()
+        self.kind, self.obs_dim, self.num_actions = kind, obs_dim, num_actions
+        self.net = mlp([obs_dim, *hidden_sizes, num_actions]) if kind == "mlp" else None
+        self.weight = nn.Parameter(torch.zeros(num_actions, obs_dim, dtype=torch.float64), requires_grad=False)
+        self.trees = None
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        obs = torch.as_tensor(obs)
+        if self.kind == "mlp":
+            return self.net(obs.float())
+        if self.kind == "linear":
+            return obs.to(torch.float64) @ self.weight.T
+        if self.trees is None:
+            return torch.zeros(obs.shape[0], self.num_actions, dtype=torch.float64)
+        B, A = obs.shape[0], self.num_actions
+        x = np.concatenate([np.repeat(obs.double().numpy(), A, 0), np.tile(np.eye(A), (B, 1))], 1)
+        return torch.from_numpy(self.trees.predict(x)).reshape(B, A)
+
+
+def _check_dataset(dataset) -> dict:
+    if not isinstance(dataset, dict):
+        raise checks.ArgumentTypeError(f"dataset must be a dict of tensors, got {type(dataset).__name__}")
+    missing = {"obs", "actions", "rewards", "next_obs", "terminated"} - set(dataset)
+    if missing:
+        raise ValueError(f"dataset is missing the keys {sorted(missing)}")
+    obs, next_obs = torch.as_tensor(dataset["obs"]), torch.as_tensor(dataset["next_obs"])
+    n = obs.shape[0]
+    if obs.ndim != 2 or next_obs.shape != obs.shape or n == 0:
+        raise ValueError(f"dataset['obs'] and dataset['next_obs'] must both be (N, D) with N >= 1, got {tuple(obs.shape)} and {tuple(next_obs.shape)}")
+    for key in ("actions", "rewards", "terminated"):
+        if torch.as_tensor(dataset[key]).shape != (n,):
+            raise ValueError(f"dataset[{key!r}] must have shape (N,) = ({n},), got {tuple(torch.as_tensor(dataset[key]).shape)}")
+    return dataset
+
+
+def fitted_q_iteration(dataset: dict, config: FittedQConfig = FittedQConfig()):
+    """Fully fitted Q-iteration on a fixed dataset of transitions.
+
+    For ``k = 1..K``: targets ``y_i = r_i + gamma (1 - terminated_i) max_a' Q_{k-1}(s'_i, a')``
+    from the previous fit, then ``Q_k = argmin sum_i w_i (Q(s_i, a_i) - y_i)^2`` over the
+    regressor class. Nothing new is collected: this is batch (offline) RL.
+
+    Args:
+        dataset: dict with ``obs`` ``(N, D)``, ``actions`` ``(N,)`` int64, ``rewards`` ``(N,)``,
+            ``next_obs`` ``(N, D)``, ``terminated`` ``(N,)`` bool; optional ``weights`` ``(N,)``
+            (sample weights of the least squares) and ``num_actions``.
+        config: :class:`FittedQConfig` (the regressor is ``config.regressor``).
+
+    Returns:
+        ``(q_function, history)``: a :class:`FittedQFunction` and a history with
+        ``iteration``, ``td_error`` (weighted RMS of ``Q_k(s, a) - y`` after the fit),
+        ``q_mean`` (mean of ``max_a Q_k`` over the dataset's states), ``eval_return``
+        (mean undiscounted return of the greedy policy, NaN without ``eval_env_id``),
+        ``seconds``, and ``stop_reason``.
+
+    Raises:
+        ValueError / ArgumentTypeError: naming ``dataset`` or ``config``.
+
+    References:
+        Ernst, Geurts and Wehenkel 2005, section 3 (Figure 1, the FQI algorithm) and
+        section 4 (extra-trees); Riedmiller 2005 (NFQ, Rprop); CS182 notes Algorithm 18.
+    """
+    dataset = _check_dataset(dataset)
+    if not isinstance(config, FittedQConfig):
+        raise checks.ArgumentTypeError(f"config must be a FittedQConfig, got {type(config).__name__}")
+    obs = torch.as_tensor(dataset["obs"]).double()
+    next_obs = torch.as_tensor(dataset["next_obs"]).double()
+    actions = torch.as_tensor(dataset["actions"]).long()
+    rewards = torch.as_tensor(dataset["rewards"]).double()
+    not_done = (~torch.as_tensor(dataset["terminated"]).bool()).double()
+    A = int(dataset.get("num_actions", int(actions.max()) + 1))
+    n, D = obs.shape
+    w = torch.as_tensor(dataset.get("weights", torch.ones(n)), dtype=torch.float64)
+    torch.manual_seed(config.seed)
+    q_function = FittedQFunction(config.regressor, D, A, config.hidden_sizes)
+    optimizer = torch.optim.Rprop(q_function.net.parameters(), lr=config.lr) if config.regressor == "mlp" else None
+    run = TrainingRun(config, model=q_function, optimizer=optimizer, history_keys=("iteration", "td_error", "q_mean", "eval_return", "seconds"),
+                      max_seconds=config.max_seconds, total=config.iterations, desc=f"fitted Q-iteration ({config.regressor})",
+                      unit="iteration", progress=config.progress)
+    state = run.restore(default={})
+    with run:
+        for k in range(1, config.iterations + 1):
+            with torch.no_grad():
+                y = rewards + config.gamma * not_done * q_function(next_obs).double().amax(-1)  # the max is at s'
+            if config.regressor == "linear":
+                for a in range(A):  # exact weighted least squares, one linear map per action
+                    m = actions == a
+                    sw = w[m].sqrt()[:, None]
+                    q_function.weight.data[a] = torch.linalg.lstsq(obs[m] * sw, y[m, None] * sw, driver="gelsd").solution[:, 0]
+                run.mark_updated()
+            elif config.regressor == "extra_trees":
+                from sklearn.ensemble import ExtraTreesRegressor
+
+                x = np.concatenate([obs.numpy(), np.eye(A)[actions.numpy()]], 1)
+                trees = ExtraTreesRegressor(n_estimators=config.n_estimators, min_samples_split=config.min_samples_split,
+                                            random_state=config.seed + k, n_jobs=1)
+                q_function.trees = trees.fit(x, y.numpy(), sample_weight=w.numpy())
+                run.mark_updated()
+            else:
+                x_obs, y32, w32 = obs.float(), y.float(), (w / w.mean()).float()
+                for _ in range(config.epochs):  # Riedmiller: full-batch Rprop on the whole pattern set
+                    q_sa = q_function(x_obs).gather(1, actions[:, None])[:, 0]
+                    run.optimize((w32 * (q_sa - y32) ** 2).mean(), inputs=x_obs)
+            with torch.no_grad():
+                q_all = q_function(obs).double()
+                td = q_all.gather(1, actions[:, None])[:, 0] - y
+                td_error = float(((w * td**2).sum() / w.sum()).sqrt())
+            ret = float("nan")
+            if config.eval_env_id is not None:
+                ret = float(evaluate_q_function(q_function, config.eval_env_id, config.eval_episodes,
+                                                seed=10_000 + config.seed, max_steps=config.eval_max_steps).mean())
+            stop = run.end_step(state, td_error=td_error, eval_return=ret)
+            run.log(iteration=k, td_error=td_error, q_mean=float(q_all.amax(-1).mean()), eval_return=ret, seconds=run.seconds)
+            if stop:
+                break
+    return q_function, run.finish()
+
+
+def evaluate_q_function(q_function, env_id: str = "CartPole-v1", episodes: int = 10, seed: int = 0,
+                        max_steps: int | None = None) -> np.ndarray:
+    """Undiscounted returns of ``episodes`` episodes of the greedy policy ``argmax_a Q(s, a)``.
+
+    The episodes run side by side in a vector env, so ``q_function`` is called once per
+    time step on a ``(episodes, D)`` batch (a tree ensemble's ``predict`` is slow per call).
+
+    Args:
+        q_function: callable ``(B, D) -> (B, A)``.
+        episodes: number of episodes (env ``i`` is reset with seed ``seed + i``).
+        max_steps: cap on episode length (default: the env's own time limit).
+
+    Returns:
+        ``(episodes,)`` float array of undiscounted returns.
+
+    Raises:
+        ValueError / ArgumentTypeError: naming the argument.
+    """
+    episodes = checks.positive_int("episodes", episodes)
+    seed = checks.nonnegative_int("seed", seed)
+    if max_steps is not None:
+        max_steps = checks.positive_int("max_steps", max_steps)
+    envs = gym.make_vec(env_id, num_envs=episodes, vectorization_mode="sync",
+                        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
+    try:
+        obs, _ = envs.reset(seed=seed)
+        returns, running = np.zeros(episodes), np.ones(episodes, dtype=bool)
+        t = 0
+        while running.any() and (max_steps is None or t < max_steps):
+            with torch.no_grad():
+                actions = q_function(torch.as_tensor(obs, dtype=torch.float32)).argmax(-1).cpu().numpy()
+            obs, r, terminated, truncated, _ = envs.step(actions)
+            returns += r * running
+            running &= ~(terminated | truncated)
+            t += 1
+    finally:
+        envs.close()
+    return returns
+
+
+# --------------------------------------------------------------------------------------
+# Baird's counterexample (divergence with linear function approximation)
+# --------------------------------------------------------------------------------------
+
+
+def baird_counterexample(sweeps: int = 1000, alpha: float = 0.01, gamma: float = 0.99) -> dict:
+    """Expected semi-gradient TD(0) (semi-gradient dynamic programming) on Baird's 7-state MDP.
+
+    Seven states, linear values ``v(s) = x(s) . w`` with 8 weights (states 1-6:
+    ``x = 2 e_i + e_8``; state 7: ``x = e_7 + 2 e_8``), all rewards 0, so the true values
+    are 0 and representable (``w = 0``). The target policy always takes "solid" (to state
+    7); updates are weighted uniformly over states (the behaviour policy's distribution).
+    Each sweep: ``w += alpha/7 sum_s (gamma v(7) - v(s)) x(s)``. The weights diverge
+    for every ``alpha > 0``; with a tabular (one-hot) ``x`` the same sweep converges.
+
+    Returns:
+        dict with ``weights`` ``(sweeps + 1, 8)`` float64 (from ``w_0 = (1,...,1,10,1)``),
+        ``features`` ``(7, 8)``, ``tabular_values`` ``(sweeps + 1, 7)`` (the same update with
+        one-hot features, from ``v_0 = x w_0``).
+
+    References:
+        Baird 1995; Sutton and Barto 2018, section 11.2, Example 11.1 and Figure 11.2 (right).
+    """
+    sweeps = checks.positive_int("sweeps", sweeps)
+    alpha = checks.positive_float("alpha", alpha)
+    gamma = checks.unit_interval("gamma", gamma)
+    X = torch.zeros(7, 8, dtype=torch.float64)
+    X[torch.arange(6), torch.arange(6)] = 2.0
+    X[:6, 7] = 1.0
+    X[6, 6], X[6, 7] = 1.0, 2.0
+    w = torch.tensor([1, 1, 1, 1, 1, 1, 10, 1], dtype=torch.float64)
+    v_tab = X @ w
+    weights, tabular = [w.clone()], [v_tab.clone()]
+    for _ in range(sweeps):
+        v = X @ w
+        w = w + alpha / 7 * ((gamma * v[6] - v) @ X)
+        v_tab = v_tab + alpha / 7 * (gamma * v_tab[6] - v_tab)  # one-hot: each state its own weight
+        weights.append(w.clone())
+        tabular.append(v_tab.clone())
+    return {"weights": torch.stack(weights), "features": X, "tabular_values": torch.stack(tabular)}
