@@ -1,0 +1,978 @@
+"""Autoregressive image models: masked convolutions, PixelCNN, Gated PixelCNN, Row LSTM, Diagonal BiLSTM.
+
+Every model here factorizes the probability of a binary image in raster order
+(row by row, left to right, and channel by channel inside a pixel),
+
+    log p(x) = sum_i log p(x_i | x_<i),
+
+and predicts one Bernoulli logit per pixel (and channel). ``forward(x)`` gives
+all the logits in one parallel pass over a complete image; causality (logit i
+never depends on x_j for j >= i) is what makes that pass a valid likelihood,
+and :func:`receptive_field` checks it by gradient. Sampling is sequential:
+one network evaluation per pixel (:meth:`AutoregressiveModel.sample`).
+
+========================  =====================================================
+piece                     what it is
+========================  =====================================================
+:func:`causal_mask`       the (k, k) mask A / mask B of a masked convolution
+:func:`channel_mask`      the (C_out, C_in, k, k) mask with colour groups
+:class:`MaskedConv2d`     an ``nn.Conv2d`` whose mask is applied in ``forward``
+:class:`PixelCNN`         mask A, then mask-B layers (has a blind spot)
+:class:`GatedPixelCNN`    vertical + horizontal stacks, gates, residuals, labels
+:class:`RowLSTM`          row-by-row LSTM, triangular receptive field
+:class:`DiagonalBiLSTM`   skewed, two-direction diagonal LSTM, full field
+:func:`bernoulli_nll`     per-image negative log-likelihood from logits (nats)
+:func:`receptive_field`   which inputs a pixel's logit depends on (by gradient)
+:func:`train`             maximum likelihood through ``course_lib.training``
+========================  =====================================================
+
+Units: log-likelihoods in nats per image; bits/dim = nats / (D ln 2) with
+D = C * H * W. For binary data the NLL is an exact discrete log-probability,
+not a bound.
+
+References:
+    A. van den Oord, N. Kalchbrenner, K. Kavukcuoglu, "Pixel Recurrent Neural
+    Networks", ICML 2016 (arXiv:1601.06759): eq. (1)-(2) the factorization,
+    §3.1 Row LSTM (eq. 3), §3.2 Diagonal BiLSTM, §3.4 masked convolution
+    (masks A and B, Figure 4), Table 4 (binarized MNIST).
+    A. van den Oord, N. Kalchbrenner, O. Vinyals, L. Espeholt, A. Graves,
+    K. Kavukcuoglu, "Conditional Image Generation with PixelCNN Decoders",
+    NeurIPS 2016 (arXiv:1606.05328): §2.1 gated unit (eq. 2), §2.2 blind spot,
+    vertical and horizontal stacks (Figure 2), §2.3 conditioning (eq. 4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from course_lib import checks
+from course_lib.training import TrainingRun
+
+__all__ = [
+    "causal_mask",
+    "channel_mask",
+    "MaskedConv2d",
+    "AutoregressiveModel",
+    "PixelCNN",
+    "GatedPixelCNN",
+    "RowLSTM",
+    "DiagonalBiLSTM",
+    "skew",
+    "unskew",
+    "bernoulli_nll",
+    "input_gradient",
+    "receptive_field",
+    "binarize_fixed",
+    "evaluate_nll",
+    "TrainConfig",
+    "train",
+]
+
+MASK_TYPES = ("A", "B")
+
+
+# ----------------------------------------------------------------------------
+# Masks (pure functions)
+# ----------------------------------------------------------------------------
+def _odd_kernel(kernel_size) -> int:
+    k = checks.positive_int("kernel_size", kernel_size)
+    if k % 2 == 0:
+        raise ValueError(f"kernel_size must be odd (the centre is the current pixel), got {k}")
+    return k
+
+
+def causal_mask(kernel_size: int, mask_type: str) -> Tensor:
+    """The spatial mask of a masked convolution: which kernel weights are kept.
+
+    Rows above the centre are kept, and in the centre row the positions left
+    of the centre. Mask ``"A"`` drops the centre (the pixel being predicted,
+    used in the first layer); mask ``"B"`` keeps it (later layers, whose
+    centre feature already excludes the pixel itself).
+
+    Args:
+        kernel_size: odd positive int k.
+        mask_type: ``"A"`` or ``"B"``.
+
+    Returns:
+        bool tensor of shape (k, k); True marks a weight that is kept.
+
+    Raises:
+        ValueError: an even or non-positive ``kernel_size``; a ``mask_type`` other than "A"/"B".
+
+    References:
+        van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §3.4 and Figure 4.
+    """
+    k = _odd_kernel(kernel_size)
+    checks.one_of("mask_type", mask_type, MASK_TYPES)
+    c = k // 2
+    mask = torch.zeros(k, k, dtype=torch.bool)
+    mask[:c, :] = True
+    mask[c, :c] = True
+    if mask_type == "B":
+        mask[c, c] = True
+    return mask
+
+
+def _groups(channels: int, color_groups: int) -> Tensor:
+    """Colour group of each channel: contiguous blocks, ``c * groups // channels``."""
+    return torch.arange(channels) * color_groups // channels
+
+
+def channel_mask(in_channels: int, out_channels: int, kernel_size: int, mask_type: str, color_groups: int = 1) -> Tensor:
+    """The full (C_out, C_in, k, k) mask of a masked convolution with colour groups.
+
+    Channels are split into ``color_groups`` contiguous groups (R, G, B for
+    ``color_groups=3``). Off-centre positions follow :func:`causal_mask`
+    for every channel pair. At the centre, output group g sees input groups
+    g' < g (mask "A") or g' <= g (mask "B"), so G is predicted from R, and B
+    from R and G, of the same pixel.
+
+    Args:
+        in_channels, out_channels: positive ints, each at least ``color_groups``.
+        kernel_size: odd positive int.
+        mask_type: ``"A"`` or ``"B"``.
+        color_groups: number of colour groups (1 for grey images).
+
+    Returns:
+        bool tensor of shape (out_channels, in_channels, k, k).
+
+    Raises:
+        ValueError: bad sizes (naming the argument), an even kernel, a bad mask_type.
+
+    References:
+        van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §3.4 (Figure 4, right).
+    """
+    cin = checks.positive_int("in_channels", in_channels)
+    cout = checks.positive_int("out_channels", out_channels)
+    g = checks.positive_int("color_groups", color_groups)
+    if cin < g:
+        raise ValueError(f"in_channels must be at least color_groups={g}, got {cin}")
+    if cout < g:
+        raise ValueError(f"out_channels must be at least color_groups={g}, got {cout}")
+    spatial = causal_mask(kernel_size, mask_type)
+    k = spatial.shape[0]
+    mask = spatial.expand(cout, cin, k, k).clone()
+    mask[:, :, k // 2, k // 2] = False
+    gin, gout = _groups(cin, g), _groups(cout, g)
+    centre = gin[None, :] < gout[:, None] if mask_type == "A" else gin[None, :] <= gout[:, None]
+    mask[:, :, k // 2, k // 2] = centre
+    return mask
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A k x k convolution whose weights outside the causal mask are ignored.
+
+    The mask is multiplied into the weight inside :meth:`forward` (a pure
+    function of the stored weight), so no optimizer step and no edit of
+    ``weight`` can break causality; ``weight.data *= mask`` done once at
+    construction would be undone by the first update of a masked entry
+    (weight decay, a hand edit, loading foreign weights). Zero padding of
+    k // 2 keeps the H x W resolution.
+
+    Args:
+        in_channels, out_channels: channel counts.
+        kernel_size: odd int k.
+        mask_type: ``"A"`` (first layer, excludes the current pixel) or ``"B"``.
+        color_groups: colour groups (see :func:`channel_mask`).
+        bias: add a bias.
+
+    Shapes: input (B, C_in, H, W) -> output (B, C_out, H, W).
+
+    Raises:
+        ValueError: from :func:`channel_mask`.
+
+    References:
+        van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §3.4.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, mask_type: str, color_groups: int = 1, bias: bool = True):
+        mask = channel_mask(in_channels, out_channels, kernel_size, mask_type, color_groups)
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
+        self.mask_type, self.color_groups = mask_type, color_groups
+        self.register_buffer("mask", mask.to(self.weight.dtype), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight * self.mask, self.bias, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", mask_type={self.mask_type!r}, color_groups={self.color_groups}"
+
+
+# ----------------------------------------------------------------------------
+# Shared model interface: log_prob and sample
+# ----------------------------------------------------------------------------
+def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
+    """Negative log-likelihood of binary images under independent Bernoulli logits, per image.
+
+    ``-sum_i [x_i log sigma(l_i) + (1 - x_i) log(1 - sigma(l_i))]`` over all
+    channels and pixels, computed stably as binary cross-entropy with logits.
+
+    Args:
+        logits: (B, C, H, W) real logits.
+        x: (B, C, H, W) tensor of 0s and 1s.
+
+    Returns:
+        (B,) NLL in nats.
+
+    Raises:
+        ValueError: shapes that differ or are not 4-D, or non-binary ``x``.
+
+    References:
+        van den Oord et al. 2016, "Pixel Recurrent Neural Networks", eq. (1)-(2).
+    """
+    checks.tensor("logits", logits)
+    checks.tensor("x", x)
+    if logits.ndim != 4:
+        raise ValueError(f"logits must have shape (B, C, H, W), got {tuple(logits.shape)}")
+    if x.shape != logits.shape:
+        raise ValueError(f"x must have the shape of logits {tuple(logits.shape)}, got {tuple(x.shape)}")
+    checks.binary("x", x)
+    bce = F.binary_cross_entropy_with_logits(logits, x.to(logits.dtype), reduction="none")
+    return bce.flatten(1).sum(1)
+
+
+class AutoregressiveModel(nn.Module):
+    """Base of the four models: ``forward`` gives logits; ``log_prob`` and ``sample`` follow from it."""
+
+    in_channels: int
+    num_classes: int | None = None
+
+    def _check_x(self, x: Tensor, name: str = "x") -> Tensor:
+        checks.tensor(name, x)
+        if x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[2] < 2 or x.shape[3] < 2:
+            raise ValueError(
+                f"{name} must have shape (B, {self.in_channels}, H, W) with H, W >= 2, got {tuple(x.shape)}"
+            )
+        return x
+
+    def _check_y(self, y, batch: int) -> Tensor | None:
+        if self.num_classes is None:
+            if y is not None:
+                raise ValueError("y must be None: this model has no num_classes (it is not class-conditional)")
+            return None
+        if y is None:
+            raise ValueError(f"y must be given: this model is conditioned on {self.num_classes} classes")
+        checks.tensor("y", y)
+        if y.shape != (batch,) or y.dtype.is_floating_point:
+            raise ValueError(f"y must be an integer tensor of shape ({batch},), got {tuple(y.shape)} {y.dtype}")
+        if batch and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+            raise ValueError(f"y must hold labels in 0..{self.num_classes - 1}, got range [{int(y.min())}, {int(y.max())}]")
+        return y
+
+    def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """Exact log-likelihood of binary images: (B, C, H, W) -> (B,) in nats.
+
+        Raises:
+            ValueError: a wrong shape, non-binary ``x``, or a bad label ``y``.
+        """
+        self._check_x(x)
+        checks.binary("x", x)
+        y = self._check_y(y, x.shape[0])
+        kwargs = {} if y is None else {"y": y}
+        logits = self(x.to(self._dtype()), **kwargs)
+        return -bernoulli_nll(logits, x.to(logits.dtype))
+
+    def _dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        given: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        y: Tensor | None = None,
+    ) -> Tensor:
+        """Draw images pixel by pixel in raster order (channels in order inside a pixel).
+
+        One network evaluation per pixel and channel still to be drawn: C*H*W
+        sequential evaluations for an unconditional sample (784 for 28 x 28).
+
+        Args:
+            n: number of images (positive int).
+            image_shape: (C, H, W) with C = ``in_channels`` and H, W >= 2.
+            given: optional (n, C, H, W) tensor; NaN marks the pixels to sample,
+                every other entry (0 or 1) is kept as given (completions).
+            generator: the ``torch.Generator`` for the Bernoulli draws.
+            y: (n,) integer labels, required when the model has ``num_classes``.
+
+        Returns:
+            (n, C, H, W) float tensor of 0s and 1s on the model's device.
+
+        Raises:
+            ValueError: a bad ``n``, ``image_shape``, ``y``; a ``given`` of the
+                wrong shape or with known entries other than 0/1.
+
+        References:
+            van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §2 (sequential generation).
+        """
+        n = checks.positive_int("n", n)
+        if not (isinstance(image_shape, (tuple, list)) and len(image_shape) == 3):
+            raise ValueError(f"image_shape must be a (C, H, W) tuple, got {image_shape!r}")
+        c, h, w = (checks.positive_int("image_shape", v) for v in image_shape)
+        if c != self.in_channels or h < 2 or w < 2:
+            raise ValueError(f"image_shape must be ({self.in_channels}, H, W) with H, W >= 2, got {tuple(image_shape)}")
+        y = self._check_y(y, n)
+        device, dtype = next(self.parameters()).device, self._dtype()
+        if given is None:
+            given = torch.full((n, c, h, w), float("nan"), device=device, dtype=dtype)
+        else:
+            checks.tensor("given", given)
+            if given.shape != (n, c, h, w):
+                raise ValueError(f"given must have shape {(n, c, h, w)}, got {tuple(given.shape)}")
+            known = given[~torch.isnan(given)]
+            if known.numel() and not bool(((known == 0) | (known == 1)).all()):
+                raise ValueError("given must hold 0 or 1 at known pixels and NaN at the pixels to sample")
+            given = given.to(device=device, dtype=dtype)
+        unknown = torch.isnan(given)
+        x = torch.where(unknown, torch.zeros_like(given), given)
+        kwargs = {} if y is None else {"y": y.to(device)}
+        was_training = self.training
+        self.eval()
+        try:
+            for i in range(h):
+                for j in range(w):
+                    for ch in range(c):
+                        todo = unknown[:, ch, i, j]
+                        if not bool(todo.any()):
+                            continue  # every image knows this pixel: no evaluation needed
+                        p = torch.sigmoid(self(x, **kwargs)[:, ch, i, j])
+                        u = torch.rand(n, generator=generator, device="cpu", dtype=torch.float32).to(device)
+                        draw = (u < p.float()).to(dtype)
+                        x[:, ch, i, j] = torch.where(todo, draw, x[:, ch, i, j])
+        finally:
+            self.train(was_training)
+        return x
+
+
+def _output_head(hidden: int, out_channels: int, color_groups: int) -> nn.Sequential:
+    """ReLU, 1x1 (mask B), ReLU, 1x1 (mask B) -> logits, as in PixelRNN §4 (Table 2's output layers)."""
+    return nn.Sequential(
+        nn.ReLU(),
+        MaskedConv2d(hidden, hidden, 1, "B", color_groups),
+        nn.ReLU(),
+        MaskedConv2d(hidden, out_channels, 1, "B", color_groups),
+    )
+
+
+# ----------------------------------------------------------------------------
+# PixelCNN
+# ----------------------------------------------------------------------------
+class PixelCNN(AutoregressiveModel):
+    """PixelCNN for binary images: a mask-A convolution, then mask-B layers with residual connections.
+
+    Args:
+        in_channels: image channels C (1 for binarized MNIST; 3 for binary
+            colour, with colour groups R -> G -> B).
+        hidden_channels: feature channels (at least ``in_channels``).
+        num_layers: number of mask-B k x k layers after the first layer.
+        kernel_size: odd kernel size k of the mask-B layers.
+        first_kernel_size: odd kernel size of the mask-A first layer (the
+            papers use 7).
+
+    Shapes: ``forward``: (B, C, H, W) -> Bernoulli logits (B, C, H, W).
+
+    Its receptive field has a blind spot: stacked masks never reach the
+    pixels above and to the right beyond the first layer's reach
+    (Conditional PixelCNN §2.2); :func:`receptive_field` shows it.
+
+    Raises:
+        ValueError: bad sizes (from :func:`checks.positive_int`, :func:`channel_mask`).
+
+    References:
+        van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §3.4, Table 2.
+    """
+
+    def __init__(self, in_channels: int = 1, hidden_channels: int = 32, num_layers: int = 6, kernel_size: int = 3, first_kernel_size: int = 7):
+        super().__init__()
+        self.in_channels = checks.positive_int("in_channels", in_channels)
+        hidden = checks.positive_int("hidden_channels", hidden_channels)
+        checks.nonnegative_int("num_layers", num_layers)
+        _odd_kernel(kernel_size), _odd_kernel(first_kernel_size)
+        g = self.in_channels
+        self.input_conv = MaskedConv2d(in_channels, hidden, first_kernel_size, "A", g)
+        self.layers = nn.ModuleList(MaskedConv2d(hidden, hidden, kernel_size, "B", g) for _ in range(num_layers))
+        self.head = _output_head(hidden, in_channels, g)
+
+    def forward(self, x: Tensor, num_layers: int | None = None) -> Tensor:
+        """Logits (B, C, H, W); ``num_layers`` truncates the stack (for receptive-field plots)."""
+        h = self.input_conv(x)
+        for layer in self.layers[:num_layers]:
+            h = h + layer(F.relu(h))
+        return self.head(h)
+
+
+# ----------------------------------------------------------------------------
+# Gated PixelCNN
+# ----------------------------------------------------------------------------
+def _down_shift(x: Tensor) -> Tensor:
+    """Shift a (B, C, H, W) map down by one row (zeros in the first row)."""
+    return F.pad(x, (0, 0, 1, 0))[:, :, :-1, :]
+
+
+def _right_shift(x: Tensor) -> Tensor:
+    """Shift a (B, C, H, W) map right by one column (zeros in the first column)."""
+    return F.pad(x, (1, 0, 0, 0))[:, :, :, :-1]
+
+
+def _gate(a: Tensor) -> Tensor:
+    """The gated unit tanh(a_1) * sigmoid(a_2), splitting the channels in half (Conditional PixelCNN eq. 2)."""
+    f, g = a.chunk(2, dim=1)
+    return torch.tanh(f) * torch.sigmoid(g)
+
+
+class _GatedLayer(nn.Module):
+    """One gated layer: a vertical stack (rows above) and a horizontal stack (row to the left).
+
+    The vertical convolution covers rows i - k//2 .. i (all k columns) by
+    padding the top only, so its output at row i has seen rows <= i; it
+    reaches the horizontal stack shifted down one row, so the horizontal
+    stack at (i, j) only sees rows < i from it. The horizontal convolution
+    covers columns j - k//2 .. j of row i (for the first layer shifted right,
+    so it sees only columns < j: mask A). No masks are needed: the kernel
+    shapes and paddings make the dependence causal.
+    """
+
+    def __init__(self, in_ch: int, hidden: int, k: int, first: bool, num_classes: int | None):
+        super().__init__()
+        self.k, self.first = k, first
+        self.v_conv = nn.Conv2d(in_ch, 2 * hidden, (k // 2 + 1, k))
+        self.h_conv = nn.Conv2d(in_ch, 2 * hidden, (1, k // 2 + 1))
+        self.v_to_h = nn.Conv2d(2 * hidden, 2 * hidden, 1)
+        self.h_out = nn.Conv2d(hidden, hidden, 1)
+        self.embed = None if num_classes is None else nn.Embedding(num_classes, 2 * hidden)
+
+    def forward(self, v: Tensor, h: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
+        k = self.k
+        v_pre = self.v_conv(F.pad(v, (k // 2, k // 2, k // 2, 0)))
+        h_in = _right_shift(h) if self.first else h
+        h_pre = self.h_conv(F.pad(h_in, (k // 2, 0, 0, 0))) + self.v_to_h(_down_shift(v_pre))
+        if self.embed is not None:
+            e = self.embed(y)[:, :, None, None]
+            v_pre, h_pre = v_pre + e, h_pre + e
+        h_new = self.h_out(_gate(h_pre))
+        return _gate(v_pre), (h_new if self.first else h + h_new)
+
+
+class GatedPixelCNN(AutoregressiveModel):
+    """Gated PixelCNN: vertical and horizontal stacks (no blind spot), gated units, residuals, optional labels.
+
+    Args:
+        in_channels: must be 1 (binary grey images).
+        hidden_channels: feature channels h per stack.
+        num_layers: gated layers after the first (k_first x k_first) layer.
+        kernel_size: odd kernel size k of the later layers.
+        num_classes: when set, every layer adds a learned embedding of the
+            label ``y`` inside the gates (class-conditional model).
+        first_kernel_size: odd kernel size of the first layer (7 by default).
+
+    Shapes: ``forward(x, y=None)``: (B, 1, H, W) [and (B,) labels] -> logits (B, 1, H, W).
+
+    Raises:
+        ValueError: ``in_channels`` other than 1, bad sizes, a bad ``y``.
+
+    References:
+        van den Oord et al. 2016, "Conditional Image Generation with PixelCNN
+        Decoders", §2.1 (eq. 2, gated unit), §2.2 (Figure 2: stacks, blind
+        spot), §2.3 (eq. 4, conditioning on a class).
+    """
+
+    def __init__(self, in_channels: int = 1, hidden_channels: int = 32, num_layers: int = 6, kernel_size: int = 3, num_classes: int | None = None, first_kernel_size: int = 7):
+        super().__init__()
+        if checks.positive_int("in_channels", in_channels) != 1:
+            raise ValueError(f"in_channels must be 1 for GatedPixelCNN (binary grey images), got {in_channels}")
+        self.in_channels = 1
+        hidden = checks.positive_int("hidden_channels", hidden_channels)
+        checks.nonnegative_int("num_layers", num_layers)
+        _odd_kernel(kernel_size), _odd_kernel(first_kernel_size)
+        self.num_classes = None if num_classes is None else checks.positive_int("num_classes", num_classes)
+        self.layers = nn.ModuleList([_GatedLayer(1, hidden, first_kernel_size, True, self.num_classes)])
+        self.layers.extend(_GatedLayer(hidden, hidden, kernel_size, False, self.num_classes) for _ in range(num_layers))
+        self.head = _output_head(hidden, 1, 1)
+
+    def forward(self, x: Tensor, y: Tensor | None = None, num_layers: int | None = None) -> Tensor:
+        """Logits (B, 1, H, W); ``num_layers`` truncates the stack after that many later layers."""
+        self._check_y(y, x.shape[0])
+        v, h = x, x
+        for layer in self.layers[: None if num_layers is None else num_layers + 1]:
+            v, h = layer(v, h, y)
+        return self.head(h)
+
+
+# ----------------------------------------------------------------------------
+# PixelRNN: Row LSTM and Diagonal BiLSTM
+# ----------------------------------------------------------------------------
+def _lstm_update(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """[o, f, i, g] pre-activations (B, 4h, ...) and cell c -> (h, c) (PixelRNN eq. 3)."""
+    o, f, i, g = gates.chunk(4, dim=1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+class _RowLSTMLayer(nn.Module):
+    """Input-to-state: a 1 x k convolution over columns j - k//2 .. j of the same row (mask B).
+    State-to-state: a width-k 1-D convolution over the previous row's hidden state."""
+
+    def __init__(self, hidden: int, k: int = 3):
+        super().__init__()
+        self.k = k
+        self.input_to_state = nn.Conv2d(hidden, 4 * hidden, (1, k // 2 + 1))
+        self.state_to_state = nn.Conv1d(hidden, 4 * hidden, k, padding=k // 2, bias=False)
+        self.out = nn.Conv2d(hidden, hidden, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, hid, height, width = x.shape
+        gates_x = self.input_to_state(F.pad(x, (self.k // 2, 0, 0, 0)))  # (B, 4h, H, W), computed in parallel
+        h = x.new_zeros(b, hid, width)
+        c = x.new_zeros(b, hid, width)
+        rows = []
+        for i in range(height):  # sequential over rows, parallel over the row's pixels
+            h, c = _lstm_update(gates_x[:, :, i] + self.state_to_state(h), c)
+            rows.append(h)
+        return x + self.out(torch.stack(rows, dim=2))
+
+
+class RowLSTM(AutoregressiveModel):
+    """Row LSTM (PixelRNN §3.1): a 7x7 mask-A convolution, Row LSTM layers with residuals, 1x1 output layers.
+
+    Each layer processes the image one row at a time; the state of row i
+    comes from row i - 1 through a width-3 convolution, so the receptive
+    field grows by one column per row upwards: a triangle, which misses
+    context far to the left and right of the rows above.
+
+    Args:
+        in_channels: must be 1.
+        hidden_channels: LSTM state size h.
+        num_layers: Row LSTM layers.
+        first_kernel_size: odd size of the mask-A input convolution (7).
+
+    Shapes: ``forward``: (B, 1, H, W) -> logits (B, 1, H, W).
+
+    Raises:
+        ValueError: ``in_channels`` other than 1, bad sizes.
+
+    References:
+        van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §3.1 (eq. 3), Figure 2 (centre).
+    """
+
+    def __init__(self, in_channels: int = 1, hidden_channels: int = 32, num_layers: int = 2, first_kernel_size: int = 7):
+        super().__init__()
+        if checks.positive_int("in_channels", in_channels) != 1:
+            raise ValueError(f"in_channels must be 1 for RowLSTM (binary grey images), got {in_channels}")
+        self.in_channels = 1
+        hidden = checks.positive_int("hidden_channels", hidden_channels)
+        checks.nonnegative_int("num_layers", num_layers)
+        self.input_conv = MaskedConv2d(1, hidden, first_kernel_size, "A")
+        self.layers = nn.ModuleList(_RowLSTMLayer(hidden) for _ in range(num_layers))
+        self.head = _output_head(hidden, 1, 1)
+
+    def forward(self, x: Tensor, num_layers: int | None = None) -> Tensor:
+        h = self.input_conv(x)
+        for layer in self.layers[:num_layers]:
+            h = layer(h)
+        return self.head(h)
+
+
+def skew(x: Tensor) -> Tensor:
+    """Shift row i of a (B, C, H, W) map right by i: -> (B, C, H, W + H - 1), zeros elsewhere.
+
+    After skewing, each column holds one anti-diagonal... of the original
+    image read top-right to bottom-left; the pixel left of (i, j) and the
+    pixel above it are both in the previous column (rows i and i - 1), so a
+    column-by-column recurrence with a 2 x 1 kernel follows the diagonals.
+
+    Raises:
+        ValueError: ``x`` not 4-D.
+
+    References:
+        van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §3.2 and Figure 3.
+    """
+    checks.tensor("x", x)
+    if x.ndim != 4:
+        raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
+    b, c, h, w = x.shape
+    flat = F.pad(x, (0, h)).reshape(b, c, h * (w + h))[:, :, : h * (w + h - 1)]
+    return flat.reshape(b, c, h, w + h - 1)
+
+
+def unskew(x: Tensor, width: int) -> Tensor:
+    """Invert :func:`skew`: (B, C, H, W + H - 1) -> (B, C, H, W).
+
+    Raises:
+        ValueError: a shape that is not the skew of a width-``width`` map.
+    """
+    checks.tensor("x", x)
+    width = checks.positive_int("width", width)
+    if x.ndim != 4 or x.shape[3] != width + x.shape[2] - 1:
+        raise ValueError(f"x must have shape (B, C, H, width + H - 1) with width={width}, got {tuple(x.shape)}")
+    b, c, h, _ = x.shape
+    flat = F.pad(x.reshape(b, c, h * (width + h - 1)), (0, h))
+    return flat.reshape(b, c, h, width + h)[:, :, :, :width]
+
+
+class _DiagonalLSTM(nn.Module):
+    """One direction: left to right along the diagonals of a skewed map.
+
+    State-to-state is a 2 x 1 convolution over the previous skewed column
+    (original pixels: the one to the left, rows i, and the one above, row i - 1).
+    """
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.state_to_state = nn.Conv1d(hidden, 4 * hidden, 2, bias=False)
+
+    def forward(self, gates_x: Tensor) -> Tensor:
+        """(B, 4h, H, W) input-to-state pre-activations -> (B, h, H, W) hidden states."""
+        b, four_h, height, width = gates_x.shape
+        g = skew(gates_x)
+        h = g.new_zeros(b, four_h // 4, height)
+        c = torch.zeros_like(h)
+        cols = []
+        for j in range(g.shape[3]):
+            h, c = _lstm_update(g[:, :, :, j] + self.state_to_state(F.pad(h, (1, 0))), c)
+            cols.append(h)
+        return unskew(torch.stack(cols, dim=3), width)
+
+
+class _DiagonalBiLSTMLayer(nn.Module):
+    """Two diagonal LSTMs: left-to-right, and right-to-left (on the mirrored map), the latter shifted down a row."""
+
+    def __init__(self, hidden: int, raw_channels: int = 0):
+        super().__init__()
+        self.input_to_state = nn.Conv2d(hidden, 8 * hidden, 1)  # 1x1: mask B for grey images
+        # The right-to-left direction is shifted down a row, so it may also read the raw
+        # pixels of its own row (all in the past after the shift); without this, x(i-1, j')
+        # for j' > j + k//2 would reach pixel (i, j) through no path.
+        self.raw_to_state = nn.Conv2d(raw_channels, 4 * hidden, 1, bias=False) if raw_channels else None
+        self.left = _DiagonalLSTM(hidden)
+        self.right = _DiagonalLSTM(hidden)
+        self.out = nn.Conv2d(hidden, hidden, 1)
+
+    def forward(self, x: Tensor, raw: Tensor | None = None) -> Tensor:
+        gl, gr = self.input_to_state(x).chunk(2, dim=1)
+        if self.raw_to_state is not None:
+            gr = gr + self.raw_to_state(raw)
+        h_left = self.left(gl)
+        # The right-to-left state at (i, j) has seen (i, j+1..W): future pixels of row i.
+        # Shifted down one row, pixel (i, j) receives the state of (i-1, j) instead: all past.
+        h_right = _down_shift(self.right(gr.flip(3)).flip(3))
+        return x + self.out(h_left + h_right)
+
+
+class DiagonalBiLSTM(AutoregressiveModel):
+    """Diagonal BiLSTM (PixelRNN §3.2): mask-A 7x7 convolution, bidirectional diagonal LSTM layers, 1x1 outputs.
+
+    Receptive field: every pixel above and to the left of the current one in
+    raster order (the whole context), at the cost of W + H - 1 sequential
+    steps per direction and layer.
+
+    Args:
+        in_channels: must be 1.
+        hidden_channels: LSTM state size h.
+        num_layers: Diagonal BiLSTM layers.
+        first_kernel_size: odd size of the mask-A input convolution (7).
+
+    Shapes: ``forward``: (B, 1, H, W) -> logits (B, 1, H, W).
+
+    Raises:
+        ValueError: ``in_channels`` other than 1, bad sizes.
+
+    References:
+        van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §3.2, Figure 3.
+    """
+
+    def __init__(self, in_channels: int = 1, hidden_channels: int = 32, num_layers: int = 2, first_kernel_size: int = 7):
+        super().__init__()
+        if checks.positive_int("in_channels", in_channels) != 1:
+            raise ValueError(f"in_channels must be 1 for DiagonalBiLSTM (binary grey images), got {in_channels}")
+        self.in_channels = 1
+        hidden = checks.positive_int("hidden_channels", hidden_channels)
+        checks.nonnegative_int("num_layers", num_layers)
+        self.input_conv = MaskedConv2d(1, hidden, first_kernel_size, "A")
+        self.layers = nn.ModuleList(_DiagonalBiLSTMLayer(hidden, raw_channels=1 if i == 0 else 0) for i in range(num_layers))
+        self.head = _output_head(hidden, 1, 1)
+
+    def forward(self, x: Tensor, num_layers: int | None = None) -> Tensor:
+        h = self.input_conv(x)
+        for i, layer in enumerate(self.layers[:num_layers]):
+            h = layer(h, raw=x if i == 0 else None)
+        return self.head(h)
+
+
+# ----------------------------------------------------------------------------
+# Receptive fields, by gradient
+# ----------------------------------------------------------------------------
+def _image_shape(image_shape, in_channels: int) -> tuple[int, int, int]:
+    if not isinstance(image_shape, (tuple, list)) or len(image_shape) not in (2, 3):
+        raise ValueError(f"image_shape must be (H, W) or (C, H, W), got {image_shape!r}")
+    shape = tuple(checks.positive_int("image_shape", v) for v in image_shape)
+    if len(shape) == 2:
+        shape = (in_channels,) + shape
+    if shape[0] != in_channels or shape[1] < 2 or shape[2] < 2:
+        raise ValueError(f"image_shape must be ({in_channels}, H, W) with H, W >= 2, got {tuple(image_shape)}")
+    return shape
+
+
+def input_gradient(model: nn.Module, pixel: tuple[int, int], image_shape, channel: int = 0, num_probes: int = 4, seed: int = 0, **forward_kwargs) -> Tensor:
+    """|d logit(channel, pixel) / d x| summed over ``num_probes`` random inputs: (C, H, W), float64.
+
+    Random real-valued inputs in [0, 1) are used so that no ReLU is off
+    everywhere by accident; a zero entry means "no dependence" for every probe.
+
+    Args:
+        model: a module with ``forward(x, **forward_kwargs)`` -> logits of x's shape.
+        pixel: (row, column) of the output pixel.
+        image_shape: (H, W) or (C, H, W).
+        channel: the output channel whose logit is differentiated.
+        num_probes, seed: number of random inputs and their seed.
+
+    Raises:
+        ValueError: a pixel or channel outside the image, a bad image_shape.
+
+    References:
+        Conditional PixelCNN (van den Oord et al. 2016), §2.2, Figure 1 (right): the blind spot.
+    """
+    c, h, w = _image_shape(image_shape, getattr(model, "in_channels", 1))
+    if not (isinstance(pixel, (tuple, list)) and len(pixel) == 2 and 0 <= pixel[0] < h and 0 <= pixel[1] < w):
+        raise ValueError(f"pixel must be a (row, column) inside the {h} x {w} image, got {pixel!r}")
+    if not 0 <= channel < c:
+        raise ValueError(f"channel must be in 0..{c - 1}, got {channel!r}")
+    num_probes = checks.positive_int("num_probes", num_probes)
+    param = next(model.parameters())
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(num_probes, c, h, w, generator=gen).to(device=param.device, dtype=param.dtype).requires_grad_(True)
+    y = None
+    if getattr(model, "num_classes", None) is not None and "y" not in forward_kwargs:
+        y = torch.randint(model.num_classes, (num_probes,), generator=gen).to(param.device)
+        forward_kwargs = {**forward_kwargs, "y": y}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            out = model(x, **forward_kwargs)
+            (grad,) = torch.autograd.grad(out[:, channel, pixel[0], pixel[1]].sum(), x)
+    finally:
+        model.train(was_training)
+    return grad.abs().sum(0).detach().to(torch.float64).cpu()
+
+
+def receptive_field(model: nn.Module, pixel: tuple[int, int], image_shape, **kwargs) -> Tensor:
+    """Where the input influences ``pixel``'s logit, measured by gradient.
+
+    Args:
+        model: one of this module's models (or any module mapping (B, C, H, W)
+            to logits of the same shape).
+        pixel: (row, column).
+        image_shape: (H, W) or (C, H, W).
+        kwargs: passed to :func:`input_gradient` (``channel``, ``num_probes``,
+            ``seed``, forward keywords such as ``num_layers``).
+
+    Returns:
+        bool tensor (H, W): True where some input channel at that position has
+        a non-zero gradient.
+
+    Raises:
+        ValueError: as :func:`input_gradient`.
+
+    References:
+        Conditional PixelCNN (van den Oord et al. 2016), §2.2, Figure 1.
+    """
+    return input_gradient(model, pixel, image_shape, **kwargs).sum(0) > 0
+
+
+# ----------------------------------------------------------------------------
+# Data and evaluation
+# ----------------------------------------------------------------------------
+def _pixels(images, name: str) -> Tensor:
+    t = torch.as_tensor(images)
+    if t.ndim == 3:
+        t = t[:, None]
+    if t.ndim != 4:
+        raise ValueError(f"{name} must have shape (N, H, W) or (N, C, H, W), got {tuple(t.shape)}")
+    return t
+
+
+def binarize_fixed(images, seed: int = 0) -> Tensor:
+    """One fixed stochastic binarization (each pixel Bernoulli(intensity/255)), for a test set.
+
+    Args:
+        images: (N, H, W) or (N, C, H, W) uint8 pixels 0..255.
+        seed: seed of the draw; the same seed gives the same binary test set.
+
+    Returns:
+        float32 (N, C, H, W) of 0s and 1s.
+
+    Raises:
+        ValueError: a wrong shape, or pixels outside 0..255 (from ``data.binarize``).
+
+    References:
+        Salakhutdinov & Murray 2008, §5 (stochastic binarization of MNIST).
+    """
+    from course_lib import data
+
+    seed = checks.nonnegative_int("seed", seed)
+    return data.binarize(_pixels(images, "images"), stochastic=True, generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def evaluate_nll(model: AutoregressiveModel, x: Tensor, y: Tensor | None = None, batch_size: int = 500) -> float:
+    """Mean test NLL in nats per image of binary images x (N, C, H, W) under ``model``.
+
+    Raises:
+        ValueError: non-binary or wrongly shaped ``x`` (from ``log_prob``).
+    """
+    batch_size = checks.positive_int("batch_size", batch_size)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    try:
+        for s in range(0, x.shape[0], batch_size):
+            yb = None if y is None else y[s : s + batch_size].to(device)
+            total -= float(model.log_prob(x[s : s + batch_size].to(device), y=yb).sum())
+    finally:
+        model.train(was_training)
+    return total / x.shape[0]
+
+
+# ----------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Maximum-likelihood training of an autoregressive model on stochastically binarized images.
+
+    Raises:
+        ValueError: from ``__post_init__`` for any field outside its range (the message names it).
+    """
+
+    epochs: int = 10
+    """Passes over the training set."""
+    batch_size: int = 64
+    """Images per gradient step."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    seed: int = 0
+    """Seed of the shuffling and of the per-epoch binarization draws."""
+    clip_grad_norm: float | None = None
+    """Clip the global gradient norm to this (None: no clipping)."""
+    max_seconds: float | None = None
+    """Training time budget in seconds (None: none)."""
+    checkpoint_path: str | None = None
+    """Checkpoint written after every epoch (None: no file)."""
+    resume: bool = True
+    """Continue from ``checkpoint_path`` when it exists."""
+    progress: bool = True
+    """Show the tqdm bar."""
+
+    def __post_init__(self):
+        checks.positive_int("epochs", self.epochs)
+        checks.positive_int("batch_size", self.batch_size)
+        checks.positive_float("lr", self.lr)
+        checks.nonnegative_int("seed", self.seed)
+        if self.clip_grad_norm is not None:
+            checks.positive_float("clip_grad_norm", self.clip_grad_norm)
+        if self.max_seconds is not None:
+            checks.positive_float("max_seconds", self.max_seconds)
+
+
+def _epoch_draw(images: Tensor, seed: int, epoch: int) -> tuple[Tensor, Tensor]:
+    """The permutation and the fresh binarization of one epoch, a pure function of (seed, epoch)."""
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    perm = torch.randperm(images.shape[0], generator=gen)
+    u = torch.rand(images.shape, generator=gen)
+    return perm, (u < images.float() / 255.0).float()
+
+
+def train(
+    model: AutoregressiveModel,
+    images,
+    config: TrainConfig = TrainConfig(),
+    labels: Tensor | None = None,
+    test_data: Tensor | None = None,
+    test_labels: Tensor | None = None,
+) -> tuple[AutoregressiveModel, dict]:
+    """Fit ``model`` by maximum likelihood (minimise the mean NLL in nats per image).
+
+    Each epoch binarizes the training images afresh (each pixel
+    Bernoulli(intensity/255)) and reshuffles them; both draws are a pure
+    function of ``(config.seed, epoch)``, so a resumed run sees the same
+    batches. The loop goes through :class:`course_lib.training.TrainingRun`.
+
+    Args:
+        model: an :class:`AutoregressiveModel` on its device.
+        images: (N, H, W) or (N, C, H, W) uint8 pixels 0..255.
+        config: a :class:`TrainConfig`.
+        labels: (N,) integer labels, required for a class-conditional model.
+        test_data: optional fixed binary test set (M, C, H, W) (see
+            :func:`binarize_fixed`), evaluated after every epoch.
+        test_labels: (M,) labels for a class-conditional model.
+
+    Returns:
+        ``(model, history)``; history lists, one entry per epoch: ``epoch``,
+        ``step``, ``seconds`` (cumulative training time), ``train_nll``
+        (nats/image, mean over the epoch's batches), ``test_nll``
+        (nats/image, NaN without test data); and ``stop_reason``.
+
+    Raises:
+        ValueError: wrongly shaped images or labels.
+        course_lib.training.TrainingDiverged: a non-finite loss, gradient or parameter.
+
+    References:
+        van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §4 (training by NLL, RMSProp/Adam).
+    """
+    if not isinstance(config, TrainConfig):
+        raise checks.ArgumentTypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    imgs = _pixels(images, "images")
+    if imgs.is_floating_point() or imgs.shape[1] != model.in_channels:
+        raise ValueError(f"images must be integer pixels of shape (N, {model.in_channels}, H, W), got {imgs.dtype} {tuple(imgs.shape)}")
+    if model.num_classes is not None:
+        if labels is None or torch.as_tensor(labels).shape != (imgs.shape[0],):
+            raise ValueError(f"labels must be an (N,) = ({imgs.shape[0]},) integer tensor for a class-conditional model")
+        labels = torch.as_tensor(labels).long()
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
+    n, bs = imgs.shape[0], config.batch_size
+    steps_per_epoch = math.ceil(n / bs)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    run = TrainingRun(
+        config, model=model, optimizer=optimizer, history_keys=("epoch", "step", "seconds", "train_nll", "test_nll"),
+        checkpoint_path=config.checkpoint_path, resume=config.resume, max_seconds=config.max_seconds,
+        total=config.epochs * steps_per_epoch, desc=type(model).__name__, progress=config.progress,
+    )
+    state = run.restore(default={"epoch": 0, "position": 0, "nll_sum": 0.0, "count": 0})
+    model.train()
+    with run:
+        while state["epoch"] < config.epochs and run.stop_reason is None:
+            perm, binary = _epoch_draw(imgs, config.seed, state["epoch"])
+            while state["position"] < steps_per_epoch:
+                idx = perm[state["position"] * bs : (state["position"] + 1) * bs]
+                x = binary[idx].to(device=device, dtype=dtype)
+                y = None if labels is None else labels[idx].to(device)
+                loss = bernoulli_nll(model(x) if y is None else model(x, y=y), x).mean()
+                value = run.optimize(loss, inputs=x, clip_grad_norm=config.clip_grad_norm)
+                state = {**state, "position": state["position"] + 1,
+                         "nll_sum": state["nll_sum"] + value * len(idx), "count": state["count"] + len(idx)}
+                if run.end_step(state, nll=value):
+                    break
+            test_nll = float("nan") if test_data is None else evaluate_nll(model, test_data, test_labels)
+            model.train()
+            run.log(epoch=state["epoch"] + 1, step=run.step, seconds=run.seconds,
+                    train_nll=state["nll_sum"] / max(state["count"], 1), test_nll=test_nll)
+            if state["position"] >= steps_per_epoch:
+                state = {"epoch": state["epoch"] + 1, "position": 0, "nll_sum": 0.0, "count": 0}
+            run.save(state)
+    return model, run.finish()
+
+
+def timed(fn, *args, **kwargs) -> tuple[object, float]:
+    """``(fn(*args, **kwargs), seconds)`` measured with ``time.perf_counter``."""
+    tic = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - tic

@@ -1,0 +1,374 @@
+"""Properties of course_lib.autoregressive: masks, causality, normalization, sampling, training, bad input."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from course_lib import autoregressive as ar
+
+torch.set_num_threads(1)
+FAST = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def small(name: str, **kw):
+    """Tiny models of each kind, float64 so gradients and sums are exact enough."""
+    torch.manual_seed(kw.pop("seed", 0))
+    makers = {
+        "pixelcnn": lambda: ar.PixelCNN(hidden_channels=6, num_layers=2, kernel_size=3, first_kernel_size=3, **kw),
+        "pixelcnn_rgb": lambda: ar.PixelCNN(in_channels=3, hidden_channels=6, num_layers=2, kernel_size=3, first_kernel_size=3, **kw),
+        "gated": lambda: ar.GatedPixelCNN(hidden_channels=6, num_layers=2, kernel_size=3, first_kernel_size=3, **kw),
+        "gated_cond": lambda: ar.GatedPixelCNN(hidden_channels=6, num_layers=2, kernel_size=3, first_kernel_size=3, num_classes=3, **kw),
+        "row_lstm": lambda: ar.RowLSTM(hidden_channels=4, num_layers=2, first_kernel_size=3, **kw),
+        "diagonal_bilstm": lambda: ar.DiagonalBiLSTM(hidden_channels=4, num_layers=2, first_kernel_size=3, **kw),
+    }
+    return makers[name]().double()
+
+
+ALL = ["pixelcnn", "pixelcnn_rgb", "gated", "gated_cond", "row_lstm", "diagonal_bilstm"]
+GREY = ["pixelcnn", "gated", "row_lstm", "diagonal_bilstm"]
+
+
+def past(c, i, j, cc, ii, jj, w):
+    """Is input (cc, ii, jj) before output (c, i, j) in raster order with channels inside a pixel?"""
+    return (ii * w + jj, cc) < (i * w + j, c)
+
+
+# ----------------------------------------------------------------------------
+# Masks
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize("k", [1, 3, 5, 7])
+def test_causal_mask_counts_and_centre(k):
+    a, b = ar.causal_mask(k, "A"), ar.causal_mask(k, "B")
+    assert a.dtype == torch.bool and a.shape == (k, k)
+    assert int(a.sum()) == (k * k - 1) // 2 and int(b.sum()) == (k * k + 1) // 2
+    c = k // 2
+    assert not a[c, c] and b[c, c]
+    assert not b[c + 1 :].any() and not b[c, c + 1 :].any()   # nothing below, nothing to the right
+    assert torch.equal(a | torch.eye(k, dtype=torch.bool)[c][:, None] & torch.eye(k, dtype=torch.bool)[c][None, :], b)
+
+
+@FAST
+@given(cin=st.integers(3, 9), cout=st.integers(3, 9), k=st.sampled_from([1, 3, 5]), mask_type=st.sampled_from("AB"))
+def test_channel_mask_colour_groups(cin, cout, k, mask_type):
+    m = ar.channel_mask(cin, cout, k, mask_type, color_groups=3)
+    gin, gout = torch.arange(cin) * 3 // cin, torch.arange(cout) * 3 // cout
+    centre = m[:, :, k // 2, k // 2]
+    for o in range(cout):
+        for i in range(cin):
+            allowed = gin[i] < gout[o] if mask_type == "A" else gin[i] <= gout[o]
+            assert bool(centre[o, i]) == bool(allowed)
+    spatial = ar.causal_mask(k, "A")
+    assert torch.equal(m[..., spatial], torch.ones_like(m[..., spatial]))
+
+
+def test_masked_conv_mask_holds_after_weight_change():
+    torch.manual_seed(0)
+    conv = ar.MaskedConv2d(2, 4, 5, "A")
+    x = torch.randn(3, 2, 6, 7)
+    assert conv(x).shape == (3, 4, 6, 7)
+    before = conv(x).detach()
+    with torch.no_grad():
+        conv.weight[..., ~ar.causal_mask(5, "A")] += 100.0    # edit only masked-out weights
+    assert torch.allclose(conv(x), before)
+    conv(x).sum().backward()
+    assert torch.all(conv.weight.grad[..., ~ar.causal_mask(5, "A")] == 0)
+    opt = torch.optim.AdamW(conv.parameters(), lr=0.1, weight_decay=0.5)  # weight decay moves masked weights
+    opt.step()
+    assert torch.allclose(conv(torch.zeros_like(x)), conv.bias[None, :, None, None].expand(3, 4, 6, 7))
+    x2 = x.clone()
+    x2[:, :, 3, 4:] += 1.0   # change the centre pixel and those right of it
+    x2[:, :, 4:] += 1.0      # and every row below
+    assert torch.allclose(conv(x2)[:, :, 3, 4], conv(x)[:, :, 3, 4])
+
+
+@pytest.mark.parametrize(
+    "args, name",
+    [
+        ((4, "A"), "kernel_size"),
+        ((0, "A"), "kernel_size"),
+        ((3.0, "A"), "kernel_size"),
+        ((3, "C"), "mask_type"),
+        ((3, "a"), "mask_type"),
+        ((3, None), "mask_type"),
+    ],
+)
+def test_causal_mask_bad_input(args, name):
+    with pytest.raises(ValueError, match=name):
+        ar.causal_mask(*args)
+
+
+@pytest.mark.parametrize(
+    "args, name",
+    [
+        ((2, 4, 3, "A", 3), "in_channels"),
+        ((3, 2, 3, "A", 3), "out_channels"),
+        ((3, 3, 3, "A", 0), "color_groups"),
+        ((3, 3, 2, "A", 1), "kernel_size"),
+        ((3, 3, 3, "X", 1), "mask_type"),
+    ],
+)
+def test_channel_mask_and_conv_bad_input(args, name):
+    with pytest.raises(ValueError, match=name):
+        ar.channel_mask(*args)
+    with pytest.raises(ValueError, match=name):
+        ar.MaskedConv2d(*args)
+
+
+# ----------------------------------------------------------------------------
+# Causality and receptive fields, by gradient
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ALL)
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(h=st.integers(2, 5), w=st.integers(2, 5))
+def test_causality_by_gradient(name, h, w):
+    model = small(name)
+    c = model.in_channels
+    for i, j, ch in itertools.product(range(h), range(w), range(c)):
+        g = ar.input_gradient(model, (i, j), (c, h, w), channel=ch)
+        for cc, ii, jj in itertools.product(range(c), range(h), range(w)):
+            if not past(ch, i, j, cc, ii, jj, w):
+                assert g[cc, ii, jj] == 0, f"{name}: logit ({ch},{i},{j}) depends on input ({cc},{ii},{jj})"
+
+
+def test_causality_check_catches_a_leak():
+    """The gradient check must fail on a model whose first layer uses mask B (it sees its own pixel)."""
+    model = small("pixelcnn")
+    model.input_conv.mask[:, :, 1, 1] = 1.0
+    assert ar.receptive_field(model, (2, 2), (4, 4))[2, 2]
+
+
+@pytest.mark.parametrize("name", ["gated", "diagonal_bilstm"])
+def test_no_blind_spot(name):
+    """Gated stacks (enough layers) and the Diagonal BiLSTM see every earlier pixel."""
+    model = small(name) if name == "diagonal_bilstm" else ar.GatedPixelCNN(hidden_channels=6, num_layers=4, first_kernel_size=3).double()
+    h = w = 5
+    for i, j in [(4, 0), (4, 2), (3, 3), (2, 4)]:
+        field = ar.receptive_field(model, (i, j), (h, w))
+        want = torch.tensor([[past(0, i, j, 0, ii, jj, w) for jj in range(w)] for ii in range(h)])
+        assert torch.equal(field, want), f"{name} at {(i, j)}:\n{field.int()}"
+
+
+def test_pixelcnn_blind_spot_and_row_lstm_triangle():
+    torch.manual_seed(0)
+    pcnn = ar.PixelCNN(hidden_channels=6, num_layers=6, kernel_size=3, first_kernel_size=3).double()
+    field = ar.receptive_field(pcnn, (6, 3), (8, 8))
+    assert field[3, 0] and field[1, 3]            # far up and far left are seen ...
+    assert not field[5, 6] and not field[4, 7]    # ... but not the up-right region close by: the blind spot
+    row = ar.RowLSTM(hidden_channels=4, num_layers=1, first_kernel_size=3).double()
+    field = ar.receptive_field(row, (3, 0), (4, 12))
+    widths = field[:3].sum(1).tolist()            # rows 0, 1, 2 above the pixel's row 3
+    assert widths[0] > widths[1] > widths[2] > 0 and not field[0, 8:].any(), field.int()  # a triangle
+
+
+# ----------------------------------------------------------------------------
+# Normalization, log_prob, sampling
+# ----------------------------------------------------------------------------
+def all_binary_images(c, h, w):
+    d = c * h * w
+    bits = torch.tensor(list(itertools.product([0.0, 1.0], repeat=d)), dtype=torch.float64)
+    return bits.reshape(-1, c, h, w)
+
+
+@pytest.mark.parametrize("name, shape", [(n, (1, 2, 2)) for n in ALL if n != "pixelcnn_rgb"]
+                         + [(n, (1, 3, 3)) for n in GREY] + [("pixelcnn_rgb", (3, 2, 2))])
+def test_probabilities_sum_to_one(name, shape):
+    model = small(name)
+    x = all_binary_images(*shape)
+    kwargs = {"y": torch.full((len(x),), 2)} if name == "gated_cond" else {}
+    total = model.log_prob(x, **kwargs).exp().sum()
+    assert abs(float(total.detach()) - 1.0) < 1e-6
+
+
+def test_bernoulli_nll_formula():
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 2, 4, 5, generator=gen, dtype=torch.float64)
+    x = (torch.rand(3, 2, 4, 5, generator=gen) < 0.5).double()
+    p = torch.sigmoid(logits)
+    want = -(x * p.log() + (1 - x) * (1 - p).log()).sum((1, 2, 3))
+    assert torch.allclose(ar.bernoulli_nll(logits, x), want)
+
+
+def test_sampling_matches_the_model_distribution():
+    """Frequencies of 2x2 samples match exp(log_prob): catches a wrong sampling order or a stale input."""
+    model = small("gated")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)                                   # a peaked, far from uniform distribution
+    x = all_binary_images(1, 2, 2)
+    probs = model.log_prob(x).exp()
+    n = 6000
+    samples = model.sample(n, (1, 2, 2), generator=torch.Generator().manual_seed(1))
+    codes = (samples.reshape(n, 4) * torch.tensor([8.0, 4.0, 2.0, 1.0], dtype=samples.dtype)).sum(1).long()
+    freq = torch.bincount(codes, minlength=16).double() / n
+    assert torch.all((freq - probs).abs() < 4 * torch.sqrt(probs * (1 - probs) / n) + 2e-3), (freq, probs)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_sample_keeps_given_pixels_and_is_reproducible(name):
+    model = small(name)
+    c = model.in_channels
+    kwargs = {"y": torch.tensor([0, 1, 2])} if name == "gated_cond" else {}
+    given = torch.full((3, c, 4, 5), float("nan"), dtype=torch.float64)
+    given[:, :, :2] = (torch.rand(3, c, 2, 5, generator=torch.Generator().manual_seed(0)) < 0.5).double()
+    a = model.sample(3, (c, 4, 5), given=given, generator=torch.Generator().manual_seed(3), **kwargs)
+    b = model.sample(3, (c, 4, 5), given=given, generator=torch.Generator().manual_seed(3), **kwargs)
+    assert a.shape == (3, c, 4, 5) and torch.equal(a, b)
+    assert torch.equal(a[:, :, :2], given[:, :, :2])
+    assert set(a.unique().tolist()) <= {0.0, 1.0}
+
+
+@FAST
+@given(b=st.integers(1, 3), c=st.integers(1, 4), h=st.integers(1, 9), w=st.integers(1, 9))
+def test_skew_unskew_inverse(b, c, h, w):
+    x = torch.randn(b, c, h, w)
+    s = ar.skew(x)
+    assert s.shape == (b, c, h, w + h - 1)
+    for i in range(h):
+        assert torch.equal(s[:, :, i, i : i + w], x[:, :, i])
+    assert torch.equal(ar.unskew(s, w), x)
+
+
+# ----------------------------------------------------------------------------
+# Bad input
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda m: m.log_prob(torch.zeros(2, 1, 4)), "x"),                       # 3-D
+        (lambda m: m.log_prob(torch.zeros(2, 2, 4, 4)), "x"),                    # wrong channels
+        (lambda m: m.log_prob(torch.zeros(2, 1, 1, 4)), "x"),                    # H < 2
+        (lambda m: m.log_prob(torch.full((2, 1, 4, 4), 0.5)), "x"),              # not binary
+        (lambda m: m.log_prob([[0.0]]), "x"),                                    # not a tensor
+        (lambda m: m.log_prob(torch.zeros(2, 1, 4, 4), y=torch.zeros(2).long()), "y"),  # unconditional
+        (lambda m: m.sample(2, (1, 4, 4), given=torch.zeros(3, 1, 4, 4)), "given"),
+        (lambda m: m.sample(2, (1, 4, 4), given=torch.full((2, 1, 4, 4), 0.5)), "given"),
+        (lambda m: m.sample(0), "n"),
+        (lambda m: m.sample(2, (2, 4, 4)), "image_shape"),
+        (lambda m: m.sample(2, (1, 1, 4)), "image_shape"),
+        (lambda m: ar.receptive_field(m, (4, 0), (4, 4)), "pixel"),
+        (lambda m: ar.receptive_field(m, (0, 0), (4,)), "image_shape"),
+        (lambda m: ar.input_gradient(m, (0, 0), (4, 4), channel=1), "channel"),
+    ],
+)
+@pytest.mark.parametrize("kind", GREY)
+def test_model_bad_input(call, name, kind):
+    model = small(kind)
+    with pytest.raises(ValueError, match=name):
+        call(model)
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda m: m.log_prob(torch.zeros(2, 1, 4, 4)), "y"),                          # label missing
+        (lambda m: m.log_prob(torch.zeros(2, 1, 4, 4), y=torch.tensor([0, 3])), "y"),   # out of range
+        (lambda m: m.log_prob(torch.zeros(2, 1, 4, 4), y=torch.tensor([0.0, 1.0])), "y"),
+        (lambda m: m.sample(2, (1, 4, 4), y=torch.tensor([0])), "y"),
+    ],
+)
+def test_conditional_bad_labels(call, name):
+    with pytest.raises(ValueError, match=name):
+        call(small("gated_cond"))
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: ar.PixelCNN(hidden_channels=0), "hidden_channels"),
+        (lambda: ar.PixelCNN(num_layers=-1), "num_layers"),
+        (lambda: ar.PixelCNN(kernel_size=4), "kernel_size"),
+        (lambda: ar.GatedPixelCNN(in_channels=3), "in_channels"),
+        (lambda: ar.GatedPixelCNN(num_classes=0), "num_classes"),
+        (lambda: ar.RowLSTM(in_channels=2), "in_channels"),
+        (lambda: ar.DiagonalBiLSTM(hidden_channels=1.5), "hidden_channels"),
+        (lambda: ar.skew(torch.zeros(3, 3)), "x"),
+        (lambda: ar.unskew(torch.zeros(1, 1, 3, 4), 3), "x"),
+        (lambda: ar.bernoulli_nll(torch.zeros(2, 1, 3, 3), torch.zeros(2, 1, 3, 2)), "x"),
+        (lambda: ar.bernoulli_nll(torch.zeros(2, 3, 3), torch.zeros(2, 3, 3)), "logits"),
+        (lambda: ar.bernoulli_nll(torch.zeros(1, 1, 2, 2), torch.full((1, 1, 2, 2), 2.0)), "x"),
+        (lambda: ar.binarize_fixed(torch.zeros(2, 3, 3, 3, 3, dtype=torch.uint8)), "images"),
+        (lambda: ar.binarize_fixed(torch.zeros(2, 3, 3, dtype=torch.uint8), seed=-1), "seed"),
+        (lambda: ar.TrainConfig(epochs=0), "epochs"),
+        (lambda: ar.TrainConfig(batch_size=2.5), "batch_size"),
+        (lambda: ar.TrainConfig(lr=-1.0), "lr"),
+        (lambda: ar.TrainConfig(seed=-3), "seed"),
+        (lambda: ar.TrainConfig(clip_grad_norm=0.0), "clip_grad_norm"),
+        (lambda: ar.TrainConfig(max_seconds=0), "max_seconds"),
+        (lambda: ar.train(small("pixelcnn"), torch.zeros(4, 4, 4, dtype=torch.uint8), "cfg"), "config"),
+        (lambda: ar.train(small("pixelcnn"), torch.zeros(4, 4, 4), ar.TrainConfig()), "images"),
+        (lambda: ar.train(small("gated_cond"), torch.zeros(4, 4, 4, dtype=torch.uint8), ar.TrainConfig()), "labels"),
+    ],
+)
+def test_constructors_and_functions_bad_input(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()
+
+
+# ----------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------
+def toy_images(n=48, h=6, w=6, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    base = torch.zeros(n, h, w)
+    base[:, :, w // 2 - 1 : w // 2 + 1] = 230.0           # a vertical bar
+    return (base + 20 * torch.rand(n, h, w, generator=gen)).to(torch.uint8), torch.arange(n) % 3
+
+
+@pytest.mark.parametrize("name", GREY + ["gated_cond"])
+def test_training_lowers_the_nll(name):
+    images, labels = toy_images()
+    test_x = ar.binarize_fixed(images[:16], seed=5).double()
+    model = small(name)
+    kw = {"labels": labels} if name == "gated_cond" else {}
+    tkw = {"test_labels": labels[:16]} if name == "gated_cond" else {}
+    before = ar.evaluate_nll(model, test_x, **({"y": labels[:16]} if kw else {}))
+    model, hist = ar.train(model, images, ar.TrainConfig(epochs=6, batch_size=16, lr=2e-2, progress=False), test_data=test_x, **kw, **tkw)
+    assert hist["epoch"] == [1, 2, 3, 4, 5, 6] and hist["stop_reason"] == "completed"
+    assert hist["test_nll"][-1] < before - 1.0
+    assert math.isclose(hist["test_nll"][-1], ar.evaluate_nll(model, test_x, **({"y": labels[:16]} if kw else {})), rel_tol=1e-9)
+
+
+def _train_with_interrupt(path, interrupt_at=None):
+    images, _ = toy_images()
+    model = small("gated", seed=1)
+    calls = {"n": 0}
+
+    def hook(module, args):
+        calls["n"] += 1
+        if interrupt_at is not None and calls["n"] == interrupt_at:
+            raise KeyboardInterrupt
+
+    handle = model.register_forward_pre_hook(hook)
+    try:
+        return ar.train(model, images, ar.TrainConfig(epochs=3, batch_size=16, lr=5e-3, seed=2, checkpoint_path=path, progress=False))
+    finally:
+        handle.remove()
+
+
+def test_resume_is_bit_identical(tmp_path):
+    ref, ref_hist = _train_with_interrupt(None)
+    path = str(tmp_path / "run.pt")
+    with pytest.raises(KeyboardInterrupt):
+        _train_with_interrupt(path, interrupt_at=5)          # stops mid-epoch 2 (3 steps per epoch)
+    model, hist = _train_with_interrupt(path)
+    for a, b in zip(ref.state_dict().values(), model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert hist["train_nll"] == ref_hist["train_nll"] and hist["step"] == ref_hist["step"]
+
+
+def test_binarize_fixed_and_epoch_draws():
+    images, _ = toy_images()
+    a, b = ar.binarize_fixed(images, seed=3), ar.binarize_fixed(images, seed=3)
+    assert torch.equal(a, b) and a.shape == (48, 1, 6, 6)
+    assert not torch.equal(a, ar.binarize_fixed(images, seed=4))
+    bright = a[:, :, :, 2:4].mean()
+    assert bright > 0.8 and a[:, :, :, :2].mean() < 0.2       # Bernoulli(intensity / 255)
+    _, d0 = ar._epoch_draw(images[:, None], 0, 0)
+    _, d1 = ar._epoch_draw(images[:, None], 0, 1)
+    assert not torch.equal(d0, d1)                            # a fresh draw every epoch
