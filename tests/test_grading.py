@@ -1,0 +1,276 @@
+"""course_lib.grading (comparison, feedback, fallback, disabled references) and make_student's pure helpers."""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from course_lib import checks, grading
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import make_student  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+# ------------------------------------------------------------------ outputs_match
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=1, max_size=8))
+def test_outputs_match_is_reflexive_with_nan_and_inf(values):
+    t = torch.tensor(values)
+    assert grading.outputs_match(t, t.clone())
+
+
+def test_outputs_match_nan_positions_must_agree():
+    assert grading.outputs_match(torch.tensor([1.0, math.nan]), torch.tensor([1.0, math.nan]))
+    assert not grading.outputs_match(torch.tensor([1.0, math.nan]), torch.tensor([math.nan, 1.0]))
+    assert not grading.outputs_match(torch.tensor([math.nan]), torch.tensor([0.0]))
+    assert not grading.outputs_match(torch.tensor([math.inf]), torch.tensor([-math.inf]))
+
+
+def test_outputs_match_complex_compares_imaginary_parts():
+    a = torch.tensor([1 + 2j, 3 - 1j])
+    assert grading.outputs_match(a, a.clone())
+    assert not grading.outputs_match(a, torch.tensor([1 + 2.5j, 3 - 1j])), "a numpy float64 cast would drop the imaginary part"
+    assert not grading.outputs_match(a, a.real), "complex never matches real"
+    assert grading.outputs_match(np.array([1 + 2j]), torch.tensor([1 + 2j]))
+
+
+def test_outputs_match_bfloat16_and_half():
+    x = torch.tensor([1.0, 2.0, 3.3, -7.1])
+    for dtype in (torch.bfloat16, torch.float16):
+        low = x.to(dtype)
+        assert grading.outputs_match(low, low.clone())
+        assert grading.outputs_match(low, x), f"{dtype} rounding is within its precision"
+        assert not grading.outputs_match(low, x + 0.5)
+
+
+def test_outputs_match_shapes_containers_and_none():
+    assert not grading.outputs_match(torch.ones(3), torch.ones(3, 1)), "no broadcasting"
+    assert not grading.outputs_match(None, None)
+    assert grading.outputs_match((torch.ones(2), 3.0), (torch.ones(2), 3.0))
+    assert not grading.outputs_match((torch.ones(2),), (torch.ones(2), 1.0))
+    assert grading.outputs_match({"a": torch.zeros(2)}, {"a": torch.zeros(2)})
+    assert not grading.outputs_match({"a": torch.zeros(2)}, {"b": torch.zeros(2)})
+    assert grading.outputs_match(torch.tensor([1, 2]), torch.tensor([1, 2]))
+    assert not grading.outputs_match(torch.tensor([1, 2]), torch.tensor([1, 3]))
+    assert grading.outputs_match("abc", "abc") and not grading.outputs_match("abc", "abd")
+
+
+# ------------------------------------------------------------------ check_close
+def test_check_close_blank_answer_says_not_implemented():
+    for blank in (None, Ellipsis):
+        with pytest.raises(AssertionError, match="reward_to_go returned None: not implemented yet"):
+            grading.check_close("reward_to_go", blank, torch.ones(3))
+
+
+def test_check_close_wrong_answer_shows_inputs_expected_and_got():
+    rewards = torch.tensor([1.0, 2.0, 3.0])
+    with pytest.raises(AssertionError) as info:
+        grading.check_close("reward_to_go", torch.tensor([1.0, 2.0, 3.0]), torch.tensor([2.75, 3.5, 3.0]),
+                            inputs={"rewards": rewards, "gamma": 0.5}, hint="Sum backwards.")
+    message = str(info.value)
+    for needle in ("index (0,)", "input rewards = tensor of shape (3,)", "input gamma = float 0.5",
+                   "expected: tensor of shape (3,)", "2.75", "yours:    tensor of shape (3,)", "Sum backwards."):
+        assert needle in message, (needle, message)
+
+
+def test_check_close_names_shape_and_tuple_mismatches():
+    with pytest.raises(AssertionError, match=r"has shape \(3, 1\), expected shape \(3,\)"):
+        grading.check_close("f", torch.ones(3, 1), torch.ones(3))
+    with pytest.raises(AssertionError, match="element 1 has shape"):
+        grading.check_close("f", (torch.ones(2), torch.ones(1)), (torch.ones(2), torch.ones(2)))
+    with pytest.raises(AssertionError, match="should be a tuple of 2 values"):
+        grading.check_close("f", torch.ones(2), (torch.ones(2), torch.ones(2)))
+    with pytest.raises(AssertionError, match="should be a torch.Tensor, got list"):
+        grading.check_close("f", [1.0, 2.0], torch.ones(2))
+    grading.check_close("f", (torch.ones(2), torch.zeros(2)), (torch.ones(2), torch.zeros(2)))  # no error
+
+
+@pytest.mark.parametrize("kwargs,error,needle", [
+    (dict(name=3, got=1.0, expected=1.0), TypeError, "name"),
+])
+def test_check_close_bad_input(kwargs, error, needle):
+    with pytest.raises(error, match=needle):
+        grading.check_close(**kwargs)
+
+
+# ------------------------------------------------------------------ use_or_fallback
+def _reference(x):
+    return x * 2
+
+
+def test_use_or_fallback_uses_a_correct_student_function(capsys):
+    student = lambda x: x + x  # noqa: E731
+    assert grading.use_or_fallback(student, _reference, (torch.ones(3),), "Exercise 9") is student
+    assert "using your implementation" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("student,reason", [
+    (lambda x: None, "returned None (not implemented yet)"),
+    (lambda x: x * 3, "differs from course_lib's"),
+    (lambda x: 1 / 0, "raised ZeroDivisionError"),
+])
+def test_use_or_fallback_falls_back_without_naming_the_reference(capsys, student, reason):
+    assert grading.use_or_fallback(student, _reference, (torch.ones(3),), "Exercise 9") is _reference
+    out = capsys.readouterr().out
+    assert reason in out and "not done" in out
+    assert "_reference" not in out and __name__ not in out, "the message must not name the library function"
+
+
+def test_use_or_fallback_stops_an_endless_loop():
+    def endless(x):
+        while True:
+            pass
+
+    tic = time.perf_counter()
+    assert grading.use_or_fallback(endless, _reference, (torch.ones(1),), "Exercise 9", time_limit=0.3) is _reference
+    assert time.perf_counter() - tic < 5
+
+
+def test_use_or_fallback_stops_an_endless_loop_off_the_main_thread():
+    import threading
+
+    def endless(x):
+        while True:
+            time.sleep(0.01)
+
+    box = {}
+    worker = threading.Thread(target=lambda: box.update(fn=grading.use_or_fallback(endless, _reference, (torch.ones(1),), "E", time_limit=0.3)))
+    worker.start()
+    worker.join(10)
+    assert box.get("fn") is _reference
+
+
+def test_use_or_fallback_passes_copies_of_the_probe():
+    model = torch.nn.Linear(2, 2)
+    before = model.weight.detach().clone()
+    x = torch.ones(2)
+
+    def mutating(m, v):
+        with torch.no_grad():
+            m.weight.add_(1.0)
+        v.add_(1.0)
+        return m(v)
+
+    grading.use_or_fallback(mutating, lambda m, v: m(v), (model, x), "Exercise 9")
+    assert torch.equal(model.weight, before) and torch.equal(x, torch.ones(2)), "the chapter's real objects changed"
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    (dict(student_fn=3), "student_fn"),
+    (dict(reference_fn="f"), "reference_fn"),
+    (dict(probe_args=[1.0]), "probe_args"),
+    (dict(name=1), "name"),
+    (dict(time_limit=0.0), "time_limit"),
+    (dict(atol=-1.0), "atol"),
+])
+def test_use_or_fallback_bad_input(kwargs, needle):
+    args = dict(student_fn=_reference, reference_fn=_reference, probe_args=(torch.ones(1),), name="E") | kwargs
+    with pytest.raises((TypeError, ValueError), match=needle):
+        grading.use_or_fallback(**args)
+
+
+# ------------------------------------------------------------------ reference_disabled
+def _library_answer(x):
+    return x + 1
+
+
+def test_reference_disabled_rejects_wrappers_and_aliases_then_restores():
+    alias = _library_answer
+    wrapper = lambda x: alias(x)  # noqa: E731
+    with grading.reference_disabled(_library_answer):
+        with pytest.raises(grading.ReferenceDisabled, match="call your own implementation"):
+            wrapper(1)
+    assert wrapper(1) == 2
+
+
+def test_reference_disabled_restores_after_an_error():
+    with pytest.raises(RuntimeError):
+        with grading.reference_disabled(_library_answer):
+            raise RuntimeError("boom")
+    assert _library_answer(1) == 2
+
+
+def _closure():
+    y = 1
+    return lambda x: x + y
+
+
+@pytest.mark.parametrize("bad", [len, 3, _closure()], ids=["builtin", "int", "closure"])
+def test_reference_disabled_bad_input(bad):
+    with pytest.raises(TypeError, match="reference_disabled needs plain functions"):
+        with grading.reference_disabled(bad):
+            pass
+
+
+# ------------------------------------------------------------------ make_student helpers
+BIB = {"williams1992reinforce": {"author": "Williams, Ronald J.", "year": "1992"},
+       "salimans2017es": {"author": "Salimans, Tim and Ho, Jonathan and Chen, Xi and Sutskever, Ilya", "year": "2017"},
+       "sutton2018": {"author": "Richard S. Sutton and Andrew G. Barto", "year": "2018"}}
+
+
+def test_myst_to_markdown_resolves_roles():
+    eqs = {"eq-rtg": "4.7"}
+    text = ("See {eq}`eq-rtg` {cite:p}`williams1992reinforce,salimans2017es`; {cite:t}`sutton2018` wrote it.\n"
+            "$$\nG_t = r_t\n$$ (eq-rtg)\n")
+    out = make_student.myst_to_markdown(text, eqs, BIB, ROOT / "notebooks")
+    assert "See (4.7) (Williams, 1992; Salimans et al., 2017); Sutton and Barto (2018) wrote it." in out
+    assert "\\tag{4.7}\n$$" in out and "(eq-rtg)" not in out and "{" + "eq}" not in out
+
+
+def test_myst_to_markdown_admonition_and_doc():
+    text = ":::{admonition} A sidebar\n:class: note\nBody line.\n:::\nSee {doc}`../book/setup`."
+    out = make_student.myst_to_markdown(text, {}, BIB, ROOT / "notebooks")
+    assert "> **A sidebar.**" in out and "> Body line." in out and ":::" not in out and ":class:" not in out
+    assert "{doc}" not in out
+
+
+@pytest.mark.parametrize("text,needle", [("{eq}`nope`", "nope"), ("{cite:p}`unknown2020`", "unknown2020")])
+def test_myst_to_markdown_unresolved_is_an_error(text, needle):
+    with pytest.raises(make_student.StudentError, match=needle):
+        make_student.myst_to_markdown(text, {}, BIB, ROOT)
+
+
+def test_equation_numbers_follow_the_order_of_labels():
+    import nbformat
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("$$ a $$ (eq-a)\n$$ b $$ (eq-b)"),
+                                         nbformat.v4.new_markdown_cell("$$ c $$ (eq-c)")])
+    assert make_student.equation_numbers(nb, 4) == {"eq-a": "4.1", "eq-b": "4.2", "eq-c": "4.3"}
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--chapter", "no_such_chapter"], "no graded chapter 'no_such_chapter'"),
+    (["--chapter", "notebooks/missing.ipynb"], "no notebook at"),
+    (["--out", str(ROOT / "README.md"), "--chapter", "04"], "is a file, not a folder"),
+])
+def test_make_student_bad_arguments_are_one_line_errors(argv, needle, capsys):
+    assert make_student.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err and "Traceback" not in err
+
+
+def test_make_student_refuses_a_non_empty_output_folder(tmp_path):
+    master = make_student.masters()[0]
+    (tmp_path / master.stem).mkdir()
+    (tmp_path / master.stem / "grades.csv").write_text("name,score\n")
+    with pytest.raises(make_student.StudentError, match="--force"):
+        make_student.make_student(master, tmp_path)
+    assert (tmp_path / master.stem / "grades.csv").exists()
+
+
+def test_resolve_chapter_accepts_number_and_name():
+    master = make_student.masters()[-1]
+    number = master.stem.split("_")[0]
+    assert make_student.resolve_chapter(master.stem) == master
+    assert make_student.resolve_chapter(number) == master
+    assert make_student.resolve_chapter(str(int(number))) == master
