@@ -128,6 +128,8 @@ def temperature(value, name: str = "temperature") -> float:
     """A softmax temperature: positive and finite; a hint names ``greedy=True`` for the limit 0."""
     try:
         return positive_float(name, value)
+    except ArgumentTypeError:  # a str or bool: keep the TypeError
+        raise
     except ValueError:
         raise ValueError(
             f"{name} must be a positive finite float (use greedy=True for the "
