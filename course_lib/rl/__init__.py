@@ -55,15 +55,26 @@ Environments come from gymnasium (>= 1.0); vector environments are built with
 """
 
 from course_lib.nets import mlp
+from course_lib.rl.actor_critic import *  # noqa: F401,F403
+from course_lib.rl.actor_critic import __all__ as _actor_critic_all
+from course_lib.rl.advantage import *  # noqa: F401,F403
+from course_lib.rl.advantage import __all__ as _advantage_all
+from course_lib.rl.dynamic_programming import *  # noqa: F401,F403
+from course_lib.rl.dynamic_programming import __all__ as _dp_all
 from course_lib.rl.envs import *  # noqa: F401,F403
 from course_lib.rl.envs import __all__ as _envs_all
 from course_lib.rl.es import *  # noqa: F401,F403
 from course_lib.rl.es import __all__ as _es_all
 from course_lib.rl.policy_gradient import *  # noqa: F401,F403
+from course_lib.rl.q_learning import *  # noqa: F401,F403
+from course_lib.rl.q_learning import __all__ as _q_learning_all
 from course_lib.rl.policy_gradient import __all__ as _pg_all
 from course_lib.rl.reinforce import *  # noqa: F401,F403
 from course_lib.rl.reinforce import __all__ as _reinforce_all
 from course_lib.rl.tabular import *  # noqa: F401,F403
 from course_lib.rl.tabular import __all__ as _tabular_all
+from course_lib.rl.variance import *  # noqa: F401,F403
+from course_lib.rl.variance import __all__ as _variance_all
 
-__all__ = ["mlp", *_pg_all, *_envs_all, *_reinforce_all, *_tabular_all, *_es_all]
+__all__ = ["mlp", *_pg_all, *_envs_all, *_reinforce_all, *_tabular_all, *_es_all, *_dp_all, *_q_learning_all,
+           *_advantage_all, *_variance_all, *_actor_critic_all]
