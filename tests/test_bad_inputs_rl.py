@@ -261,7 +261,7 @@ TABULAR = [
     ("R str", lambda: _mdp(R="zeros"), TypeError, "R"),
     ("objective numpy logits", lambda: rl.exact_objective(np.zeros((2, 2)), rl.tiny_mdp()), TypeError, "logits"),
     ("objective logits shape", lambda: rl.exact_objective(torch.zeros(3, 2), rl.tiny_mdp()), ValueError, "logits"),
-    ("objective logits NaN", lambda: rl.exact_objective(torch.full((2, 2), NAN), rl.tiny_mdp()), ValueError, "logits"),
+    ("sample logits NaN", lambda: rl.sample_trajectories(torch.full((2, 2), NAN), rl.tiny_mdp(), 3), ValueError, "logits"),
     ("objective mdp dict", lambda: rl.exact_objective(torch.zeros(2, 2), {"P": _P}), TypeError, "mdp"),
     ("enumerate mdp None", lambda: rl.enumerate_trajectories(None), TypeError, "mdp"),
     ("sample n 2.5", lambda: rl.sample_trajectories(torch.zeros(2, 2), rl.tiny_mdp(), 2.5), TypeError, "n"),

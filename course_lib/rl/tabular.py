@@ -155,8 +155,7 @@ def _check_logits(logits, mdp: TabularMDP) -> torch.Tensor:
             f"logits must have shape (S, A) = ({mdp.num_states}, {mdp.num_actions}), "
             f"got {tuple(logits.shape)}"
         )
-    checks.finite("logits", logits.detach())
-    return logits
+    return logits  # no data-dependent checks here: exact_objective must work under torch.func.vmap
 
 
 def enumerate_trajectories(mdp: TabularMDP) -> tuple[torch.Tensor, torch.Tensor]:
@@ -202,7 +201,8 @@ def exact_objective(logits: torch.Tensor, mdp: TabularMDP) -> torch.Tensor:
     Raises:
         ArgumentTypeError (a TypeError and a ValueError): ``logits`` not a torch
             tensor (a numpy array), ``mdp`` not a :class:`TabularMDP`.
-        ValueError: if ``logits`` is not ``(S, A)`` or not finite.
+        ValueError: if ``logits`` is not ``(S, A)``. (NaN logits give a NaN ``J``; no
+            data-dependent check here, so that ``torch.func.vmap`` works.)
 
     Source: the trajectory form of the objective, Williams (1992) / CS182 notes
     section 7.2, eq. ``J = E_{tau ~ p_theta}[r(tau)]``.
@@ -240,6 +240,7 @@ def sample_trajectories(
         ValueError: ``logits`` of the wrong shape or not finite, ``n < 1``.
     """
     logits = _check_logits(logits, mdp)
+    checks.finite("logits", logits.detach())
     checks.positive_int("n", n)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise checks.ArgumentTypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
