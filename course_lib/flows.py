@@ -839,7 +839,8 @@ def train(
         train_data: (N, D) training examples, N >= 1, no NaN or inf (any dtype
             ``transform`` accepts, e.g. uint8 pixels for :func:`course_lib.data.dequantize`).
         config: a :class:`TrainConfig`. Resuming is refused when the checkpoint's
-            config differs, except in ``epochs`` (to extend a run) and the fields of
+            config differs, except in ``epochs`` (to extend a run), ``lr`` (to resume a
+            diverged run, whose last finite state is kept, with a lower one) and the fields of
             :data:`course_lib.training.ALWAYS_SAFE_TO_CHANGE`.
         test_data: optional (M, D) examples, evaluated after every epoch.
         transform: ``transform(batch, generator) -> float batch``, applied to
@@ -885,7 +886,7 @@ def train(
     run = TrainingRun(
         config, model=model, optimizer=optimizer, generators={"data": generator}, history_keys=HISTORY_KEYS,
         checkpoint_path=config.checkpoint_path, resume=config.resume, max_seconds=config.max_seconds,
-        allow_changed=("epochs",), total=config.epochs * steps_per_epoch, desc="train", progress=config.progress,
+        allow_changed=("epochs", "lr"), total=config.epochs * steps_per_epoch, desc="train", progress=config.progress,
     )
     fresh_epoch = {"perm": None, "position": 0, "sum_log_likelihood": 0.0, "seen": 0}
     state = run.restore(default={"epoch": 0, **fresh_epoch})

@@ -253,6 +253,13 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         raise CheckpointError(f"checkpoint {path!r} is a directory, not a file")
     if os.path.getsize(path) == 0:
         raise CheckpointError(f"checkpoint {path!r} is empty (0 bytes): a write was cut off; delete it to start afresh")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != b"PK\x03\x04":  # torch.save writes a zip archive
+        raise CheckpointError(
+            f"checkpoint {path!r} is not a torch checkpoint file (no zip header: a text file, or another format); "
+            "delete it or point checkpoint_path elsewhere"
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... here
