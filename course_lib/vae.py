@@ -1,0 +1,777 @@
+"""Chapter 3: latent-variable models, the ELBO, the variational autoencoder and the IWAE bound.
+
+Pieces, in the order the chapter uses them:
+
+==========================================  =================================================
+piece                                       function / class
+==========================================  =================================================
+Gaussian densities (pure math)              :func:`standard_normal_log_prob`,
+                                            :func:`diag_gaussian_log_prob`
+Bernoulli likelihood of binary pixels       :func:`bernoulli_log_prob`
+closed-form KL to the prior                 :func:`gaussian_kl`
+the reparameterization trick                :func:`reparameterize`
+stable ``log (1/k) sum_j exp(w_j)``         :func:`log_mean_exp`
+gradient estimators of ``E_q[f(z)]``        :func:`reparameterization_gradient`,
+                                            :func:`score_function_gradient`
+posterior collapse diagnostic               :func:`active_units`
+the exact check model (probabilistic PCA)   :class:`LinearGaussian`
+the VAE (Bernoulli decoder)                 :class:`VAE`
+binarized MNIST                             :func:`binarize_dynamic`, :func:`binarize_fixed`
+training / evaluation                       :class:`VAEConfig`, :func:`train_vae`,
+                                            :func:`evaluate_bounds`
+==========================================  =================================================
+
+Shapes: ``B`` examples, ``D`` data dimensions (784 for MNIST), ``Z`` latent
+dimensions, ``k`` importance samples. Units: every log-density, bound and KL
+is in **nats per example** (natural log, summed over the D pixels or the Z
+latent coordinates); a test negative log-likelihood of 90 means
+``-log p(x) = 90`` nats for one 784-pixel digit.
+
+References:
+    D. P. Kingma, M. Welling, "Auto-Encoding Variational Bayes", ICLR 2014,
+    arXiv:1312.6114 (eq. 3 the ELBO, eq. 10 the estimator, §2.4 the
+    reparameterization, Appendix B the Gaussian KL).
+    Y. Burda, R. Grosse, R. Salakhutdinov, "Importance Weighted Autoencoders",
+    ICLR 2016, arXiv:1509.00519 (eq. 8 the k-sample bound, Theorem 1, §5.2
+    active units, Table 1).
+    I. Higgins et al., "beta-VAE", ICLR 2017 (eq. 4).
+    M. E. Tipping, C. M. Bishop, "Probabilistic Principal Component
+    Analysis", JRSS B 1999 (eqs. 6 and 7: marginal and posterior).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from course_lib import checks, data
+from course_lib._runtime import seed_everything
+from course_lib.nets import mlp
+from course_lib.training import TrainingRun
+
+__all__ = [
+    "standard_normal_log_prob",
+    "diag_gaussian_log_prob",
+    "bernoulli_log_prob",
+    "gaussian_kl",
+    "reparameterize",
+    "log_mean_exp",
+    "reparameterization_gradient",
+    "score_function_gradient",
+    "active_units",
+    "LinearGaussian",
+    "VAE",
+    "binarize_dynamic",
+    "binarize_fixed",
+    "VAEConfig",
+    "train_vae",
+    "evaluate_bounds",
+]
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+# ----------------------------------------------------------------------------
+# Argument checks shared by the functions below
+# ----------------------------------------------------------------------------
+def _check_mu_logvar(mu, logvar) -> tuple[Tensor, Tensor]:
+    mu = checks.float_batch("mu", mu)
+    logvar = checks.float_batch("logvar", logvar)
+    if logvar.shape != mu.shape:
+        raise ValueError(f"logvar must have the shape of mu {tuple(mu.shape)}, got {tuple(logvar.shape)}")
+    checks.finite("mu", mu)
+    checks.finite("logvar", logvar)
+    return mu, logvar
+
+
+def _check_binary_batch(name: str, x, dim: int, dtype: torch.dtype) -> Tensor:
+    x = checks.float_batch(name, x, dim, dtype=dtype)
+    checks.binary(name, x)
+    return x
+
+
+# ----------------------------------------------------------------------------
+# Pure math
+# ----------------------------------------------------------------------------
+def standard_normal_log_prob(z: Tensor) -> Tensor:
+    """``log N(z; 0, I)`` summed over the last axis: ``-(||z||^2 + Z log 2 pi) / 2``.
+
+    Args:
+        z: (..., Z).
+
+    Returns:
+        (...,), nats.
+
+    Raises:
+        TypeError: if ``z`` is not a tensor.
+
+    References: Kingma & Welling 2014, §3 (the prior ``p(z) = N(0, I)``).
+    """
+    z = checks.tensor("z", z)
+    return -0.5 * (z.pow(2) + _LOG_2PI).sum(-1)
+
+
+def diag_gaussian_log_prob(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
+    """``log N(z; mu, diag(exp(logvar)))`` summed over the last axis.
+
+    Args:
+        z: (..., Z), broadcastable against ``mu`` and ``logvar`` (e.g. z of
+            shape (k, B, Z) with mu, logvar of shape (B, Z)).
+        mu, logvar: (..., Z): mean and log-variance.
+
+    Returns:
+        (...,), nats.
+
+    Raises:
+        TypeError: if an argument is not a tensor.
+
+    References: Kingma & Welling 2014, eq. 9 (the Gaussian encoder).
+    """
+    z, mu, logvar = (checks.tensor(n, v) for n, v in (("z", z), ("mu", mu), ("logvar", logvar)))
+    return -0.5 * ((z - mu).pow(2) * torch.exp(-logvar) + logvar + _LOG_2PI).sum(-1)
+
+
+def bernoulli_log_prob(logits: Tensor, x: Tensor) -> Tensor:
+    """``log p(x | z)`` of independent Bernoulli pixels with the given logits, summed over pixels.
+
+    ``sum_d x_d log sigmoid(l_d) + (1 - x_d) log sigmoid(-l_d)``, computed as
+    minus a binary cross-entropy with logits (stable for large ``|l|``).
+
+    Args:
+        logits: (..., D) decoder outputs; ``p(x_d = 1) = sigmoid(logits_d)``.
+        x: (..., D) with values in {0, 1}, broadcastable against ``logits``.
+
+    Returns:
+        (...,), nats (always <= 0).
+
+    Raises:
+        TypeError: if an argument is not a tensor.
+
+    References: Kingma & Welling 2014, Appendix C.1 (Bernoulli MLP decoder).
+    """
+    logits, x = checks.tensor("logits", logits), checks.tensor("x", x)
+    logits, x = torch.broadcast_tensors(logits, x.to(logits.dtype))
+    return -nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+
+
+def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
+    """``KL(N(mu, diag sigma^2) || N(0, I))`` per row, in closed form.
+
+    ``KL = 1/2 sum_j (mu_j^2 + sigma_j^2 - log sigma_j^2 - 1)``.
+
+    Args:
+        mu: (B, Z) means.
+        logvar: (B, Z) log-variances ``log sigma^2``.
+
+    Returns:
+        (B,), nats, >= 0 (0 exactly when mu = 0 and logvar = 0).
+
+    Raises:
+        ArgumentTypeError (TypeError and ValueError): an argument is not a tensor.
+        ValueError: an argument is not 2-D, the shapes differ, or an entry is NaN or infinite
+            (the message names ``mu`` or ``logvar``).
+
+    References: Kingma & Welling 2014, Appendix B (the solution of
+    ``-D_KL``, with the opposite sign).
+    """
+    mu, logvar = _check_mu_logvar(mu, logvar)
+    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0).sum(-1)
+
+
+def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """A sample ``z = mu + sigma * eps``, ``eps ~ N(0, I)``, differentiable in ``mu`` and ``logvar``.
+
+    Args:
+        mu: (B, Z) means.
+        logvar: (B, Z) log-variances; ``sigma = exp(logvar / 2)``.
+        generator: the ``torch.Generator`` for ``eps`` (on the device of
+            ``mu``); the global one if None.
+
+    Returns:
+        (B, Z) sample of ``q(z) = N(mu, diag sigma^2)``.
+
+    Raises:
+        ArgumentTypeError (TypeError and ValueError): an argument is not a tensor.
+        ValueError: wrong shapes, or a NaN or infinite entry (the message names the argument).
+
+    References: Kingma & Welling 2014, §2.4 and eq. 10.
+    """
+    mu, logvar = _check_mu_logvar(mu, logvar)
+    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return mu + torch.exp(0.5 * logvar) * eps
+
+
+def log_mean_exp(log_w: Tensor, dim: int = 0) -> Tensor:
+    """``log (1/k) sum_j exp(log_w_j)`` along ``dim``, without overflow (the max is factored out).
+
+    With ``log_w_j = log p(x, z_j) - log q(z_j | x)`` over k samples this is
+    the importance-weighted bound IWAE_k.
+
+    Args:
+        log_w: (k, ...) log-weights.
+        dim: the axis to average over.
+
+    Returns:
+        ``log_w`` with ``dim`` removed, same units (nats).
+
+    Raises:
+        ArgumentTypeError (TypeError and ValueError): ``log_w`` is not a tensor.
+        ValueError: ``log_w`` has size 0 along ``dim``.
+
+    References: Burda et al. 2016, eq. 8.
+    """
+    log_w = checks.tensor("log_w", log_w)
+    k = log_w.shape[dim]
+    if k < 1:
+        raise ValueError(f"log_w must hold at least one sample along dim {dim}, got shape {tuple(log_w.shape)}")
+    return torch.logsumexp(log_w, dim=dim) - math.log(k)
+
+
+def reparameterization_gradient(
+    f: Callable[[Tensor], Tensor], mu: Tensor, logvar: Tensor, n: int, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
+    """Per-sample reparameterization estimates of ``grad_{mu, logvar} E_{z ~ N(mu, sigma^2)}[f(z)]``.
+
+    Sample ``eps_i``, set ``z_i = mu + sigma eps_i`` and differentiate
+    ``f(z_i)`` through the sample path. Their mean is an unbiased estimate;
+    their spread is the estimator's variance.
+
+    Args:
+        f: maps (n, B, Z) to (n, B), differentiably (e.g. ``log p(x | z)``).
+        mu, logvar: (B, Z), treated as the parameters (detached copies are used).
+        n: number of independent samples, >= 1.
+        generator: for ``eps``.
+
+    Returns:
+        ``(grad_mu, grad_logvar)``, each (n, B, Z): one gradient per sample.
+
+    Raises:
+        ValueError: bad shapes, non-finite entries or ``n < 1`` (named).
+
+    References: Kingma & Welling 2014, §2.4; Schulman et al. 2015 (pathwise derivative).
+    """
+    mu, logvar = _check_mu_logvar(mu, logvar)
+    n = checks.positive_int("n", n)
+    mu_p = mu.detach().expand(n, *mu.shape).clone().requires_grad_(True)
+    lv_p = logvar.detach().expand(n, *mu.shape).clone().requires_grad_(True)
+    eps = torch.randn(mu_p.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    z = mu_p + torch.exp(0.5 * lv_p) * eps
+    g_mu, g_lv = torch.autograd.grad(f(z).sum(), (mu_p, lv_p))
+    return g_mu, g_lv
+
+
+def score_function_gradient(
+    f: Callable[[Tensor], Tensor], mu: Tensor, logvar: Tensor, n: int, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
+    """Per-sample score-function (REINFORCE) estimates of ``grad_{mu, logvar} E_{z ~ q}[f(z)]``.
+
+    ``f(z_i) grad log q(z_i)`` with ``z_i ~ q = N(mu, diag sigma^2)``, where
+    ``d log q / d mu = (z - mu) / sigma^2`` and
+    ``d log q / d logvar = ((z - mu)^2 / sigma^2 - 1) / 2``. Needs only values
+    of ``f``, no derivative of it: the estimator of Chapter 4.
+
+    Args:
+        f: maps (n, B, Z) to (n, B) (only evaluated, never differentiated).
+        mu, logvar: (B, Z).
+        n: number of samples, >= 1.
+        generator: for the samples.
+
+    Returns:
+        ``(grad_mu, grad_logvar)``, each (n, B, Z).
+
+    Raises:
+        ValueError: bad shapes, non-finite entries or ``n < 1`` (named).
+
+    References: Williams 1992 (REINFORCE); Kingma & Welling 2014, §2.4 (why
+    the reparameterized estimator is preferred).
+    """
+    mu, logvar = _check_mu_logvar(mu, logvar)
+    n = checks.positive_int("n", n)
+    mu, logvar = mu.detach(), logvar.detach()
+    eps = torch.randn((n, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
+    with torch.no_grad():
+        z = mu + torch.exp(0.5 * logvar) * eps
+        fz = f(z)[..., None]  # (n, B, 1)
+    # (z - mu) / sigma^2 = eps / sigma;  (z - mu)^2 / sigma^2 = eps^2
+    return fz * eps * torch.exp(-0.5 * logvar), fz * 0.5 * (eps.pow(2) - 1.0)
+
+
+def active_units(mu: Tensor, threshold: float = 1e-2) -> int:
+    """Number of latent coordinates whose posterior mean varies across the data.
+
+    Unit ``j`` is *active* when ``Var_x(E_q[z_j | x]) > threshold``; an
+    inactive unit has collapsed to the prior (its posterior ignores x).
+
+    Args:
+        mu: (B, Z) encoder means ``E_q[z | x]`` over B examples, B >= 2.
+        threshold: variance threshold (Burda et al. use 1e-2).
+
+    Returns:
+        an int in [0, Z].
+
+    Raises:
+        ValueError: ``mu`` not (B, Z) with B >= 2, non-finite, or a non-positive threshold.
+
+    References: Burda et al. 2016, §5.2 (the active-units statistic).
+    """
+    mu = checks.float_batch("mu", mu)
+    checks.finite("mu", mu)
+    threshold = checks.positive_float("threshold", threshold)
+    if mu.shape[0] < 2:
+        raise ValueError(f"mu must hold at least 2 examples to measure a variance, got {tuple(mu.shape)}")
+    return int((mu.var(0) > threshold).sum())
+
+
+# ----------------------------------------------------------------------------
+# The exact check model: probabilistic PCA
+# ----------------------------------------------------------------------------
+class LinearGaussian(nn.Module):
+    """Probabilistic PCA: ``z ~ N(0, I_Z)``, ``x | z ~ N(W z + b, noise_std^2 I_D)``.
+
+    Every quantity the chapter approximates is exact here (float64):
+    ``p(x) = N(b, W W^T + s^2 I)`` and ``p(z | x) = N(M^-1 W^T (x - b), s^2 M^-1)``
+    with ``M = W^T W + s^2 I`` (Tipping & Bishop 1999, eqs. 6 and 7).
+
+    ``W`` is drawn with orthogonal columns, ``W = U diag(scales)``. That loses
+    no generality: ``p(x)`` is unchanged when ``W`` is replaced by ``W R`` for
+    a rotation ``R`` of the latent space, and the maximum-likelihood ``W``
+    has this form (Tipping & Bishop 1999, eq. 7). It makes ``M`` and hence the
+    exact posterior covariance diagonal, so a diagonal ``q`` can equal the
+    posterior (check (a) of the chapter).
+
+    Args:
+        data_dim: D >= latent_dim.
+        latent_dim: Z >= 1.
+        noise_std: s > 0.
+        generator: draws ``U`` (QR of a Gaussian matrix), ``scales`` (uniform in [1, 2])
+            and ``b`` (entries N(0, 1)).
+
+    Raises:
+        ValueError: a non-positive size or noise_std (named).
+
+    References: Tipping & Bishop 1999; Kingma & Welling 2014, eq. 1-3 (the ELBO
+    this class evaluates in closed form).
+    """
+
+    def __init__(self, data_dim: int, latent_dim: int, noise_std: float, generator: torch.Generator | None = None):
+        super().__init__()
+        self.data_dim = checks.positive_int("data_dim", data_dim)
+        self.latent_dim = checks.positive_int("latent_dim", latent_dim)
+        self.noise_std = checks.positive_float("noise_std", noise_std)
+        if self.latent_dim > self.data_dim:
+            raise ValueError(f"latent_dim must be <= data_dim ({data_dim}), got {latent_dim}")
+        U, _ = torch.linalg.qr(torch.randn(data_dim, latent_dim, generator=generator, dtype=torch.float64))
+        scales = 1.0 + torch.rand(latent_dim, generator=generator, dtype=torch.float64)
+        self.W = nn.Parameter(U * scales)
+        self.b = nn.Parameter(torch.randn(data_dim, generator=generator, dtype=torch.float64))
+
+    def _x(self, x) -> Tensor:
+        x = checks.float_batch("x", x, self.data_dim, dtype=torch.float64)
+        return checks.finite("x", x)
+
+    def _q(self, x: Tensor, q_mu, q_logvar) -> tuple[Tensor, Tensor]:
+        q_mu, q_logvar = _check_mu_logvar(q_mu, q_logvar)
+        if q_mu.shape != (x.shape[0], self.latent_dim):
+            raise ValueError(f"q_mu must have shape {(x.shape[0], self.latent_dim)}, got {tuple(q_mu.shape)}")
+        return q_mu.to(torch.float64), q_logvar.to(torch.float64)
+
+    def marginal(self) -> tuple[Tensor, Tensor]:
+        """``(mean (D,), covariance (D, D))`` of ``p(x)``."""
+        return self.b, self.W @ self.W.T + self.noise_std**2 * torch.eye(self.data_dim, dtype=torch.float64)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Exact ``log p(x)``: x of shape (B, D) -> (B,), nats.
+
+        Raises:
+            ValueError: x not (B, D) or not finite (named ``x``).
+        """
+        x = self._x(x)
+        mean, cov = self.marginal()
+        return torch.distributions.MultivariateNormal(mean, covariance_matrix=cov).log_prob(x)
+
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Exact ``p(z | x)``: ``(mu (B, Z), cov (Z, Z))``; the covariance is the same for every x.
+
+        Raises:
+            ValueError: x not (B, D) or not finite (named ``x``).
+        """
+        x = self._x(x)
+        M = self.W.T @ self.W + self.noise_std**2 * torch.eye(self.latent_dim, dtype=torch.float64)
+        mu = torch.linalg.solve(M, self.W.T @ (x - self.b).T).T
+        return mu, self.noise_std**2 * torch.linalg.inv(M)
+
+    def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
+        """``log p(x | z)``: x (B, D), z (..., B, Z) -> (..., B), nats."""
+        x = self._x(x)
+        z = checks.tensor("z", z).to(torch.float64)
+        if z.shape[-2:] != (x.shape[0], self.latent_dim):
+            raise ValueError(f"z must have shape (..., {x.shape[0]}, {self.latent_dim}), got {tuple(z.shape)}")
+        r = x - z @ self.W.T - self.b
+        return -0.5 * (r.pow(2).sum(-1) / self.noise_std**2 + self.data_dim * (_LOG_2PI + 2 * math.log(self.noise_std)))
+
+    def elbo(self, x: Tensor, q_mu: Tensor, q_logvar: Tensor) -> Tensor:
+        """The ELBO of ``q(z) = N(q_mu, diag exp(q_logvar))`` in closed form: (B,), nats.
+
+        ``E_q[log p(x | z)] - KL(q || p(z))`` with
+        ``E_q||x - W z - b||^2 = ||x - W m - b||^2 + sum_j (W^T W)_jj s_j^2``.
+
+        Args:
+            x: (B, D).
+            q_mu, q_logvar: (B, Z).
+
+        Raises:
+            ValueError: wrong shapes or non-finite entries (named).
+        """
+        x = self._x(x)
+        q_mu, q_logvar = self._q(x, q_mu, q_logvar)
+        r = x - q_mu @ self.W.T - self.b
+        trace = (q_logvar.exp() * (self.W.pow(2).sum(0))).sum(-1)
+        expected_ll = -0.5 * ((r.pow(2).sum(-1) + trace) / self.noise_std**2
+                              + self.data_dim * (_LOG_2PI + 2 * math.log(self.noise_std)))
+        return expected_ll - gaussian_kl(q_mu, q_logvar)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` draws of x: (n, D)."""
+        n = checks.positive_int("n", n)
+        z = torch.randn(n, self.latent_dim, generator=generator, dtype=torch.float64)
+        return z @ self.W.T + self.b + self.noise_std * torch.randn(n, self.data_dim, generator=generator, dtype=torch.float64)
+
+
+# ----------------------------------------------------------------------------
+# The VAE
+# ----------------------------------------------------------------------------
+class VAE(nn.Module):
+    """Variational autoencoder with a Gaussian encoder and a Bernoulli decoder.
+
+    Encoder: MLP ``D -> hidden_dims -> 2Z`` giving ``(mu, logvar)`` of
+    ``q(z | x)``; decoder: MLP ``Z -> reversed(hidden_dims) -> D`` giving the
+    logits of ``p(x | z)``; prior ``N(0, I)``. ReLU activations.
+
+    Args:
+        data_dim: D (784 for MNIST).
+        latent_dim: Z.
+        hidden_dims: widths of the encoder's hidden layers (the decoder mirrors them).
+
+    Shapes: ``x`` is (B, D) with values in {0, 1}; ``z`` is (B, Z).
+
+    Raises:
+        ValueError: non-positive sizes (named).
+
+    References: Kingma & Welling 2014, §3 and Appendix C; Burda et al. 2016, §3.
+    """
+
+    def __init__(self, data_dim: int = 784, latent_dim: int = 32, hidden_dims: Sequence[int] = (512, 256)):
+        super().__init__()
+        self.data_dim = checks.positive_int("data_dim", data_dim)
+        self.latent_dim = checks.positive_int("latent_dim", latent_dim)
+        self.hidden_dims = checks.int_sizes("hidden_dims", hidden_dims)
+        self.encoder = mlp((self.data_dim, *self.hidden_dims, 2 * self.latent_dim), nn.ReLU)
+        self.decoder = mlp((self.latent_dim, *self.hidden_dims[::-1], self.data_dim), nn.ReLU)
+
+    def _dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def _x(self, x) -> Tensor:
+        return _check_binary_batch("x", x, self.data_dim, self._dtype())
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(mu, logvar)`` of ``q(z | x)``, each (B, Z). Raises ValueError for bad ``x`` (named)."""
+        mu, logvar = self.encoder(self._x(x)).chunk(2, dim=-1)
+        return mu, logvar
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Logits of ``p(x | z)``: z (..., Z) -> (..., D). Raises ValueError for a bad ``z`` (named)."""
+        z = checks.tensor("z", z)
+        if z.ndim < 2 or z.shape[-1] != self.latent_dim:
+            raise ValueError(f"z must have shape (..., B, {self.latent_dim}), got {tuple(z.shape)}")
+        return self.decoder(z.to(self._dtype()))
+
+    def elbo_terms(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """``(reconstruction, kl)``, each (B,) in nats: a one-sample ``log p(x | z)`` and the exact KL.
+
+        ``elbo = reconstruction - kl``; ``-reconstruction`` is the *distortion*
+        and ``kl`` the *rate* of the beta-VAE plot.
+        """
+        x = self._x(x)
+        mu, logvar = self.encode(x)
+        z = reparameterize(mu, logvar, generator)
+        return bernoulli_log_prob(self.decode(z), x), gaussian_kl(mu, logvar)
+
+    def elbo(self, x: Tensor, beta: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+        """One-sample estimate of ``E_q[log p(x | z)] - beta KL(q(z | x) || p(z))``: (B,), nats.
+
+        With ``beta = 1`` a lower bound on ``log p(x)`` (in expectation over the sample).
+
+        Raises:
+            ValueError: x not (B, D) binary, or beta negative / not finite (named).
+
+        References: Kingma & Welling 2014, eq. 10; Higgins et al. 2017, eq. 4 (beta).
+        """
+        beta = checks.nonnegative_float("beta", beta)
+        rec, kl = self.elbo_terms(x, generator)
+        return rec - beta * kl
+
+    def log_weights(self, x: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
+        """``log p(x, z_j) - log q(z_j | x)`` for ``z_j ~ q(z | x)``, j = 1..k: (k, B), nats.
+
+        Raises:
+            ValueError: x not (B, D) binary, or k < 1 (named).
+        """
+        x = self._x(x)
+        k = checks.positive_int("k", k)
+        mu, logvar = self.encode(x)
+        eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        log_q = -0.5 * (eps.pow(2) + logvar + _LOG_2PI).sum(-1)  # diag_gaussian_log_prob(z, mu, logvar)
+        return bernoulli_log_prob(self.decode(z), x) + standard_normal_log_prob(z) - log_q
+
+    def iwae_bound(self, x: Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 100) -> Tensor:
+        """The importance-weighted bound ``log (1/k) sum_j p(x, z_j) / q(z_j | x)``: (B,), nats.
+
+        ``IWAE_1`` is the ELBO; the bound grows with k towards ``log p(x)``.
+        The k samples are drawn ``chunk`` at a time, so memory stays bounded for k = 5000.
+
+        Raises:
+            ValueError: x not (B, D) binary, k < 1 or chunk < 1 (named).
+
+        References: Burda et al. 2016, eq. 8 and Theorem 1.
+        """
+        x = self._x(x)
+        k = checks.positive_int("k", k)
+        chunk = checks.positive_int("chunk", chunk)
+        log_w = torch.cat([self.log_weights(x, min(chunk, k - j), generator) for j in range(0, k, chunk)])
+        return log_mean_exp(log_w, dim=0)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` binary images from ``z ~ N(0, I)``, ``x ~ p(x | z)``: (n, D) with values in {0, 1}."""
+        n = checks.positive_int("n", n)
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device, dtype=self._dtype())
+        probs = torch.sigmoid(self.decode(z))
+        return (torch.rand(probs.shape, generator=generator, device=device, dtype=probs.dtype) < probs).to(probs.dtype)
+
+
+# ----------------------------------------------------------------------------
+# Binarized MNIST (the same binarization as Chapter 2)
+# ----------------------------------------------------------------------------
+def binarize_dynamic(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Fresh stochastic binarization: pixel ~ Bernoulli(intensity / 255), drawn anew each call.
+
+    Call it once per epoch on the training images (Salakhutdinov & Murray
+    2008, §5). A thin wrapper of :func:`course_lib.data.binarize`.
+
+    Args:
+        images: integer pixels 0..255 of shape (N, D).
+        generator: the ``torch.Generator`` for the draws.
+
+    Returns:
+        float32 (N, D) in {0, 1}.
+
+    Raises:
+        ValueError: images not (N, D) integer pixels 0..255 (named).
+    """
+    images = checks.tensor("images", images)
+    if images.ndim != 2 or images.is_floating_point():
+        raise ValueError(f"images must be integer pixels of shape (N, D), got {images.dtype} {tuple(images.shape)}")
+    return data.binarize(images, stochastic=True, generator=generator)
+
+
+def binarize_fixed(images: Tensor, seed: int = 0) -> Tensor:
+    """One fixed stochastic binarization (for test and validation digits): the same draw for a seed.
+
+    Errors as :func:`binarize_dynamic`; ``seed`` must be a non-negative int.
+    """
+    seed = checks.nonnegative_int("seed", seed)
+    return binarize_dynamic(images, torch.Generator(device=images.device).manual_seed(seed))
+
+
+# ----------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VAEConfig:
+    """Hyperparameters of :func:`train_vae`.
+
+    Raises:
+        ValueError: from ``__post_init__`` for a field outside its range (named).
+    """
+
+    epochs: int = 100
+    """Passes over the training digits (each with a fresh binarization)."""
+    batch_size: int = 100
+    """Digits per Adam step."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    k: int = 1
+    """Importance samples in the training objective: 1 trains the ELBO (VAE), k > 1 the IWAE bound."""
+    beta: float = 1.0
+    """Weight of the KL term (beta-VAE); only used with k = 1."""
+    warmup_epochs: int = 0
+    """Linear KL warm-up: the KL weight rises from 1/warmup_epochs to beta over this many epochs (0: none)."""
+    weight_decay: float = 0.0
+    """Adam's L2 penalty."""
+    patience: int = 0
+    """Early stopping: stop when the validation bound has not improved for this many epochs
+    and restore the best parameters (0: never stop early; needs validation digits)."""
+    seed: int = 0
+    """Seed of the shuffling, the binarization and the reparameterization noise (initialize the model yourself)."""
+    max_seconds: float | None = None
+    """Training time budget in seconds (None: none)."""
+    checkpoint_path: str | None = None
+    """Where to save a checkpoint after every epoch (None: no file)."""
+    resume: bool = True
+    """Continue from ``checkpoint_path`` when it exists."""
+    progress: bool = True
+    """Show a tqdm bar."""
+
+    def __post_init__(self):
+        checks.positive_int("epochs", self.epochs)
+        checks.positive_int("batch_size", self.batch_size)
+        checks.positive_float("lr", self.lr)
+        checks.positive_int("k", self.k)
+        checks.nonnegative_float("beta", self.beta)
+        checks.nonnegative_int("warmup_epochs", self.warmup_epochs)
+        checks.nonnegative_float("weight_decay", self.weight_decay)
+        checks.nonnegative_int("patience", self.patience)
+        checks.nonnegative_int("seed", self.seed)
+        if self.max_seconds is not None:
+            checks.positive_float("max_seconds", self.max_seconds)
+
+
+@torch.no_grad()
+def evaluate_bounds(model: VAE, x: Tensor, k: int = 1, batch_size: int = 100, generator: torch.Generator | None = None) -> Tensor:
+    """The bound ``IWAE_k`` (k = 1: the ELBO estimate) of every row of ``x``, in eval mode: (N,), nats.
+
+    Args:
+        model: a :class:`VAE`.
+        x: (N, D) binary digits (moved to the model's device batch by batch).
+        k: importance samples, >= 1.
+        batch_size: digits per forward pass.
+        generator: for the samples (on the model's device).
+
+    Raises:
+        ValueError: bad ``x``, ``k`` or ``batch_size`` (named).
+    """
+    k = checks.positive_int("k", k)
+    batch_size = checks.positive_int("batch_size", batch_size)
+    x = _check_binary_batch("x", x, model.data_dim, torch.float32)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = [model.iwae_bound(x[i : i + batch_size].to(device), k, generator).cpu() for i in range(0, len(x), batch_size)]
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def train_vae(
+    model: VAE,
+    train_images: Tensor,
+    config: VAEConfig = VAEConfig(),
+    valid_x: Tensor | None = None,
+) -> tuple[VAE, dict]:
+    """Train a VAE on integer-pixel digits, binarized afresh every epoch.
+
+    Each step maximizes the mean over the batch of ``elbo(x, beta_t)`` (k = 1)
+    or ``iwae_bound(x, k)`` (k > 1). With ``valid_x`` the validation ELBO is
+    measured after every epoch; with ``patience > 0`` training stops when it
+    has not improved for that many epochs, and the best parameters are
+    restored (early stopping against the overfitting of small training sets).
+
+    Args:
+        model: a :class:`VAE` on its device.
+        train_images: (N, D) integer pixels 0..255 (uint8).
+        config: a :class:`VAEConfig`.
+        valid_x: optional (M, D) *binary* validation digits (a fixed draw, :func:`binarize_fixed`).
+
+    Returns:
+        ``(model, history)``: history lists, one entry per epoch: ``epoch``,
+        ``step``, ``seconds`` (cumulative training time), ``kl_weight``,
+        ``train_bound`` (mean training objective, nats), ``valid_elbo``
+        (nats; NaN without ``valid_x``); ``best_epoch``, and ``stop_reason``
+        (``"completed"``, ``"early_stopping"``, ``"time_budget"``, ``"interrupted"``).
+
+    Raises:
+        ValueError: bad data shapes, or ``patience > 0`` without ``valid_x``.
+        course_lib.training.TrainingDiverged: a non-finite loss, gradient or parameter.
+
+    References: Kingma & Welling 2014, Algorithm 1; Burda et al. 2016, §3 (k > 1).
+    """
+    if not isinstance(config, VAEConfig):
+        raise checks.ArgumentTypeError(f"config must be a VAEConfig, got {type(config).__name__}")
+    train_images = checks.tensor("train_images", train_images)
+    if train_images.ndim != 2 or train_images.shape[1] != model.data_dim or train_images.is_floating_point():
+        raise ValueError(f"train_images must be integer pixels of shape (N, {model.data_dim}), "
+                         f"got {train_images.dtype} {tuple(train_images.shape)}")
+    if valid_x is not None:
+        valid_x = _check_binary_batch("valid_x", valid_x, model.data_dim, torch.float32)
+    if config.patience and valid_x is None:
+        raise ValueError("valid_x is required when config.patience > 0 (early stopping needs validation digits)")
+    device = next(model.parameters()).device
+    seed_everything(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)  # shuffling and binarization (CPU)
+    noise = torch.Generator(device=device).manual_seed(config.seed + 1)  # eps of the reparameterization
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    n = train_images.shape[0]
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    run = TrainingRun(
+        config, model=model, optimizer=optimizer, generators={"data": generator, "noise": noise},
+        history_keys=("epoch", "step", "seconds", "kl_weight", "train_bound", "valid_elbo"),
+        checkpoint_path=config.checkpoint_path, resume=config.resume, max_seconds=config.max_seconds,
+        total=config.epochs * steps_per_epoch, desc="VAE", progress=config.progress,
+    )
+    best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    state = run.restore(default={"epoch": 0, "position": 0, "order": torch.arange(n), "batches": torch.zeros(0),
+                                 "sum_bound": 0.0, "best_valid": -math.inf, "best_epoch": 0,
+                                 "since_best": 0, "best": best})
+    model.train()
+    with run:
+        while state["epoch"] < config.epochs:
+            if state["position"] == 0:  # a new epoch: a fresh binarization and order
+                state["batches"] = binarize_dynamic(train_images, generator).to(torch.bool)  # bool: small checkpoints
+                state["order"] = torch.randperm(n, generator=generator)
+                state["sum_bound"] = 0.0
+            kl_weight = config.beta * min(1.0, (state["epoch"] + 1) / config.warmup_epochs) if config.warmup_epochs else config.beta
+            idx = state["order"][state["position"] : state["position"] + config.batch_size]
+            x = state["batches"][idx].to(device=device, dtype=torch.float32)
+            if config.k == 1:
+                bound = model.elbo(x, beta=kl_weight, generator=noise)
+            else:
+                bound = log_mean_exp(model.log_weights(x, config.k, noise), dim=0)
+            run.optimize(-bound.mean(), inputs=x)
+            state["sum_bound"] += bound.sum().item()
+            state["position"] += len(idx)
+            epoch_done = state["position"] >= n
+            if epoch_done:
+                state["epoch"] += 1
+                state["position"] = 0
+                valid = math.nan
+                if valid_x is not None:
+                    valid = evaluate_bounds(model, valid_x, 1, generator=noise).mean().item()
+                    if valid > state["best_valid"]:
+                        state.update(best_valid=valid, best_epoch=state["epoch"], since_best=0,
+                                     best={k: v.detach().clone() for k, v in model.state_dict().items()})
+                    else:
+                        state["since_best"] += 1
+                run.log(epoch=state["epoch"], step=run.step + 1, seconds=run.seconds, kl_weight=kl_weight,
+                        train_bound=state["sum_bound"] / n, valid_elbo=valid)
+            stop = run.end_step(state, bound=bound.mean().item())
+            if epoch_done:
+                run.save(state)
+                if config.patience and state["since_best"] >= config.patience:
+                    run.stop("early_stopping")
+                    break
+            if stop:
+                break
+        run.save(state)
+    if valid_x is not None and state["best_epoch"] > 0:
+        model.load_state_dict(state["best"])
+    model.eval()
+    history = run.finish()
+    history["best_epoch"] = state["best_epoch"]
+    return model, history

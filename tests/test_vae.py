@@ -1,0 +1,374 @@
+"""Property tests of course_lib.vae: the Gaussian KL, the reparameterization, the bounds, pPCA, training."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from course_lib import training, vae
+
+torch.set_num_threads(1)
+
+
+def _binary(b, d, seed=0):
+    return (torch.rand(b, d, generator=torch.Generator().manual_seed(seed)) < 0.3).float()
+
+
+def _mu_logvar(b, z, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(b, z, generator=g, dtype=torch.float64), torch.randn(b, z, generator=g, dtype=torch.float64)
+
+
+# ----------------------------------------------------------------------------
+# Gaussian KL, reparameterization, log-mean-exp
+# ----------------------------------------------------------------------------
+@settings(max_examples=30, deadline=None)
+@given(b=st.integers(1, 5), z=st.integers(1, 6), seed=st.integers(0, 10_000))
+def test_gaussian_kl_matches_torch_distributions(b, z, seed):
+    mu, logvar = _mu_logvar(b, z, seed)
+    q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
+    p = torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu))
+    expected = torch.distributions.kl_divergence(q, p).sum(-1)
+    got = vae.gaussian_kl(mu, logvar)
+    assert got.shape == (b,)
+    assert torch.allclose(got, expected, atol=1e-10)
+    assert (got >= 0).all()
+
+
+def test_gaussian_kl_zero_only_at_prior_and_matches_monte_carlo():
+    assert torch.equal(vae.gaussian_kl(torch.zeros(3, 4), torch.zeros(3, 4)), torch.zeros(3))
+    mu, logvar = torch.tensor([[0.7, -1.2]], dtype=torch.float64), torch.tensor([[-0.5, 0.8]], dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    z = mu + (0.5 * logvar).exp() * torch.randn(200_000, 2, generator=g, dtype=torch.float64)
+    log_ratio = vae.diag_gaussian_log_prob(z, mu, logvar) - vae.standard_normal_log_prob(z)
+    se = log_ratio.std() / math.sqrt(len(log_ratio))
+    assert abs(log_ratio.mean() - vae.gaussian_kl(mu, logvar)[0]) < 4 * se
+
+
+def test_reparameterize_distribution_gradient_and_generator():
+    mu = torch.tensor([[1.0, -2.0]], requires_grad=True)
+    logvar = torch.tensor([[0.0, math.log(4.0)]], requires_grad=True)
+    z = vae.reparameterize(mu.expand(50_000, 2), logvar.expand(50_000, 2), torch.Generator().manual_seed(0))
+    assert z.shape == (50_000, 2)
+    assert torch.allclose(z.mean(0), torch.tensor([1.0, -2.0]), atol=0.03)
+    assert torch.allclose(z.std(0), torch.tensor([1.0, 2.0]), atol=0.03)
+    z.sum().backward()
+    assert torch.allclose(mu.grad, torch.full((1, 2), 50_000.0))
+    assert logvar.grad is not None and torch.isfinite(logvar.grad).all()
+    a = vae.reparameterize(torch.zeros(2, 3), torch.zeros(2, 3), torch.Generator().manual_seed(5))
+    b = vae.reparameterize(torch.zeros(2, 3), torch.zeros(2, 3), torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+
+
+@settings(max_examples=30, deadline=None)
+@given(k=st.integers(1, 8), shift=st.floats(-2000, 2000))
+def test_log_mean_exp_stable_and_shift_equivariant(k, shift):
+    w = torch.randn(k, 3, generator=torch.Generator().manual_seed(k), dtype=torch.float64)
+    naive = torch.log(torch.exp(w).mean(0))
+    assert torch.allclose(vae.log_mean_exp(w), naive, atol=1e-10)
+    shifted = vae.log_mean_exp(w + shift)
+    assert torch.isfinite(shifted).all()
+    assert torch.allclose(shifted, naive + shift, atol=1e-8 * max(1.0, abs(shift)))
+    assert (vae.log_mean_exp(w) <= w.max(0).values + 1e-12).all()  # a mean never exceeds the max
+
+
+def test_log_mean_exp_of_one_sample_is_identity():
+    w = torch.randn(1, 4)
+    assert torch.equal(vae.log_mean_exp(w), w[0])
+
+
+def test_bernoulli_log_prob_matches_torch():
+    logits = torch.randn(3, 10, dtype=torch.float64) * 5
+    x = (torch.rand(3, 10) < 0.5).double()
+    expected = torch.distributions.Bernoulli(logits=logits).log_prob(x).sum(-1)
+    assert torch.allclose(vae.bernoulli_log_prob(logits, x), expected)
+    assert (vae.bernoulli_log_prob(logits, x) <= 0).all()
+
+
+# ----------------------------------------------------------------------------
+# Gradient estimators: same mean, different variance
+# ----------------------------------------------------------------------------
+def test_gradient_estimators_are_unbiased_and_reparameterization_has_lower_variance():
+    c = torch.tensor([0.5, -1.0], dtype=torch.float64)
+    f = lambda z: -((z - c) ** 2).sum(-1)  # E f = -(|mu - c|^2 + sum sigma^2)
+    mu, logvar = torch.tensor([[0.2, 0.3]], dtype=torch.float64), torch.tensor([[-0.4, 0.1]], dtype=torch.float64)
+    exact_mu, exact_lv = -2 * (mu - c), -logvar.exp()
+    n = 200_000
+    for estimator in (vae.reparameterization_gradient, vae.score_function_gradient):
+        g_mu, g_lv = estimator(f, mu, logvar, n, torch.Generator().manual_seed(1))
+        assert g_mu.shape == (n, 1, 2) and g_lv.shape == (n, 1, 2)
+        for g, exact in ((g_mu, exact_mu), (g_lv, exact_lv)):
+            se = g.std(0) / math.sqrt(n)
+            assert ((g.mean(0) - exact).abs() < 5 * se + 1e-12).all(), (estimator.__name__, g.mean(0), exact)
+    var_rep = vae.reparameterization_gradient(f, mu, logvar, 20_000, torch.Generator().manual_seed(2))[0].var(0)
+    var_sf = vae.score_function_gradient(f, mu, logvar, 20_000, torch.Generator().manual_seed(2))[0].var(0)
+    assert (var_sf > 5 * var_rep).all()
+
+
+def test_active_units_counts_varying_coordinates():
+    g = torch.Generator().manual_seed(0)
+    mu = torch.randn(200, 5, generator=g)
+    mu[:, 1] = 0.3  # collapsed: the same mean for every x
+    mu[:, 3] = 0.001 * torch.randn(200, generator=g)
+    assert vae.active_units(mu) == 3
+    assert vae.active_units(mu, threshold=100.0) == 0
+
+
+# ----------------------------------------------------------------------------
+# pPCA: the exact check model
+# ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ppca():
+    model = vae.LinearGaussian(6, 3, 0.5, generator=torch.Generator().manual_seed(0))
+    x = model.sample(4, torch.Generator().manual_seed(1))
+    return model, x
+
+
+def test_ppca_posterior_is_bayes_rule(ppca):
+    model, x = ppca
+    mu, cov = model.posterior(x)
+    z = torch.randn(5, 4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    log_joint = model.log_likelihood(x, z) + vae.standard_normal_log_prob(z)
+    log_post = torch.distributions.MultivariateNormal(mu, covariance_matrix=cov).log_prob(z)
+    assert torch.allclose(log_joint - log_post, model.log_prob(x).expand(5, 4), atol=1e-9)
+    assert torch.allclose(cov, torch.diag(torch.diagonal(cov)), atol=1e-12)  # orthogonal W: diagonal posterior
+
+
+def test_ppca_elbo_equals_log_px_at_posterior_and_gap_is_kl(ppca):
+    model, x = ppca
+    mu, cov = model.posterior(x)
+    post_logvar = torch.diagonal(cov).log().expand_as(mu)
+    assert torch.allclose(model.elbo(x, mu, post_logvar), model.log_prob(x), atol=1e-9)
+    g = torch.Generator().manual_seed(3)
+    q_mu = mu + 0.5 * torch.randn(mu.shape, generator=g, dtype=torch.float64)
+    q_logvar = post_logvar + torch.randn(mu.shape, generator=g, dtype=torch.float64)
+    q = torch.distributions.MultivariateNormal(q_mu, covariance_matrix=torch.diag_embed(q_logvar.exp()))
+    post = torch.distributions.MultivariateNormal(mu, covariance_matrix=cov)
+    gap = model.log_prob(x) - model.elbo(x, q_mu, q_logvar)
+    assert torch.allclose(gap, torch.distributions.kl_divergence(q, post), atol=1e-9)
+    assert (gap > 0).all()
+
+
+def test_ppca_closed_form_elbo_matches_monte_carlo(ppca):
+    model, x = ppca
+    q_mu, q_logvar = torch.zeros(4, 3, dtype=torch.float64), torch.full((4, 3), -1.0, dtype=torch.float64)
+    z = q_mu + (0.5 * q_logvar).exp() * torch.randn(100_000, 4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    w = model.log_likelihood(x, z) + vae.standard_normal_log_prob(z) - vae.diag_gaussian_log_prob(z, q_mu, q_logvar)
+    se = w.std(0) / math.sqrt(len(w))
+    assert ((w.mean(0) - model.elbo(x, q_mu, q_logvar)).abs() < 5 * se).all()
+
+
+def test_ppca_log_prob_integrates_to_one_in_1d():
+    model = vae.LinearGaussian(1, 1, 0.3, generator=torch.Generator().manual_seed(0))
+    grid = torch.linspace(-15, 15, 20_001, dtype=torch.float64)[:, None]
+    mass = torch.trapezoid(model.log_prob(grid).exp(), grid[:, 0])
+    assert abs(mass.item() - 1) < 1e-6
+
+
+# ----------------------------------------------------------------------------
+# The VAE
+# ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_vae():
+    torch.manual_seed(0)
+    return vae.VAE(data_dim=20, latent_dim=3, hidden_dims=(16,))
+
+
+def test_vae_shapes_and_samples(small_vae):
+    x = _binary(7, 20)
+    mu, logvar = small_vae.encode(x)
+    assert mu.shape == logvar.shape == (7, 3)
+    assert small_vae.decode(mu).shape == (7, 20)
+    assert small_vae.elbo(x).shape == (7,)
+    assert small_vae.iwae_bound(x, 4).shape == (7,)
+    s = small_vae.sample(11, torch.Generator().manual_seed(0))
+    assert s.shape == (11, 20) and set(s.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_iwae_bounds_are_ordered_in_expectation(small_vae):
+    """E[ELBO] = E[IWAE_1] <= E[IWAE_5] <= E[IWAE_50] <= log p(x) (Burda et al., Theorem 1)."""
+    x = _binary(5, 20, seed=1)
+    g = torch.Generator().manual_seed(0)
+    reps = 2000
+    with torch.no_grad():
+        elbo = torch.stack([small_vae.elbo(x, generator=g) for _ in range(200)])
+        w = small_vae.log_weights(x, reps * 50, g).reshape(reps, 50, 5)  # reps independent groups of 50
+    b1, b5, b50 = w[:, 0], vae.log_mean_exp(w[:, :5], dim=1), vae.log_mean_exp(w, dim=1)
+    se = lambda a: a.std(0) / math.sqrt(len(a))
+    # the ELBO uses the exact KL, IWAE_1 the sampled log-ratio: the same mean
+    assert ((elbo.mean(0) - b1.mean(0)).abs() < 4 * torch.sqrt(se(elbo) ** 2 + se(b1) ** 2)).all()
+    assert ((b5 - b1).mean(0) > 3 * se(b5 - b1)).all()
+    assert ((b50 - b5).mean(0) > 3 * se(b50 - b5)).all()
+    assert torch.equal(small_vae.iwae_bound(x, 1, torch.Generator().manual_seed(3)),
+                       small_vae.log_weights(x, 1, torch.Generator().manual_seed(3))[0])
+
+
+def test_iwae_approaches_exact_log_px_on_a_tiny_latent_space():
+    """With Z = 1, log p(x) by quadrature; IWAE_k climbs towards it from below."""
+    torch.manual_seed(1)
+    model = vae.VAE(data_dim=8, latent_dim=1, hidden_dims=(8,)).double()
+    x = _binary(3, 8, seed=2).double()
+    z = torch.linspace(-10, 10, 40_001, dtype=torch.float64)[:, None, None].expand(-1, 3, 1)
+    with torch.no_grad():
+        log_joint = vae.bernoulli_log_prob(model.decode(z), x) + vae.standard_normal_log_prob(z)
+        log_px = torch.logsumexp(log_joint, 0) + math.log(20 / 40_000)
+        big = model.iwae_bound(x, 20_000, torch.Generator().manual_seed(0), chunk=5000)
+        elbo = model.log_weights(x, 20_000, torch.Generator().manual_seed(1)).mean(0)  # E[IWAE_1]
+    assert (big <= log_px + 1e-3).all() and ((log_px - big).abs() < 0.02).all()
+    assert (elbo < log_px).all()  # the ELBO is below log p(x)
+
+
+def test_elbo_beta_zero_ignores_kl(small_vae):
+    x = _binary(4, 20)
+    a = small_vae.elbo(x, beta=0.0, generator=torch.Generator().manual_seed(0))
+    rec, kl = small_vae.elbo_terms(x, torch.Generator().manual_seed(0))
+    assert torch.allclose(a, rec)
+    b = small_vae.elbo(x, beta=2.0, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(b, rec - 2 * kl)
+
+
+def test_binarization_fixed_and_dynamic():
+    pixels = torch.randint(0, 256, (500, 784), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    a, b = vae.binarize_fixed(pixels, 3), vae.binarize_fixed(pixels, 3)
+    assert torch.equal(a, b) and not torch.equal(a, vae.binarize_fixed(pixels, 4))
+    assert set(a.unique().tolist()) <= {0.0, 1.0}
+    assert abs(a.mean().item() - pixels.double().mean().item() / 255) < 0.005  # Bernoulli(pixel / 255)
+    g = torch.Generator().manual_seed(0)
+    assert not torch.equal(vae.binarize_dynamic(pixels, g), vae.binarize_dynamic(pixels, g))
+
+
+# ----------------------------------------------------------------------------
+# Training: improves the bound, resumes bit-identically, stops early
+# ----------------------------------------------------------------------------
+def _pixels(n, seed=0):
+    """n digits of a toy data set: 4 fixed prototypes of 20 pixel intensities (the seed picks which)."""
+    proto = torch.randint(0, 256, (4, 20), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    return proto[torch.randint(0, 4, (n,), generator=torch.Generator().manual_seed(seed))]
+
+
+def _fresh(seed=0):
+    torch.manual_seed(seed)
+    return vae.VAE(data_dim=20, latent_dim=2, hidden_dims=(16,))
+
+
+def test_training_improves_the_validation_bound():
+    cfg = vae.VAEConfig(epochs=15, batch_size=20, lr=1e-2, progress=False)
+    valid = vae.binarize_fixed(_pixels(100, seed=1), 0)
+    model, hist = vae.train_vae(_fresh(), _pixels(200), cfg, valid)
+    assert hist["stop_reason"] == "completed" and len(hist["epoch"]) == 15
+    assert hist["valid_elbo"][-1] > hist["valid_elbo"][0] + 0.5
+    assert hist["best_epoch"] == 1 + max(range(15), key=lambda i: hist["valid_elbo"][i])
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_training_resume_is_bit_identical(tmp_path, monkeypatch, k):
+    cfg = vae.VAEConfig(epochs=3, batch_size=30, lr=1e-2, k=k, warmup_epochs=2, progress=False)
+    valid = vae.binarize_fixed(_pixels(40, seed=1), 0)
+    ref, ref_hist = vae.train_vae(_fresh(), _pixels(100), cfg, valid)
+
+    path = str(tmp_path / "ckpt.pt")
+    calls = {"n": 0}
+    original = vae.VAE.encode
+
+    def failing_encode(self, x):
+        calls["n"] += 1
+        if calls["n"] == 9:  # inside epoch 2, between two steps
+            raise RuntimeError("simulated crash")
+        return original(self, x)
+
+    monkeypatch.setattr(vae.VAE, "encode", failing_encode)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        vae.train_vae(_fresh(), _pixels(100), dataclasses.replace(cfg, checkpoint_path=path), valid)
+    monkeypatch.setattr(vae.VAE, "encode", original)
+    resumed, hist = vae.train_vae(_fresh(seed=99), _pixels(100), dataclasses.replace(cfg, checkpoint_path=path), valid)
+    for a, b in zip(ref.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    assert hist["train_bound"] == ref_hist["train_bound"] and hist["valid_elbo"] == ref_hist["valid_elbo"]
+
+
+def test_early_stopping_restores_the_best_parameters():
+    cfg = vae.VAEConfig(epochs=60, batch_size=10, lr=5e-2, patience=2, progress=False)
+    valid = vae.binarize_fixed(_pixels(30, seed=1), 0)
+    model, hist = vae.train_vae(_fresh(), _pixels(30), cfg, valid)
+    best = hist["best_epoch"]
+    assert best == 1 + max(range(len(hist["valid_elbo"])), key=lambda i: hist["valid_elbo"][i])
+    if hist["stop_reason"] == "early_stopping":
+        assert len(hist["epoch"]) == best + 2
+    g = torch.Generator().manual_seed(0)
+    final = vae.evaluate_bounds(model, valid, 1, generator=g).mean().item()
+    assert final > min(hist["valid_elbo"])  # the restored model is not the worst one seen
+
+
+def test_divergence_guard_names_the_learning_rate():
+    cfg = vae.VAEConfig(epochs=2, batch_size=10, lr=1e30, progress=False)
+    with pytest.raises(training.TrainingDiverged):
+        vae.train_vae(_fresh(), _pixels(30), cfg)
+
+
+# ----------------------------------------------------------------------------
+# Bad input: every public function, ValueError (or its subclass) naming the argument
+# ----------------------------------------------------------------------------
+_Z = torch.zeros(2, 3)
+_X = _binary(2, 20)
+_NAN = torch.tensor([[0.0, float("nan"), 0.0], [0.0, 0.0, 0.0]])
+
+BAD = [
+    ("gaussian_kl 1-D mu", lambda m: vae.gaussian_kl(torch.zeros(3), _Z), "mu"),
+    ("gaussian_kl shape mismatch", lambda m: vae.gaussian_kl(_Z, torch.zeros(2, 4)), "logvar"),
+    ("gaussian_kl nan logvar", lambda m: vae.gaussian_kl(_Z, _NAN), "logvar"),
+    ("gaussian_kl inf logvar", lambda m: vae.gaussian_kl(_Z, _NAN.nan_to_num(nan=float("inf"))), "logvar"),
+    ("gaussian_kl list", lambda m: vae.gaussian_kl([[0.0]], _Z), "mu"),
+    ("reparameterize nan logvar", lambda m: vae.reparameterize(_Z, _NAN), "logvar"),
+    ("reparameterize 3-D mu", lambda m: vae.reparameterize(torch.zeros(1, 2, 3), _Z), "mu"),
+    ("log_mean_exp empty", lambda m: vae.log_mean_exp(torch.zeros(0, 3)), "log_w"),
+    ("log_mean_exp numpy", lambda m: vae.log_mean_exp(_Z.numpy()), "log_w"),
+    ("reparameterization_gradient n=0", lambda m: vae.reparameterization_gradient(lambda z: z.sum(-1), _Z, _Z, 0), "n"),
+    ("score_function_gradient nan", lambda m: vae.score_function_gradient(lambda z: z.sum(-1), _Z, _NAN, 5), "logvar"),
+    ("active_units one row", lambda m: vae.active_units(torch.zeros(1, 3)), "mu"),
+    ("active_units threshold", lambda m: vae.active_units(_Z, threshold=0.0), "threshold"),
+    ("encode wrong width", lambda m: m.encode(_binary(2, 19)), "x"),
+    ("encode non-binary", lambda m: m.encode(_X * 0.5), "x"),
+    ("encode 1-D", lambda m: m.encode(_X[0]), "x"),
+    ("elbo non-binary", lambda m: m.elbo(_X + 1), "x"),
+    ("elbo negative beta", lambda m: m.elbo(_X, beta=-1.0), "beta"),
+    ("iwae_bound k=0", lambda m: m.iwae_bound(_X, 0), "k"),
+    ("iwae_bound k float", lambda m: m.iwae_bound(_X, 2.5), "k"),
+    ("iwae_bound non-binary", lambda m: m.iwae_bound(_X * 3, 5), "x"),
+    ("log_weights k=-1", lambda m: m.log_weights(_X, -1), "k"),
+    ("decode wrong latent", lambda m: m.decode(torch.zeros(2, 4)), "z"),
+    ("sample n=0", lambda m: m.sample(0), "n"),
+    ("VAE latent_dim=0", lambda m: vae.VAE(20, 0, (4,)), "latent_dim"),
+    ("VAE hidden_dims", lambda m: vae.VAE(20, 2, (4, 0)), "hidden_dims"),
+    ("LinearGaussian noise_std", lambda m: vae.LinearGaussian(4, 2, 0.0), "noise_std"),
+    ("LinearGaussian latent > data", lambda m: vae.LinearGaussian(2, 3, 1.0), "latent_dim"),
+    ("LinearGaussian log_prob shape", lambda m: vae.LinearGaussian(4, 2, 1.0).log_prob(torch.zeros(2, 5)), "x"),
+    ("LinearGaussian elbo nan logvar", lambda m: vae.LinearGaussian(4, 3, 1.0).elbo(torch.zeros(2, 4), _Z, _NAN), "logvar"),
+    ("LinearGaussian elbo q_mu shape", lambda m: vae.LinearGaussian(4, 2, 1.0).elbo(torch.zeros(2, 4), _Z, _Z), "q_mu"),
+    ("LinearGaussian posterior nan", lambda m: vae.LinearGaussian(4, 2, 1.0).posterior(torch.full((1, 4), float("nan"))), "x"),
+    ("binarize_dynamic float", lambda m: vae.binarize_dynamic(torch.zeros(2, 4)), "images"),
+    ("binarize_fixed seed", lambda m: vae.binarize_fixed(torch.zeros(2, 4, dtype=torch.uint8), -1), "seed"),
+    ("evaluate_bounds k=0", lambda m: vae.evaluate_bounds(m, _X, 0), "k"),
+    ("evaluate_bounds non-binary", lambda m: vae.evaluate_bounds(m, _X * 0.5, 1), "x"),
+    ("VAEConfig epochs", lambda m: vae.VAEConfig(epochs=0), "epochs"),
+    ("VAEConfig lr", lambda m: vae.VAEConfig(lr=-1.0), "lr"),
+    ("VAEConfig k", lambda m: vae.VAEConfig(k=0), "k"),
+    ("VAEConfig beta", lambda m: vae.VAEConfig(beta=float("nan")), "beta"),
+    ("VAEConfig max_seconds", lambda m: vae.VAEConfig(max_seconds=0.0), "max_seconds"),
+    ("train_vae float pixels", lambda m: vae.train_vae(m, torch.zeros(5, 20), vae.VAEConfig(progress=False)), "train_images"),
+    ("train_vae patience no valid", lambda m: vae.train_vae(m, torch.zeros(5, 20, dtype=torch.uint8),
+                                                             vae.VAEConfig(patience=2, progress=False)), "valid_x"),
+    ("train_vae config", lambda m: vae.train_vae(m, torch.zeros(5, 20, dtype=torch.uint8), {"epochs": 1}), "config"),
+]
+
+
+@pytest.mark.parametrize("case, call, name", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_raises_value_error_naming_the_argument(small_vae, case, call, name):
+    with pytest.raises((ValueError, TypeError)) as info:
+        call(small_vae)
+    assert isinstance(info.value, ValueError), f"{case}: expected a ValueError (or ArgumentTypeError), got {info.type}"
+    assert name in str(info.value), f"{case}: the message must name {name!r}: {info.value}"
