@@ -13,12 +13,16 @@ piece                                  function / class
 
 network builder (reused by DQN)        :func:`mlp`
 policy (parameters only, no state)     :class:`CategoricalPolicy`
+state-value critic / learned baseline  :class:`ValueNetwork`
 returns (pure math)                    :func:`reward_to_go`
 loss (pure math)                       :func:`reinforce_loss`
-rollout collection (env side)          :func:`collect_batch`
+rollout collection (env side)          :func:`make_vec_env`, :func:`collect_batch`,
+                                       :func:`env_generators` (env RNGs for checkpoints)
 training loop                          :class:`ReinforceConfig`, :func:`train_reinforce`
+                                       (``baseline`` in :data:`BASELINES`)
 evaluation / widget                    :func:`evaluate`, :func:`rollout_episode`
-exact gradients on a tabular MDP       :class:`TabularMDP`, :func:`tiny_mdp`,
+exact gradients on a tabular MDP       :class:`TabularMDP` (``(S*A)^H <= MAX_TRAJECTORIES``),
+                                       :func:`tiny_mdp`,
                                        :func:`enumerate_trajectories`,
                                        :func:`exact_objective`,
                                        :func:`sample_trajectories`,
