@@ -1,0 +1,232 @@
+"""Fixtures for the browser test of the built book: a local server, headless Chromium, page loads.
+
+Run after ``make book``::
+
+    python -m pytest browser_tests            # or: make test-browser
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``apt-get install -y
+chromium chromium-driver``), ``selenium`` and ``django-static-mathjax`` (a
+local copy of MathJax 3.2.2, so the test runs offline). The directory is not
+under ``tests/``, so a plain ``pytest`` or ``make test`` does not collect it.
+
+Options: ``--html-dir`` (default ``_build/html``), ``--screenshots``
+(default ``_build/screenshots``). Environment: ``CHROMIUM``,
+``CHROMEDRIVER`` override the browser and driver paths.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import pathlib
+import shutil
+import threading
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+MATHJAX_CDN = "https://cdn.jsdelivr.net/npm/mathjax@3/"
+WIDE, NARROW = 1400, 400
+
+
+def pytest_addoption(parser):
+    parser.addoption("--html-dir", default=str(ROOT / "_build" / "html"), help="the built book (make book)")
+    parser.addoption("--screenshots", default=str(ROOT / "_build" / "screenshots"), help="where screenshots go")
+
+
+def _html_dir(config) -> pathlib.Path:
+    return pathlib.Path(config.getoption("--html-dir")).resolve()
+
+
+def book_pages(html_dir: pathlib.Path) -> list[str]:
+    """Every HTML page of the book, relative to ``html_dir`` (no theme assets or sources)."""
+    skip = ("_static", "_sources", "_images", "_sphinx_design_static")
+    return sorted(
+        p.relative_to(html_dir).as_posix()
+        for p in html_dir.rglob("*.html")
+        if not p.relative_to(html_dir).parts[0] in skip
+    )
+
+
+def pytest_generate_tests(metafunc):
+    if "page" in metafunc.fixturenames:
+        html_dir = _html_dir(metafunc.config)
+        pages = book_pages(html_dir) if html_dir.is_dir() else ["(no book built)"]
+        metafunc.parametrize("page", pages)
+
+
+def _mathjax_dir() -> pathlib.Path | None:
+    try:
+        import mathjax  # django-static-mathjax: MathJax's files, no Django needed
+    except ImportError:
+        return None
+    path = pathlib.Path(mathjax.__file__).parent / "static" / "mathjax"
+    return path if (path / "es5" / "tex-mml-chtml.js").exists() else None
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves the book; MathJax from the local copy instead of the CDN (the test runs offline)."""
+
+    mathjax: pathlib.Path | None = None
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        if path.startswith("/__mathjax__/") and self.mathjax is not None:
+            target = (self.mathjax / path[len("/__mathjax__/"):]).resolve()
+            return self._send(target)
+        if path.endswith(".html") or path.endswith("/"):
+            target = pathlib.Path(self.translate_path(path))
+            if target.is_dir():
+                target = target / "index.html"
+            if target.exists():
+                text = target.read_text(encoding="utf-8")
+                if self.mathjax is not None:
+                    text = text.replace(MATHJAX_CDN, "/__mathjax__/")
+                return self._send_bytes(text.encode("utf-8"), "text/html; charset=utf-8")
+        return super().do_GET()
+
+    def _send(self, target: pathlib.Path):
+        if not target.is_file():
+            self.send_error(404)
+            return
+        self._send_bytes(target.read_bytes(), self.guess_type(str(target)))
+
+    def _send_bytes(self, body: bytes, ctype: str):
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture(scope="session")
+def html_dir(pytestconfig) -> pathlib.Path:
+    path = _html_dir(pytestconfig)
+    if not (path / "index.html").exists():
+        pytest.skip(f"no built book at {path}: run `make book` first")
+    return path
+
+
+@pytest.fixture(scope="session")
+def screenshots(pytestconfig) -> pathlib.Path:
+    path = pathlib.Path(pytestconfig.getoption("--screenshots"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def server(html_dir):
+    mathjax = _mathjax_dir()
+    if mathjax is None:
+        pytest.skip("no local MathJax: pip install django-static-mathjax (MathJax 3.2.2's files)")
+    handler = functools.partial(type("H", (_Handler,), {"mathjax": mathjax}), directory=str(html_dir))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+
+
+def _which(env: str, *names: str) -> str | None:
+    if os.environ.get(env):
+        return os.environ[env]
+    return next((p for p in map(shutil.which, names) if p), None)
+
+
+@pytest.fixture(scope="session")
+def driver():
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium is not installed: pip install selenium")
+    browser = _which("CHROMIUM", "chromium", "chromium-browser", "google-chrome")
+    chromedriver = _which("CHROMEDRIVER", "chromedriver")
+    if not browser or not chromedriver:
+        pytest.skip("no chromium/chromedriver: apt-get install -y chromium chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        f"--window-size={WIDE},900",
+        # Offline and deterministic: any request that leaves this machine fails
+        # (and shows up as a console error), so a page that needs a CDN fails.
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    drv = webdriver.Chrome(service=Service(chromedriver), options=options)
+    drv.set_page_load_timeout(60)
+    drv.set_script_timeout(60)
+    yield drv
+    drv.quit()
+
+
+def set_width(drv, width: int, dark: bool = False) -> None:
+    drv.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": 900 if width > 600 else 800, "deviceScaleFactor": 1, "mobile": width < 600},
+    )
+    drv.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia",
+        {"features": [{"name": "prefers-color-scheme", "value": "dark" if dark else "light"}]},
+    )
+
+
+_WAIT_MATH = """
+const done = arguments[arguments.length - 1];
+const start = Date.now();
+(function wait() {
+  if (document.readyState !== "complete") return setTimeout(wait, 50);
+  const needs = document.querySelector('script[src*="mathjax"], script[src*="tex-mml"]');
+  if (!needs) return done("no math");
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise)
+    return MathJax.startup.promise.then(() => done("typeset")).catch(e => done("error: " + e));
+  if (Date.now() - start > 30000) return done("MathJax did not load");
+  setTimeout(wait, 50);
+})();
+"""
+
+
+def load(drv, url: str, width: int, dark: bool = False) -> dict:
+    """Open ``url`` at ``width`` px, wait for MathJax; return the console log and the math state."""
+    drv.get_log("browser")  # drop what earlier pages logged
+    set_width(drv, width, dark)
+    drv.get(url)
+    math = drv.execute_async_script(_WAIT_MATH)
+    time.sleep(0.2)
+    return {"math": math, "log": drv.get_log("browser")}
+
+
+REPORT: dict[str, dict] = {}
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not REPORT:
+        return
+    lines = [
+        "| page | weight (kB) | console errors | display eqs | too wide at 1400 | scroll at 400 | players |",
+        "| --- | ---: | ---: | ---: | --- | ---: | ---: |",
+    ]
+    for page, r in sorted(REPORT.items()):
+        wide = ", ".join(r.get("too_wide_1400", [])) or "0"
+        lines.append(
+            f"| {page} | {r.get('weight', 0) / 1e3:.0f} | {r.get('console_errors', '?')} | "
+            f"{r.get('display_eqs', '?')} | {wide} | {r.get('scroll_400', '?')} | {r.get('players', 0)} |"
+        )
+    table = "\n".join(lines)
+    terminalreporter.write_sep("=", "book in Chromium")
+    terminalreporter.write_line(table)
+    out = pathlib.Path(config.getoption("--screenshots"))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "browser_report.md").write_text(table + "\n")
+    (out / "browser_report.json").write_text(json.dumps(REPORT, indent=1, sort_keys=True))

@@ -1,0 +1,153 @@
+"""The kernel-free player of course_lib.widgets: one labelled control per parameter, a frame cap."""
+
+import base64
+import json
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from course_lib import checks, widgets
+
+
+def _draw(fig, **values):
+    ax = fig.add_subplot(1, 1, 1)
+    ax.set_title(" ".join(f"{k}={v}" for k, v in values.items()))
+    ax.plot([0, 1], [0, sum(hash(str(v)) % 7 for v in values.values())])
+
+
+def _data(html: str) -> dict:
+    block = re.search(r'<script type="application/json" class="cl-player-data">(.*?)</script>', html, re.S)
+    return json.loads(block.group(1))
+
+
+def test_static_player_has_one_labelled_control_per_parameter():
+    calls = []
+
+    def draw(fig, a, b):
+        calls.append((a, b))
+        _draw(fig, a=a, b=b)
+
+    html = widgets.player(draw, {"a": [1, 2, 3], "b": ["x", "y"]}, static=True, figsize=(3, 2), dpi=40).data
+    # itertools.product order: the last control varies fastest, as the JS index assumes
+    assert calls == [(1, "x"), (1, "y"), (2, "x"), (2, "y"), (3, "x"), (3, "y")]
+    assert html.count('type="range"') == 2
+    assert re.search(r'<span class="cl-player-name">a</span><input[^>]*max="2"', html)
+    assert re.search(r'<span class="cl-player-name">b</span><input[^>]*max="1"', html)
+    data = _data(html)
+    assert data["sizes"] == [3, 2] and data["names"] == ["a", "b"] and data["values"][1] == ["x", "y"]
+    assert len(data["images"]) == 6 and all(u.startswith("data:image/png;base64,") for u in data["images"])
+    png = base64.b64decode(data["images"][0].split(",", 1)[1])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(set(data["images"])) == 6, "different control values must give different frames here"
+    assert 'alt="' in html and "max-width:100%" in html
+
+
+def test_static_player_is_deterministic_and_script_safe():
+    a = widgets.player(_draw, {"t": [0.5, 1.0]}, static=True, figsize=(2, 2), dpi=30).data
+    b = widgets.player(_draw, {"t": [0.5, 1.0]}, static=True, figsize=(2, 2), dpi=30).data
+    assert a == b, "same frames, same page (a stable id keeps rebuilt pages identical)"
+    tricky = widgets.player(_draw, {"label": ["</script><b>", "ok"]}, static=True, figsize=(2, 2), dpi=30).data
+    assert "</script><b>" not in tricky.split('class="cl-player-data">', 1)[1].split("</script>", 1)[0]
+    assert _data(tricky)["values"][0][0] == "</script><b>"
+
+
+@settings(max_examples=8, deadline=None)
+@given(sizes=st.lists(st.integers(1, 4), min_size=1, max_size=3))
+def test_frame_count_is_the_product_of_control_sizes(sizes):
+    controls = {f"c{i}": list(range(n)) for i, n in enumerate(sizes)}
+    n = 1
+    for s in sizes:
+        n *= s
+    html = widgets.player(_draw, controls, static=True, figsize=(1, 1), dpi=20, max_frames=64).data
+    assert len(_data(html)["images"]) == n
+    assert html.count('type="range"') == len(sizes)
+    assert html.count(" disabled") == sum(s == 1 for s in sizes)
+
+
+def test_frame_cap_refuses_with_the_page_size():
+    drawn = []
+
+    def draw(fig, a, b):
+        drawn.append((a, b))
+        _draw(fig, a=a, b=b)
+
+    with pytest.raises(ValueError, match=r"max_frames.*12 frames \(4 a x 3 b\).*max_frames=10") as err:
+        widgets.player(draw, {"a": [1, 2, 3, 4], "b": [5, 6, 7]}, static=True, figsize=(2, 2), dpi=30, max_frames=10)
+    assert len(drawn) == 1, "the cap is checked after one frame, before drawing the rest"
+    per_frame, unit = re.search(r"at (\d+) (kB|MB) per frame", str(err.value)).groups()
+    total, total_unit = re.search(r"about ([\d.]+) (kB|MB) of images", str(err.value)).groups()
+    scale = {"kB": 1e3, "MB": 1e6}
+    # 12 frames, base64 (4/3): the stated page size follows from the frame size
+    assert float(total) * scale[total_unit] == pytest.approx(12 * 4 / 3 * float(per_frame) * scale[unit], rel=0.25)
+    # exactly at the cap is allowed
+    widgets.player(_draw, {"a": [1, 2, 3, 4], "b": [5, 6, 7]}, static=True, figsize=(1, 1), dpi=20, max_frames=12)
+    assert widgets.MAX_FRAMES == 48
+
+
+def test_live_player_keeps_one_slider_per_control():
+    box = widgets.player(_draw, {"a": [1, 2], "b": [3, 4, 5]}, static=False, figsize=(2, 2))
+    sliders = box.children[:-1]
+    assert [s.description for s in sliders] == ["a", "b"]
+    assert list(sliders[1].options) == [3, 4, 5]
+
+
+def test_static_switch_follows_the_environment(monkeypatch):
+    monkeypatch.setenv("COURSE_STATIC_WIDGETS", "1")
+    assert widgets.is_static()
+    assert "cl-player" in widgets.player(_draw, {"a": [1]}, figsize=(1, 1), dpi=20).data
+    monkeypatch.setenv("COURSE_STATIC_WIDGETS", "0")
+    assert not widgets.is_static()
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, name",
+    [
+        (dict(draw=None), TypeError, "draw"),
+        (dict(controls=[("a", [1])]), TypeError, "controls"),
+        (dict(controls={}), ValueError, "controls"),
+        (dict(controls={"a": []}), ValueError, "controls"),
+        (dict(controls={"a": 3}), TypeError, "controls"),
+        (dict(controls={"a": "abc"}), TypeError, "controls"),
+        (dict(controls={3: [1]}), TypeError, "controls"),
+        (dict(figsize=(2,)), TypeError, "figsize"),
+        (dict(figsize=(2, -1)), ValueError, "figsize"),
+        (dict(interval_ms=0), ValueError, "interval_ms"),
+        (dict(dpi=2.5), TypeError, "dpi"),
+        (dict(max_frames=0), ValueError, "max_frames"),
+    ],
+)
+def test_player_bad_input(kwargs, exc, name):
+    args = dict(draw=_draw, controls={"a": [1, 2]}, static=True, figsize=(1, 1), dpi=20)
+    args.update(kwargs)
+    draw, controls = args.pop("draw"), args.pop("controls")
+    with pytest.raises(exc, match=name):
+        widgets.player(draw, controls, **args)
+    if exc is TypeError:
+        with pytest.raises(checks.ArgumentTypeError):
+            widgets.player(draw, controls, **args)
+
+
+def test_source_is_a_fenced_python_block_of_the_real_source():
+    import inspect
+
+    md = widgets.source(widgets.player).data
+    assert md.startswith("```python\n") and md.rstrip().endswith("```")
+    assert inspect.getsource(widgets.player).rstrip() in md
+
+    def tricky():
+        return "```"  # a fence inside the source must not end the block
+
+    md = widgets.source(tricky).data
+    assert md.startswith("````python\n") and md.endswith("\n````")
+
+
+@pytest.mark.parametrize("obj", [len, 3, "text"])
+def test_source_bad_input(obj):
+    with pytest.raises(TypeError, match="obj"):
+        widgets.source(obj)
