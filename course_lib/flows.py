@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import math
 import os
-import weakref
 from dataclasses import dataclass
 from typing import Callable
 
@@ -42,6 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_lib import checks
+from course_lib._partition import check_mask, partition
 from course_lib.training import TrainingRun
 
 __all__ = [
@@ -78,17 +78,6 @@ def _param_dtype(module: nn.Module) -> torch.dtype:
     return next(module.parameters()).dtype
 
 
-def _check_mask(mask: Tensor, dim: int | None = None) -> None:
-    """Raise ValueError unless ``mask`` is a bool (D,) tensor with both halves non-empty."""
-    if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.ndim != 1:
-        got = f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, Tensor) else type(mask).__name__
-        raise ValueError(f"mask must be a bool tensor of shape (D,), got {got}")
-    if dim is not None and mask.shape[0] != dim:
-        raise ValueError(f"mask must have shape ({dim},), got {tuple(mask.shape)}")
-    if mask.all() or not mask.any():
-        raise ValueError("mask must mark at least one True and one False entry")
-
-
 def _check_generator(generator) -> None:
     if generator is not None and not isinstance(generator, torch.Generator):
         raise checks.ArgumentTypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
@@ -113,71 +102,6 @@ def alternating_mask(dim: int, parity: int) -> Tensor:
     if parity not in (0, 1):
         raise ValueError(f"parity must be 0 or 1, got {parity}")
     return torch.arange(dim) % 2 == parity
-
-
-# ----------------------------------------------------------------------------
-# Splitting by a mask, fast
-# ----------------------------------------------------------------------------
-class _Partition:
-    """``x[:, mask]`` and ``x[:, ~mask]`` of a (B, D) batch, and the way back, without boolean indexing.
-
-    Boolean indexing costs a ``nonzero`` (a device sync) and a scatter on every
-    call. For the alternating NICE masks with even D the two halves are strided
-    views ``x[:, p::2]`` and the merge is a ``stack``; any other mask uses index
-    tensors computed once. Built once per mask tensor (see :func:`_partition`).
-    """
-
-    def __init__(self, mask: Tensor):
-        _check_mask(mask)
-        m = mask.detach().cpu()
-        self.dim = m.shape[0]
-        self.parity = None
-        if self.dim % 2 == 0:
-            even = torch.arange(self.dim) % 2 == 0
-            self.parity = 0 if torch.equal(m, even) else 1 if torch.equal(m, ~even) else None
-        idx1, idx2 = m.nonzero().flatten(), (~m).nonzero().flatten()
-        inverse = torch.argsort(torch.cat([idx1, idx2]))  # position of column d in cat([x1, x2])
-        self.indices = tuple(t.to(mask.device) for t in (idx1, idx2, inverse))
-
-    def split(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(B, D) -> ``(x1 (B, |x1|), x2 (B, |x2|))``."""
-        if self.parity is not None:
-            return x[:, self.parity :: 2], x[:, 1 - self.parity :: 2]
-        return x.index_select(1, self.indices[0]), x.index_select(1, self.indices[1])
-
-    def merge(self, x1: Tensor, x2: Tensor) -> Tensor:
-        """The inverse of :meth:`split`: ``y[:, mask] = x1``, ``y[:, ~mask] = x2``."""
-        if self.parity is not None:
-            pair = (x1, x2) if self.parity == 0 else (x2, x1)
-            return torch.stack(pair, dim=2).reshape(x1.shape[0], self.dim)
-        return torch.cat([x1, x2], dim=1).index_select(1, self.indices[2])
-
-
-_PARTITIONS: dict[int, tuple[weakref.ref, int, _Partition]] = {}
-
-
-def _partition(mask: Tensor, x: Tensor, name: str = "x") -> _Partition:
-    """The :class:`_Partition` of ``mask`` (checked and built once per mask tensor), after checking ``x``.
-
-    Raises:
-        ValueError: ``mask`` not bool (D,) with both halves non-empty, or ``x`` not (B, D).
-        ArgumentTypeError: ``x`` not a tensor.
-    """
-    checks.tensor(name, x)
-    if not isinstance(mask, Tensor):
-        _check_mask(mask)
-    entry = _PARTITIONS.get(id(mask))
-    if entry is None or entry[0]() is not mask or entry[1] != mask._version:
-        part = _Partition(mask)
-        key = id(mask)
-        _PARTITIONS[key] = (weakref.ref(mask, lambda _, key=key: _PARTITIONS.pop(key, None)), mask._version, part)
-    else:
-        part = entry[2]
-    if x.ndim != 2 or x.shape[1] != part.dim:
-        raise ValueError(f"{name} must have shape (B, {part.dim}) to match the mask, got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    return part
 
 
 def _check_output(name: str, value, like: Tensor, what: str) -> None:
@@ -208,7 +132,7 @@ def additive_coupling_forward(x: Tensor, mask: Tensor, shift_net: Callable[[Tens
     Raises:
         ValueError: on a wrong mask, an ``x`` that is not (B, D), or a shift of the wrong shape.
     """
-    part = _partition(mask, x)
+    part = partition(mask, x)
     x1, x2 = part.split(x)                  # x[:, mask], x[:, ~mask]
     shift = shift_net(x1)
     _check_output("shift_net", shift, x2, "a shift")
@@ -233,7 +157,7 @@ def additive_coupling_inverse(y: Tensor, mask: Tensor, shift_net: Callable[[Tens
     Raises:
         ValueError: on a wrong mask, a ``y`` that is not (B, D), or a shift of the wrong shape.
     """
-    part = _partition(mask, y, "y")
+    part = partition(mask, y, "y")
     y1, y2 = part.split(y)
     shift = shift_net(y1)
     _check_output("shift_net", shift, y2, "a shift")
@@ -260,7 +184,7 @@ def affine_coupling_forward(
     Raises:
         ValueError: on a wrong mask, an ``x`` that is not (B, D), or ``s``/``t`` of the wrong shape.
     """
-    part = _partition(mask, x)
+    part = partition(mask, x)
     x1, x2 = part.split(x)
     s, t = scale_shift_net(x1)
     _check_output("scale_shift_net", s, x2, "s")
@@ -286,7 +210,7 @@ def affine_coupling_inverse(
     Raises:
         ValueError: on a wrong mask, a ``y`` that is not (B, D), or ``s``/``t`` of the wrong shape.
     """
-    part = _partition(mask, y, "y")
+    part = partition(mask, y, "y")
     y1, y2 = part.split(y)
     s, t = scale_shift_net(y1)
     _check_output("scale_shift_net", s, y2, "s")
@@ -306,14 +230,8 @@ def logistic_log_prob(z: Tensor) -> Tensor:
     ``log p(z) = -(softplus(z) + softplus(-z))`` (NICE §3.4), written with
     softplus so it never overflows for large ``|z|``.
 
-    Args:
-        z: tensor of any shape (integers are converted to float32).
-
-    Returns:
-        Tensor of the same shape as ``z``.
-
-    Raises:
-        ArgumentTypeError (a TypeError): ``z`` is not a tensor.
+    Shapes: ``z`` any shape (integers become float32) -> the same shape.
+    Raises ArgumentTypeError (a TypeError) when ``z`` is not a tensor.
     """
     z = _as_float("z", z)
     return -(F.softplus(z) + F.softplus(-z))
@@ -322,14 +240,8 @@ def logistic_log_prob(z: Tensor) -> Tensor:
 def standard_normal_log_prob(z: Tensor) -> Tensor:
     """Elementwise log-density of N(0, 1), in nats: ``-z^2/2 - log(2 pi)/2``.
 
-    Args:
-        z: tensor of any shape (integers are converted to float32).
-
-    Returns:
-        Tensor of the same shape as ``z``.
-
-    Raises:
-        ArgumentTypeError (a TypeError): ``z`` is not a tensor.
+    Shapes: ``z`` any shape (integers become float32) -> the same shape.
+    Raises ArgumentTypeError (a TypeError) when ``z`` is not a tensor.
     """
     z = _as_float("z", z)
     return -0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)
@@ -391,7 +303,7 @@ class _Coupling(nn.Module):
     def __init__(self, dim: int, mask: Tensor):
         super().__init__()
         self.dim = checks.positive_int("dim", dim, minimum=2)
-        _check_mask(mask, self.dim)
+        check_mask(mask, self.dim)
         self.register_buffer("mask", mask.clone())
 
     def _input(self, x, name: str) -> Tensor:
@@ -565,11 +477,7 @@ class FlowModel(nn.Module):
         return checks.float_batch(name, x, self.dim, dtype=_param_dtype(self))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Data to latent: x (B, D) -> ``(z (B, D), log_det (B,))`` in nats.
-
-        Raises:
-            ValueError: if ``x`` is not (B, D); ArgumentTypeError if it is not a tensor.
-        """
+        """Data to latent: x (B, D) -> ``(z (B, D), log_det (B,))`` in nats. Raises ValueError unless (B, D)."""
         x = self._input(x, "x")
         log_det = x.new_zeros(x.shape[0])
         for layer in self.layers:
@@ -578,11 +486,7 @@ class FlowModel(nn.Module):
         return x, log_det
 
     def inverse(self, z: Tensor) -> Tensor:
-        """Latent to data: z (B, D) -> x (B, D).
-
-        Raises:
-            ValueError: if ``z`` is not (B, D); ArgumentTypeError if it is not a tensor.
-        """
+        """Latent to data: z (B, D) -> x (B, D). Raises ValueError unless (B, D)."""
         z = self._input(z, "z")
         for layer in reversed(self.layers):
             z, _ = layer.inverse(z)
@@ -616,16 +520,8 @@ class FlowModel(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Ancestral sampling: z ~ p_Z, x = f^{-1}(z). Returns (n, D) in the model's dtype.
-
-        Raises:
-            ValueError: if ``n`` is not a positive int.
-        """
+        """Ancestral sampling: z ~ p_Z, x = f^{-1}(z). Returns (n, D) in the model's dtype (errors: see sample_prior)."""
         return self.inverse(self.sample_prior(n, generator))
-
-
-def _num_coupling(value) -> int:
-    return checks.positive_int("num_coupling", value)
 
 
 class NICE(FlowModel):
@@ -651,7 +547,7 @@ class NICE(FlowModel):
 
     def __init__(self, dim: int, num_coupling: int = 4, hidden_dim: int = 1000, num_hidden: int = 5, prior: str = "logistic"):
         _prior_log_prob(prior)
-        num_coupling = _num_coupling(num_coupling)
+        num_coupling = checks.positive_int("num_coupling", num_coupling)
         layers: list[nn.Module] = [
             AdditiveCoupling(dim, alternating_mask(dim, i % 2), hidden_dim, num_hidden) for i in range(num_coupling)
         ]
@@ -694,7 +590,7 @@ class RealNVP(FlowModel):
 
     def __init__(self, dim: int, num_coupling: int = 6, hidden_dim: int = 256, num_hidden: int = 2, prior: str = "gaussian"):
         _prior_log_prob(prior)
-        num_coupling = _num_coupling(num_coupling)
+        num_coupling = checks.positive_int("num_coupling", num_coupling)
         layers = [AffineCoupling(dim, alternating_mask(dim, i % 2), hidden_dim, num_hidden) for i in range(num_coupling)]
         super().__init__(dim, layers, prior)
 
@@ -826,45 +722,38 @@ def train(
 ) -> tuple[FlowModel, dict]:
     """Fit a flow by maximum likelihood: Adam on the mean negative log-likelihood (NICE §5.1).
 
-    The loop goes through :class:`course_lib.training.TrainingRun`: the
-    divergence guard, a checkpoint after every epoch (and at a step boundary
-    when stopped by the time budget, Ctrl-C or an exception), and faithful
-    resume, also from the middle of an epoch: the permutation, the position in
-    it, the epoch's running sums and the generator that draws the permutation
-    and the ``transform``'s noise are all in the checkpoint, so an interrupted
-    and resumed run ends with the same parameters as one that never stopped.
+    The loop goes through :class:`course_lib.training.TrainingRun`: the divergence
+    guard, a checkpoint after every epoch and at the step boundary where the time
+    budget, Ctrl-C or an exception stopped it, and faithful resume, also mid-epoch
+    (the permutation, the position in it, the epoch's sums and the generator that
+    draws the permutation and the ``transform`` noise are all checkpointed).
 
     Args:
         model: a :class:`FlowModel` already on its device; batches follow it.
-        train_data: (N, D) training examples, N >= 1, no NaN or inf (any dtype
-            ``transform`` accepts, e.g. uint8 pixels for :func:`course_lib.data.dequantize`).
-        config: a :class:`TrainConfig`. Resuming is refused when the checkpoint's
-            config differs, except in ``epochs`` (to extend a run), ``lr`` (to resume a
-            diverged run, whose last finite state is kept, with a lower one) and the fields of
+        train_data: (N, D), N >= 1, no NaN/inf; any dtype ``transform`` accepts
+            (uint8 pixels for :func:`course_lib.data.dequantize`).
+        config: a :class:`TrainConfig`. Resuming under another config is refused,
+            except for ``epochs`` (extend a run), ``lr`` (resume a diverged run, whose
+            last finite state is kept, with a lower one) and
             :data:`course_lib.training.ALWAYS_SAFE_TO_CHANGE`.
         test_data: optional (M, D) examples, evaluated after every epoch.
-        transform: ``transform(batch, generator) -> float batch``, applied to
-            each training batch, e.g. fresh dequantization noise every epoch.
-        test_transform: ``transform(batch) -> float batch`` for test batches;
-            make it deterministic so that epochs compare.
+        transform: ``transform(batch, generator) -> float batch`` for training batches.
+        test_transform: ``transform(batch) -> float batch``; deterministic, so epochs compare.
 
     Returns:
-        ``(model, history)``, model in eval mode. ``history`` holds equal-length
-        lists, one entry per epoch: ``epoch``, ``step``, ``seconds`` (training
-        wall time, cumulative), ``train_log_likelihood`` (mean over the epoch's
-        batches) and ``test_log_likelihood`` (nats per example; NaN without test
-        data), ``epoch_complete`` (False for an epoch cut short by the time budget
-        or Ctrl-C); and ``stop_reason`` (a str: ``"completed"``, ``"time_budget"``
-        or ``"interrupted"``).
+        ``(model, history)``, model in eval mode. ``history``: lists with one entry
+        per epoch, ``epoch``, ``step``, ``seconds`` (cumulative training time),
+        ``train_log_likelihood`` (mean over the epoch's batches), ``test_log_likelihood``
+        (nats per example; NaN without test data), ``epoch_complete`` (False for an
+        epoch cut short); and ``stop_reason``: ``"completed"``, ``"time_budget"`` or
+        ``"interrupted"``.
 
     Raises:
         ValueError: data of the wrong shape, empty, or with NaN/inf entries.
-        ArgumentTypeError (a TypeError and a ValueError): a model, config, data or transform of the wrong kind.
-        course_lib.training.TrainingDiverged (a FloatingPointError): a non-finite
-            loss, gradient or parameter; the message names the step, the quantity
-            and the likely cause (NaN from ``transform`` is reported as bad input).
-        course_lib.training.CheckpointError: an unreadable checkpoint, or one written
-            with a different config (the message lists the fields).
+        ArgumentTypeError (TypeError): a model, config, data or transform of the wrong kind.
+        TrainingDiverged (FloatingPointError): a non-finite loss, gradient or parameter;
+            names the step, the quantity and the likely cause (bad input first).
+        CheckpointError: an unreadable checkpoint, or one from another config (lists the fields).
 
     References:
         Dinh, Krueger, Bengio. NICE, 2014, §5.1 (maximum likelihood with Adam).
