@@ -36,6 +36,7 @@ import urllib.parse
 import pytest
 import yaml
 
+from conftest import _WAIT_MATH as conftest_wait_math
 from conftest import NARROW, REPORT, ROOT, WIDE, load, set_width
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -43,7 +44,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 MAX_PAGE_BYTES = 2_000_000
 MARKERS = (
     "BEGIN SOLUTION", "END SOLUTION", "BEGIN TESTS", "END TESTS", "BEGIN QUESTION", "END QUESTION",
-    "ASSIGNMENT CONFIG", "TEST CONFIG", "NBVAL_", "# SOLUTION", "BEGIN PROMPT", "otter",
+    "ASSIGNMENT CONFIG", "TEST CONFIG", "NBVAL_", "# SOLUTION", "BEGIN PROMPT", "END PROMPT",
 )
 MASTER_LINK = re.compile(
     r"(/notebooks/[^/?#]+\.ipynb)|((github\.com|githubusercontent\.com|colab\.research\.google\.com|"
@@ -157,6 +158,25 @@ def _open_drawer(drv) -> list[str]:
             break
         time.sleep(0.1)
     return links
+
+
+def _open_contents(drv) -> list[str] | None:
+    """Click the visible "contents" button at 400 px; the visible links of this page's contents (None: no button)."""
+    from selenium.webdriver.common.by import By
+
+    buttons = [b for b in drv.find_elements(By.CSS_SELECTOR, ".secondary-toggle") if b.is_displayed()]
+    if not buttons:
+        return None
+    buttons[0].click()
+    time.sleep(0.4)
+    return drv.execute_script(
+        """
+        return [...document.querySelectorAll('#pst-secondary-sidebar a, .bd-sidebar-secondary a, dialog a')]
+          .filter(a => { const r = a.getBoundingClientRect();
+                         return r.width > 0 && r.height > 0 && r.right > 0 && r.left < window.innerWidth; })
+          .map(a => a.href);
+        """
+    )
 
 
 def _move_players(drv) -> list[dict]:
@@ -281,6 +301,10 @@ def result(page, html_dir, server, driver, screenshots):
             )
             driver.save_screenshot(str(screenshots / f"{slug}-{NARROW}-widest-equation.png"))
         driver.execute_script("window.scrollTo(0, 0)")
+    r["contents_links"] = _open_contents(driver)
+    if r["contents_links"] is not None:
+        driver.get(url)  # close the contents panel the simple way
+        driver.execute_async_script(conftest_wait_math)
     r["drawer_links"] = _open_drawer(driver)
     if chapter:
         driver.save_screenshot(str(screenshots / f"{slug}-{NARROW}-drawer.png"))
@@ -333,6 +357,12 @@ def test_drawer_lists_every_chapter_at_400(result, server, html_dir):
     visible = {urllib.parse.urlsplit(h)._replace(fragment="").geturl() for h in result["drawer_links"]}
     missing = [f for f in _chapters(html_dir) if server + f not in visible]
     assert not missing, f"at {NARROW} px the menu drawer does not show links to {missing}; visible: {sorted(visible)[:12]}"
+
+
+def test_contents_button_works_at_400(result):
+    if result["contents_links"] is None:
+        pytest.skip("no contents button on this page")
+    assert result["contents_links"], f"at {NARROW} px the contents button shows no links of this page"
 
 
 def test_players_respond_to_their_controls(result):

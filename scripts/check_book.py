@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Check the built HTML: no hidden test or otter marker is shown, and solutions are collapsed.
+"""Check the built HTML: no hidden test, otter or nbval marker is shown; solutions are collapsed behind "Show solution".
 
 Usage: ``python scripts/check_book.py _build/html``. Exits non-zero and lists
 the problems when a check fails.
@@ -29,12 +29,19 @@ def problems_for(master: pathlib.Path, html_dir: pathlib.Path) -> list[str]:
             for name in re.findall(r"def (test_\w+)", cell.source):
                 if name in html:
                     found.append(f"{page.name}: hidden test {name} is visible")
-    for marker in ("ASSIGNMENT CONFIG", "BEGIN QUESTION", "BEGIN TESTS"):
+    for marker in ("ASSIGNMENT CONFIG", "BEGIN QUESTION", "BEGIN TESTS", "BEGIN SOLUTION", "END SOLUTION",
+                   "NBVAL_CHECK_OUTPUT"):
         if marker in html:
-            found.append(f"{page.name}: otter marker '{marker}' is visible")
+            found.append(f"{page.name}: otter/nbval marker '{marker}' is visible")
     collapsed = html.count("tag_hide-input")
     if collapsed < n_solutions:
         found.append(f"{page.name}: {n_solutions} solutions but only {collapsed} collapsed cells")
+    toggles = html.count(">Show solution<")
+    if toggles < n_solutions:
+        found.append(f"{page.name}: {n_solutions} solutions but only {toggles} 'Show solution' toggles")
+    copy = html_dir / "_sources" / "notebooks" / master.name
+    if copy.exists():
+        found.append(f"{copy}: the master notebook (solutions, hidden tests) is published")
     return found
 
 
