@@ -70,8 +70,8 @@ from course_lib.rl.envs import __all__ as _envs_all
 from course_lib.rl.es import *  # noqa: F401,F403
 from course_lib.rl.es import __all__ as _es_all
 from course_lib.rl.policy_gradient import *  # noqa: F401,F403
-from course_lib.rl.q_learning import *  # noqa: F401,F403
-from course_lib.rl.q_learning import __all__ as _q_learning_all
+from course_lib.rl.value_based import *  # noqa: F401,F403
+from course_lib.rl.value_based import __all__ as _value_based_all
 from course_lib.rl.policy_gradient import __all__ as _pg_all
 from course_lib.rl.reinforce import *  # noqa: F401,F403
 from course_lib.rl.reinforce import __all__ as _reinforce_all
@@ -80,5 +80,5 @@ from course_lib.rl.tabular import __all__ as _tabular_all
 from course_lib.rl.variance import *  # noqa: F401,F403
 from course_lib.rl.variance import __all__ as _variance_all
 
-__all__ = ["mlp", *_pg_all, *_envs_all, *_reinforce_all, *_tabular_all, *_es_all, *_dp_all, *_q_learning_all,
+__all__ = ["mlp", *_pg_all, *_envs_all, *_reinforce_all, *_tabular_all, *_es_all, *_dp_all, *_value_based_all,
            *_advantage_all, *_variance_all, *_actor_critic_all]

@@ -39,6 +39,7 @@ __all__ = [
     "iterative_policy_evaluation",
     "greedy_policy",
     "value_iteration",
+    "value_iteration_bound",
     "policy_iteration",
     "q_iteration",
     "sample_episode",
@@ -467,6 +468,36 @@ def value_iteration(mdp: FiniteMDP, tol: float = 1e-10, max_iterations: int = 10
         if change < tol:
             break
     return V, greedy_policy(q_from_v(mdp, V)), history
+
+
+def value_iteration_bound(gamma: float, r_max: float, delta: float) -> int:
+    """The number of backups after which value iteration from ``V_0 = 0`` is guaranteed ``delta``-accurate.
+
+    With rewards in ``[0, r_max]``, ``||V_0 - V*||_inf <= r_max / (1 - gamma)`` and each backup
+    shrinks the error by ``gamma``, so ``k`` backups suffice when
+    ``gamma**k * r_max / (1 - gamma) <= delta``. Returns the smallest such ``k >= 0``.
+
+    Raises:
+        ValueError / ArgumentTypeError: naming the argument, for ``gamma`` outside ``(0, 1)``
+            or a non-positive ``r_max`` or ``delta``.
+
+    References:
+        Sutton and Barto 2018, section 4.4; Banach's fixed-point theorem (a priori bound).
+    """
+    gamma = checks.unit_interval("gamma", gamma, closed_right=False)
+    if gamma == 0:
+        raise ValueError("gamma must be in (0, 1) for the bound, got 0.0")
+    r_max = checks.positive_float("r_max", r_max)
+    delta = checks.positive_float("delta", delta)
+    bound0 = r_max / (1 - gamma)
+    if bound0 <= delta:
+        return 0
+    k = max(0, int(np.ceil(np.log(delta / bound0) / np.log(gamma))))
+    while gamma**k * bound0 > delta:  # round-off in the logarithms
+        k += 1
+    while k > 0 and gamma ** (k - 1) * bound0 <= delta:
+        k -= 1
+    return k
 
 
 def policy_iteration(mdp: FiniteMDP, max_iterations: int = 1_000, policy0: torch.Tensor | None = None):

@@ -663,11 +663,15 @@ def baird_counterexample(sweeps: int = 1000, alpha: float = 0.01, gamma: float =
     7); updates are weighted uniformly over states (the behaviour policy's distribution).
     Each sweep: ``w += alpha/7 sum_s (gamma v(7) - v(s)) x(s)``. The weights diverge
     for every ``alpha > 0``; with a tabular (one-hot) ``x`` the same sweep converges.
+    ``sweeps`` must be ``>= 1`` and ``alpha > 0``.
 
     Returns:
         dict with ``weights`` ``(sweeps + 1, 8)`` float64 (from ``w_0 = (1,...,1,10,1)``),
         ``features`` ``(7, 8)``, ``tabular_values`` ``(sweeps + 1, 7)`` (the same update with
-        one-hot features, from ``v_0 = x w_0``).
+        one-hot features, from ``v_0 = x w_0``; it shrinks slowly, at rate ``1 - alpha (1 - gamma) / 7``),
+        ``fitted_values`` ``(sweeps + 1, 7)`` (fully fitted: ``w`` refitted by exact least squares to the
+        targets ``gamma v(7)`` every sweep; the 7 feature vectors are independent, so the fit is exact
+        and the values shrink by ``gamma`` per sweep).
 
     References:
         Baird 1995; Sutton and Barto 2018, section 11.2, Example 11.1 and Figure 11.2 (right).
@@ -681,11 +685,16 @@ def baird_counterexample(sweeps: int = 1000, alpha: float = 0.01, gamma: float =
     X[6, 6], X[6, 7] = 1.0, 2.0
     w = torch.tensor([1, 1, 1, 1, 1, 1, 10, 1], dtype=torch.float64)
     v_tab = X @ w
-    weights, tabular = [w.clone()], [v_tab.clone()]
+    w_fit = w.clone()
+    weights, tabular, fitted = [w.clone()], [v_tab.clone()], [X @ w_fit]
     for _ in range(sweeps):
         v = X @ w
         w = w + alpha / 7 * ((gamma * v[6] - v) @ X)
         v_tab = v_tab + alpha / 7 * (gamma * v_tab[6] - v_tab)  # one-hot: each state its own weight
+        target = gamma * (X @ w_fit)[6].expand(7)  # fully fitted: exact least squares on all 7 targets
+        w_fit = torch.linalg.lstsq(X, target[:, None], driver="gelsd").solution[:, 0]
         weights.append(w.clone())
         tabular.append(v_tab.clone())
-    return {"weights": torch.stack(weights), "features": X, "tabular_values": torch.stack(tabular)}
+        fitted.append(X @ w_fit)
+    return {"weights": torch.stack(weights), "features": X, "tabular_values": torch.stack(tabular),
+            "fitted_values": torch.stack(fitted)}
