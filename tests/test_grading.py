@@ -274,3 +274,28 @@ def test_resolve_chapter_accepts_number_and_name():
     assert make_student.resolve_chapter(master.stem) == master
     assert make_student.resolve_chapter(number) == master
     assert make_student.resolve_chapter(str(int(number))) == master
+
+
+# ------------------------------------------------------------------ the book's links to student notebooks
+def test_book_launch_and_download_point_at_the_student_notebook():
+    from types import SimpleNamespace
+
+    from course_lib import sphinx_student
+
+    stem = sorted((ROOT / "student").glob("*.ipynb"))[-1].stem
+    app = SimpleNamespace(srcdir=str(ROOT), config=SimpleNamespace(html_theme_options={
+        "repository_url": "https://github.com/dgm-drl-book/course-book", "repository_branch": "main"}))
+    colab = f"https://colab.research.google.com/github/dgm-drl-book/course-book/blob/main/notebooks/{stem}.ipynb"
+    context = {"header_buttons": [
+        {"label": "launch-buttons", "buttons": [{"type": "link", "text": "Colab", "url": colab}]},
+        {"label": "download-buttons", "buttons": [{"label": "download-notebook-button", "url": "_sources/x.ipynb"}]},
+    ]}
+    sphinx_student._point_at_students(app, f"notebooks/{stem}", "page.html", context, None)
+    launch, download = context["header_buttons"]
+    assert launch["buttons"][0]["url"].endswith(f"/blob/main/student/{stem}.ipynb")
+    assert download["buttons"][0]["url"] == f"https://github.com/dgm-drl-book/course-book/raw/main/student/{stem}.ipynb"
+    assert not any("/notebooks/" in b.get("url", "") and b.get("label") != "download-notebook-button"
+                   for g in context["header_buttons"] for b in g["buttons"])
+    other = {"header_buttons": [{"label": "launch-buttons", "buttons": [{"url": colab.replace(stem, "99_none")}]}]}
+    sphinx_student._point_at_students(app, "notebooks/99_none", "page.html", other, None)
+    assert "/notebooks/99_none" in other["header_buttons"][0]["buttons"][0]["url"], "no student version: untouched"
