@@ -3,7 +3,7 @@ PYTHON  ?= python3
 PROFILE ?= small
 BUILD   := _build
 
-.PHONY: setup book test test-unit test-notebooks student clean
+.PHONY: setup book test test-unit test-notebooks student student-check clean
 
 # Install what is missing. torch is installed only when absent, pinned to the
 # local CPU build; an existing torch (Colab's CUDA build, say) is kept.
@@ -33,9 +33,17 @@ test: setup
 test-unit: setup
 	COURSE_PROFILE=small MPLBACKEND=Agg $(PYTHON) -m pytest tests
 
-# Student versions and autograder zips for instructors: dist/<chapter>/{student,autograder}.
+# Student notebooks (student/, committed) and autograder zips (dist/<chapter>/autograder/).
+# One chapter: make student CHAPTER=04_reinforce. A dist/<chapter> folder holding anything besides
+# the generated student/ and autograder/ (a grades CSV, say) is refused unless FORCE=1.
+# make student-check fails when student/ is out of date with the masters (CI runs it).
+CHAPTER ?=
+FORCE   ?=
 student: setup
-	$(PYTHON) scripts/make_student.py --out dist
+	$(PYTHON) scripts/make_student.py --out dist $(if $(FORCE),--force,) $(if $(CHAPTER),--chapter $(CHAPTER),)
+
+student-check:
+	$(PYTHON) scripts/make_student.py --check $(if $(CHAPTER),--chapter $(CHAPTER),)
 
 clean:
 	rm -rf $(BUILD) dist .setup-stamp

@@ -35,7 +35,7 @@ Usage::
     python scripts/make_student.py                         # every graded chapter into dist/ and student/
     python scripts/make_student.py --chapter 04_reinforce  # one chapter
     python scripts/make_student.py --check                 # fail if student/ is out of date (CI)
-    python scripts/make_student.py --out dist --force      # replace non-empty dist/<chapter> folders
+    python scripts/make_student.py --out dist --force      # also delete other files in dist/<chapter>
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ STUDENT_REMOVE_TAG = "student-remove"  # dropped from the student version
 GRADING_KEEP_TAG = "grading-keep"      # run at grading even though it is not in the preamble
 OTTER_IGNORE_TAG = "otter_ignore"      # otter skips it at grading
 ANSWER_TAG = "otter_answer_cell"
+GENERATED = ("student", "autograder")  # the subfolders of <out>/<chapter> that a rebuild replaces
 
 
 class StudentError(Exception):
@@ -417,17 +418,24 @@ def make_student(master: pathlib.Path, out: pathlib.Path, *, force: bool = False
         ``autograder_tests`` (all tests), ``autograder_zip``.
 
     Raises:
-        StudentError: the output folder is not empty and ``force`` is false;
+        StudentError: the output folder holds files this script did not write
+            (a grades CSV, say) and ``force`` is false;
             otter assign failed (its own output is in the message); the master
             breaks an authoring rule.
     """
     dest = out / master.stem
     if dest.exists() and not dest.is_dir():
         raise StudentError(f"{dest} exists and is not a folder")
-    if dest.is_dir() and any(dest.iterdir()):
-        if not force:
-            raise StudentError(f"{dest} is not empty; pass --force to replace it (it may hold grades)")
-        shutil.rmtree(dest)
+    if dest.is_dir():
+        others = sorted(p.name for p in dest.iterdir() if p.name not in GENERATED)
+        if others and not force:
+            raise StudentError(f"{dest} holds {', '.join(others)} besides what this script writes; "
+                               "pass --force to delete the whole folder")
+        if force:
+            shutil.rmtree(dest)
+        else:
+            for name in GENERATED:
+                shutil.rmtree(dest / name, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="make_student_") as tmp:
         work = pathlib.Path(tmp) / master.stem
         _run_otter_assign(master, work)
@@ -468,7 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="dist", help="folder for <chapter>/student and <chapter>/autograder (default: dist)")
     parser.add_argument("--chapter", action="append", default=[],
                         help="a chapter to build: 04_reinforce, 04 or a notebook path (repeatable; default: every graded chapter)")
-    parser.add_argument("--force", action="store_true", help="replace non-empty <out>/<chapter> folders")
+    parser.add_argument("--force", action="store_true",
+                        help="delete <out>/<chapter> even when it holds files this script did not write")
     parser.add_argument("--check", action="store_true",
                         help="build in a temporary folder and fail if student/ differs from what the masters give")
     parser.add_argument("--student-dir", default=str(STUDENT_DIR), help="where the committed student notebooks live (default: student/)")
