@@ -73,9 +73,11 @@ const details = [...document.querySelectorAll("details")].map(d => ({
 }));
 const links = [...document.querySelectorAll("a[href]")].map(a => a.href);
 const images = [...document.querySelectorAll("img")].map(i => ({src: i.getAttribute("src") || "", alt: i.getAttribute("alt") || ""}));
+const searchFields = [...document.querySelectorAll("form.bd-search, .search-button-field, input[type=search]")]
+  .filter(e => e.checkVisibility() && !e.closest("dialog") && !(e.tagName === "INPUT" && e.closest("form.bd-search"))).length;
 const players = document.querySelectorAll(".cl-player").length;
 const oldPlayers = document.querySelectorAll(".animation input.anim-slider, .jupyter-widgets, script[type='application/vnd.jupyter.widget-view+json']").length;
-return {raw, errors, text: clone.textContent, visible: article.innerText, details, links, images, players, oldPlayers,
+return {raw, errors, searchFields, text: clone.textContent, visible: article.innerText, details, links, images, players, oldPlayers,
         title: document.title};
 """
 
@@ -405,6 +407,24 @@ def test_page_weight_under_2mb(result, page):
 def test_no_broken_internal_links(page, html_dir):
     broken = broken_links(html_dir, page)
     assert not broken, f"broken internal links in {page}: {broken}"
+
+
+def test_at_most_one_search_field(result):
+    assert result["searchFields"] <= 1, f"{result['searchFields']} visible search fields on one page"
+
+
+def test_search_finds_a_chapter(html_dir, server, driver):
+    """The search page answers a query with a result (the title word of the first chapter)."""
+    first = _chapters(html_dir)[-1]
+    title = re.search(r"<title>(.*?)</title>", (html_dir / first).read_text(encoding="utf-8"), re.S).group(1)
+    word = max(re.findall(r"[A-Za-z]{4,}", title), key=len)
+    load(driver, f"{server}search.html?q={word}", WIDE)
+    deadline = time.time() + 20
+    hits = 0
+    while time.time() < deadline and not hits:
+        hits = driver.execute_script("return document.querySelectorAll('#search-results li, ul.search li').length")
+        time.sleep(0.2)
+    assert hits, f"searching for {word!r} found nothing"
 
 
 def test_figures_have_alt_text(result):
