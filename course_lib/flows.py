@@ -742,7 +742,7 @@ def train(
 
     Returns:
         ``(model, history)``, model in eval mode. ``history``: lists with one entry
-        per epoch, ``epoch``, ``step``, ``seconds`` (cumulative training time),
+        per epoch, ``epoch``, ``step``, ``seconds`` (cumulative wall time of the loop, evaluations included),
         ``train_log_likelihood`` (mean over the epoch's batches), ``test_log_likelihood``
         (nats per example; NaN without test data), ``epoch_complete`` (False for an
         epoch cut short); and ``stop_reason``: ``"completed"``, ``"time_budget"`` or
