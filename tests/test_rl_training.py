@@ -105,8 +105,12 @@ def test_reinforce_resume_refuses_a_different_config(tmp_path):
     config = rl.ReinforceConfig(**SMALL, checkpoint_path=path)
     with pytest.raises(RuntimeError):
         rl.train_reinforce(config, callback=_interrupt_at(1))
+    lower = dataclasses.replace(config, learning_rate=0.01)
     with pytest.raises(CheckpointError, match="learning_rate"):
-        rl.train_reinforce(dataclasses.replace(config, learning_rate=0.01))
+        rl.train_reinforce(lower)
+    # allowed explicitly (a diverged run resumed from its last finite checkpoint)
+    _, history = rl.train_reinforce(lower, allow_changed=("learning_rate",))
+    assert history["stop_reason"] == "completed" and len(history["env_steps"]) > 1
 
 
 def test_es_resume_is_bit_identical(tmp_path):

@@ -216,6 +216,7 @@ def train_es(
     config: ESConfig,
     *,
     callback: Callable[[CategoricalPolicy, dict], bool | None] | None = None,
+    allow_changed: tuple[str, ...] = (),
 ) -> tuple[CategoricalPolicy, dict]:
     """Train a :class:`CategoricalPolicy` with OpenAI evolution strategies.
 
@@ -237,6 +238,7 @@ def train_es(
     Args:
         config: an :class:`ESConfig`.
         callback: as in :func:`train_reinforce`.
+        allow_changed: as in :func:`train_reinforce`.
 
     With the defaults on CartPole-v1, the population's mean return passes 475 after
     roughly 150,000-260,000 environment steps (REINFORCE solves in about 30,000),
@@ -281,6 +283,7 @@ def train_es(
         history_keys=("env_steps", "wall_time", "mean_return", "max_return", "num_episodes", "simulated_steps"),
         checkpoint_path=config.checkpoint_path,
         max_seconds=config.max_seconds,
+        allow_changed=allow_changed,
         total=config.total_steps,
         desc="ES",
         progress=config.progress,
@@ -312,7 +315,7 @@ def train_es(
 
                 # 3. ascent on the ES gradient (Adam minimizes, hence the minus sign), guarded
                 g = es_gradient_estimate(fitness[: config.num_pairs], fitness[config.num_pairs :], eps, config.sigma)
-                run.check_finite("ES gradient estimate", g, inputs=[thetas])
+                run.check_finite("ES gradient estimate", g)
                 optimizer.zero_grad()
                 theta.grad = -g + config.weight_decay * theta.detach()
                 optimizer.step()

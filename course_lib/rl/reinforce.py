@@ -217,6 +217,7 @@ def train_reinforce(
     config: ReinforceConfig,
     *,
     callback: Callable[[CategoricalPolicy, dict], bool | None] | None = None,
+    allow_changed: tuple[str, ...] = (),
 ) -> tuple[CategoricalPolicy, dict]:
     """Train a :class:`CategoricalPolicy` with batched REINFORCE (reward-to-go).
 
@@ -249,6 +250,10 @@ def train_reinforce(
             it raises leaves a resumable checkpoint); if it returns ``True``,
             training stops. Used by the benchmark to stop when solved. Its run time
             counts in ``wall_time`` of later updates.
+        allow_changed: config fields that may differ from those of the checkpoint
+            being resumed (beyond ``max_seconds``, ``progress``, ``checkpoint_path``,
+            ``device``), e.g. ``("learning_rate",)`` to resume a diverged run from
+            its last finite checkpoint with a lower learning rate.
 
     Returns:
         ``(policy, history)``. ``policy`` is in eval mode on ``config.device``.
@@ -316,6 +321,7 @@ def train_reinforce(
         history_keys=keys + (("value_loss",) if use_value else ()),
         checkpoint_path=config.checkpoint_path,
         max_seconds=config.max_seconds,
+        allow_changed=allow_changed,
         total=config.total_steps,
         desc="REINFORCE",
         progress=config.progress,
