@@ -1,0 +1,108 @@
+"""The book's Sphinx extension: marker stripping, exercise roles, per-chapter numbering, labels."""
+
+import types
+
+import nbformat
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("docutils")
+from course_lib import sphinx_ext  # noqa: E402
+
+MARKERS = [
+    "# BEGIN SOLUTION",
+    "    # END SOLUTION",
+    "# NBVAL_CHECK_OUTPUT",
+    "# NBVAL_IGNORE_OUTPUT",
+    "# BEGIN TESTS",
+    "# END QUESTION",
+    '""" # BEGIN TEST CONFIG',
+    '""" # END TEST CONFIG',
+    "# SOLUTION",
+]
+
+code_line = st.text(alphabet="abcxyz_=+()0123456789 ", min_size=1, max_size=30).filter(lambda s: s.strip())
+
+
+@settings(max_examples=40, deadline=None)
+@given(lines=st.lists(code_line, min_size=1, max_size=8), markers=st.lists(st.sampled_from(MARKERS), max_size=4),
+       data=st.data())
+def test_strip_markers_removes_marker_lines_and_keeps_code(lines, markers, data):
+    mixed = list(lines)
+    for m in markers:
+        mixed.insert(data.draw(st.integers(0, len(mixed))), m)
+    out = sphinx_ext.strip_markers("\n".join(mixed))
+    for m in MARKERS:
+        assert m.strip() not in out.splitlines()
+    assert [ln for ln in out.splitlines()] == [ln for ln in "\n".join(lines).strip("\n").splitlines()]
+
+
+def test_strip_markers_inline_solution_and_prompt_block():
+    src = 'x = 3  # SOLUTION\n""" # BEGIN PROMPT\nx = ...\n""" # END PROMPT\ny = x + 1'
+    assert sphinx_ext.strip_markers(src) == "x = 3\ny = x + 1"
+
+
+@pytest.mark.parametrize(
+    "docname, expected",
+    [("notebooks/04_reinforce", 4), ("notebooks/01_change_of_variables_nice", 1), ("notebooks/12_x", 12),
+     ("book/notation", None), ("book/04_x", None), ("notebooks/intro", None)],
+)
+def test_chapter_number(docname, expected):
+    assert sphinx_ext.chapter_number(docname) == expected
+
+
+def test_cell_roles_from_otter_raw_markers(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("x = 1"),                       # 0 plain
+        nbformat.v4.new_raw_cell("# BEGIN QUESTION\nname: q1"),  # 1
+        nbformat.v4.new_raw_cell("# BEGIN SOLUTION"),            # 2
+        nbformat.v4.new_code_cell("def f(): return 1"),          # 3 solution
+        nbformat.v4.new_raw_cell("# END SOLUTION"),              # 4
+        nbformat.v4.new_raw_cell("# BEGIN TESTS"),               # 5
+        nbformat.v4.new_code_cell("def test_f(f): assert f()"),  # 6 test
+        nbformat.v4.new_raw_cell("# END TESTS"),                 # 7
+        nbformat.v4.new_code_cell("y = 2"),                       # 8 plain
+        nbformat.v4.new_code_cell("z = 3  # SOLUTION"),           # 9 inline solution
+    ]
+    path = tmp_path / "04_x.ipynb"
+    nbformat.write(nb, path)
+    assert sphinx_ext.cell_roles(path) == {3: "solution", 6: "test", 9: "solution"}
+
+
+def test_number_per_chapter_restarts_in_each_chapter():
+    env = types.SimpleNamespace(toc_fignumbers={
+        "book/intro": {"displaymath": {"equation-a": (1,)}},
+        "notebooks/01_nice": {"displaymath": {"equation-b": (3,), "equation-c": (2,)}},
+        "notebooks/04_reinforce": {"displaymath": {"equation-d": (12,), "equation-e": (13,)},
+                                   "figure": {"fig-x": (5,)}},
+    })
+    changed = sphinx_ext.number_per_chapter(None, env)
+    assert env.toc_fignumbers["notebooks/01_nice"]["displaymath"] == {"equation-c": (1, 1), "equation-b": (1, 2)}
+    assert env.toc_fignumbers["notebooks/04_reinforce"]["displaymath"] == {"equation-d": (4, 1), "equation-e": (4, 2)}
+    assert env.toc_fignumbers["notebooks/04_reinforce"]["figure"] == {"fig-x": (4, 1)}
+    assert env.toc_fignumbers["book/intro"]["displaymath"] == {"equation-a": (1,)}
+    assert set(changed) == {"notebooks/01_nice", "notebooks/04_reinforce"}
+    assert sphinx_ext.number_per_chapter(None, env) == [], "renumbering is idempotent"
+
+
+def test_author_year_labels():
+    from pybtex.database import parse_string
+    from pybtex.plugin import find_plugin
+
+    sphinx_ext._register_bibliography_style()
+    bib = parse_string(
+        """
+        @article{a, author = {Williams, Ronald J.}, title = {T1}, journal = {J}, year = {1992}}
+        @article{b, author = {Kingma, Diederik and Welling, Max}, title = {T2}, journal = {J}, year = {2014}}
+        @article{c, author = {Dinh, Laurent and Krueger, David and Bengio, Yoshua}, title = {T3}, journal = {J}, year = {2014}}
+        @article{d, author = {Dinh, Laurent and Sohl-Dickstein, Jascha and Bengio, Samy}, title = {T4}, journal = {J}, year = {2014}}
+        """,
+        "bibtex",
+    )
+    style = find_plugin("pybtex.style.formatting", "course_author_year")()
+    labels = {e.key: e.label for e in style.format_entries(bib.entries.values())}
+    assert labels["a"] == "Williams, 1992"
+    assert labels["b"] == "Kingma and Welling, 2014"
+    assert sorted([labels["c"], labels["d"]]) == ["Dinh et al., 2014a", "Dinh et al., 2014b"]
