@@ -160,22 +160,21 @@ def test_resume_is_bit_identical(fn, tmp_path):
     cfg = ql.TabularQConfig(total_steps=3_000, epsilon=0.3, alpha=0.2, gamma=0.95, max_episode_steps=50, eval_every=250,
                             seed=3, progress=False)
     Q_full, h_full = fn("FrozenLake-v1", cfg)
-    path = str(tmp_path / "q.pt")
-    # stop early through the time budget trick: a config with fewer steps is a different config,
-    # so interrupt by raising inside the env step instead
+    # (1) a crash inside a step (here in env.step, after the behaviour policy drew its action)
     import gymnasium.envs.toy_text.frozen_lake as fl
 
+    path = str(tmp_path / "crash.pt")
     original_step, calls = fl.FrozenLakeEnv.step, {"n": 0}
 
     def flaky_step(self, a):
         calls["n"] += 1
         if calls["n"] == 1_234:
-            raise KeyboardInterrupt
+            raise RuntimeError("simulated crash")
         return original_step(self, a)
 
     fl.FrozenLakeEnv.step = flaky_step
     try:
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(RuntimeError, match="simulated crash"):
             fn("FrozenLake-v1", dataclasses.replace(cfg, checkpoint_path=path))
     finally:
         fl.FrozenLakeEnv.step = original_step
@@ -183,6 +182,22 @@ def test_resume_is_bit_identical(fn, tmp_path):
     assert torch.equal(Q_full, Q_resumed)
     for key in ("step", "episodes", "mean_return"):
         assert np.array_equal(np.array(h_full[key]), np.array(h_resumed[key]), equal_nan=True)
+    # (2) a stop at a step boundary (the time budget), resumed with the budget lifted (an allowed change)
+    path = str(tmp_path / "budget.pt")
+    Q_part, h_part = fn("FrozenLake-v1", dataclasses.replace(cfg, checkpoint_path=path, max_seconds=0.02))
+    assert h_part["stop_reason"] == "time_budget" and h_part["step"][-1] < cfg.total_steps
+    Q_resumed, h_resumed = fn("FrozenLake-v1", dataclasses.replace(cfg, checkpoint_path=path))
+    assert torch.equal(Q_full, Q_resumed)
+
+
+def test_resume_refuses_a_changed_config(tmp_path):
+    from course_lib.training import CheckpointError
+
+    path = str(tmp_path / "q.pt")
+    cfg = ql.TabularQConfig(total_steps=500, eval_every=100, progress=False, checkpoint_path=path)
+    ql.q_learning("FrozenLake-v1", dataclasses.replace(cfg, max_seconds=0.01))
+    with pytest.raises(CheckpointError, match="alpha"):
+        ql.q_learning("FrozenLake-v1", dataclasses.replace(cfg, alpha=0.3))
 
 
 # --------------------------------------------------------------------------------------

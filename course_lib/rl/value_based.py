@@ -363,6 +363,7 @@ def _td_control(env_id: str, config: TabularQConfig, q_star, on_policy: bool):
     env.s = state["obs"]  # toy-text envs keep their state in .s: put the env where the run stopped
     with run:
         while run.step < config.total_steps:
+            run.mark_updated()  # the step draws randomness and moves Q: a crash inside it keeps the last checkpoint
             s = state["obs"]
             a = state["action"] if (on_policy and state["action"] >= 0) else behaviour(s)
             s_next, r, terminated, _, _ = env.step(a)
