@@ -56,7 +56,7 @@ class StridedCoupling(torch.nn.Module):
         return torch.stack(pair, dim=2).reshape(x.shape[0], self.dim)
 
 
-def coupling_ratio(hidden: int, num_hidden: int, batch: int, repeats: int) -> float:
+def coupling_ratio(hidden: int, num_hidden: int, batch: int, repeats: int, max_seconds: float) -> float:
     """Median step time of the mask API over the strided version (interleaved, so load affects both)."""
     torch.manual_seed(0)
     layer = flows.AdditiveCoupling(784, flows.alternating_mask(784, 0), hidden, num_hidden)
@@ -77,8 +77,10 @@ def coupling_ratio(hidden: int, num_hidden: int, batch: int, repeats: int) -> fl
     mask_fn, strided_fn = (lambda v: layer(v)[0]), strided
     for _ in range(3):
         step(mask_fn), step(strided_fn)
-    ratios = []
+    ratios, start = [], time.perf_counter()
     for _ in range(repeats):
+        if len(ratios) >= 3 and time.perf_counter() - start > max_seconds:
+            break
         t0 = time.perf_counter()
         step(mask_fn)
         t1 = time.perf_counter()
@@ -102,6 +104,7 @@ def main() -> None:
                     help="subtract the training mean from the dequantized pixels (as fmu2/NICE does; Jacobian 1)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--ratio-repeats", type=int, default=30, help="repeats of the coupling timing (0: skip)")
+    ap.add_argument("--ratio-seconds", type=float, default=20.0, help="time cap of the coupling timing (>= 3 repeats)")
     args = ap.parse_args()
 
     threads = course_lib.set_num_threads(args.threads)
@@ -111,7 +114,7 @@ def main() -> None:
     device = course_lib.get_device()
 
     if args.ratio_repeats > 0:
-        ratio = coupling_ratio(size["hidden"], size["num_hidden"], size["batch"], args.ratio_repeats)
+        ratio = coupling_ratio(size["hidden"], size["num_hidden"], size["batch"], args.ratio_repeats, args.ratio_seconds)
         print(f"coupling_step_ratio_mask_vs_strided={ratio:.3f}")
 
     kw = dict(source=args.source, root=args.root, verify=not args.no_verify)

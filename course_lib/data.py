@@ -455,9 +455,20 @@ def _ensure_file(name: str, root: Path, verify: bool, download: bool) -> Path:
             return plain
         if problem == "missing":
             problem = f"corrupt (SHA-256 of {plain.name} does not match {SHA256_RAW[plain.name]})"
+    if not verify and problem == "missing":
+        partial = _partial_copy(name, root)
+        if partial is not None:
+            return partial
     if not download:
         raise MNISTDownloadError(_download_message(name, root, problem, []))
     return _download(name, root, problem)
+
+
+def _partial_copy(name: str, root: Path) -> Path | None:
+    """A partial copy named like ``train-images-first24345-idx3-ubyte.gz`` (used only with ``verify=False``)."""
+    stem, _, rest = name.partition("-idx")
+    matches = sorted(root.glob(f"{stem}-first*-idx{rest}")) + sorted(root.glob(f"{stem}-first*-idx{rest[:-3]}"))
+    return matches[0] if matches else None  # a gzipped one first
 
 
 def _all_cached(root: Path) -> bool:
@@ -603,7 +614,9 @@ def load_mnist(split: str = "train", source: str = "auto", root=None, verify: bo
             (``$COURSE_LIB_DATA`` or ``~/.cache/course_lib``).
         verify: check every file against the official SHA-256 (:data:`SHA256`,
             :data:`SHA256_RAW`). With ``False``, files found in ``root`` are
-            used as they are (e.g. a partial copy); if the image file holds
+            used as they are (e.g. a partial copy; a missing official file may
+            then be replaced by a partial one named like
+            ``train-images-first24345-idx3-ubyte.gz``); if the image file holds
             fewer images than the label file has labels, the first N labels
             are used and a :class:`UserWarning` is emitted. Downloaded bytes
             are checked either way.

@@ -668,3 +668,15 @@ def test_an_unwritable_digit_cache_only_costs_the_parse(digit_cache, monkeypatch
     monkeypatch.setattr(data, "_atomic_write_bytes", fail)
     images, _ = data.load_mnist("train", source="embedded")
     assert images.shape == (4000, 28, 28) and len(parses) == 1 and not list(root.glob("*.npz"))
+
+
+def test_partial_training_copy_is_used_only_without_verify(tmp_path, fake_mnist):
+    arrays, blobs = fake_mnist
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(blobs["train-labels-idx1-ubyte.gz"])
+    data.write_idx(tmp_path / "train-images-first20-idx3-ubyte.gz", arrays["train-images-idx3-ubyte.gz"][:20])
+    with pytest.raises(data.MNISTDownloadError, match="train-images-idx3-ubyte.gz"):
+        data.load_mnist("train", source="mnist", root=tmp_path, download=False)
+    with pytest.warns(UserWarning, match="first 20 labels"):
+        images, labels = data.load_mnist("train", source="mnist", root=tmp_path, verify=False, download=False)
+    np.testing.assert_array_equal(images, arrays["train-images-idx3-ubyte.gz"][:20])
+    np.testing.assert_array_equal(labels, arrays["train-labels-idx1-ubyte.gz"][:20])
