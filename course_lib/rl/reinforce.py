@@ -321,7 +321,7 @@ def train_reinforce(
         history_keys=keys + (("value_loss",) if use_value else ()),
         checkpoint_path=config.checkpoint_path,
         max_seconds=config.max_seconds,
-        allow_changed=allow_changed,
+        allow_changed=("checkpoint_every", *allow_changed),  # how often a file is written never changes the run
         total=config.total_steps,
         desc="REINFORCE",
         progress=config.progress,
