@@ -167,6 +167,8 @@ def test_type_errors_are_argument_type_errors():
     mdp = dp.random_mdp(3, 2, gamma=0.9, seed=0)
     with pytest.raises(checks.ArgumentTypeError):
         dp.bellman_optimality_backup("mdp", torch.zeros(3))
+    with pytest.raises(checks.ArgumentTypeError):
+        dp.policy_evaluation(mdp, [0, 1, 0])
 
 
 # --------------------------------------------------------------------------------------

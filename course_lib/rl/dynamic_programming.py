@@ -462,7 +462,7 @@ def value_iteration(mdp: FiniteMDP, tol: float = 1e-10, max_iterations: int = 10
         diff = V_new - V
         sup = diff.abs().max()
         change = sup if stopping == "sup" else diff.max() - diff.min()
-        sup, change = sup.item(), change.item()  # one device sync per iteration
+        sup, change = torch.stack([sup, change]).tolist()  # one device sync per iteration
         history.append(sup)
         V = V_new
         if change < tol:

@@ -20,7 +20,6 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -72,7 +71,7 @@ def epsilon_greedy_probs(q_values: torch.Tensor, epsilon: float) -> torch.Tensor
         ArgumentTypeError / ValueError: naming ``q_values`` or ``epsilon``.
 
     References:
-        Sutton and Barto 2018, section 2.2 and eq. 5.x ("epsilon-soft"); CS182 notes 7.6.2.
+        Sutton and Barto 2018, section 2.2 and section 5.4 (epsilon-soft policies); CS182 notes 7.6.2.
     """
     q_values = _check_q_values(q_values)
     epsilon = checks.unit_interval("epsilon", epsilon)
