@@ -1,58 +1,15 @@
-"""Autoregressive image models: masked convolutions, PixelCNN, Gated PixelCNN, Row LSTM, Diagonal BiLSTM.
+"""Masked convolutions, the shared model interface, PixelCNN and Gated PixelCNN, receptive fields.
 
-Every model here factorizes the probability of a binary image in raster order
-(row by row, left to right, and channel by channel inside a pixel),
-
-    log p(x) = sum_i log p(x_i | x_<i),
-
-and predicts one Bernoulli logit per pixel (and channel). ``forward(x)`` gives
-all the logits in one parallel pass over a complete image; causality (logit i
-never depends on x_j for j >= i) is what makes that pass a valid likelihood,
-and :func:`receptive_field` checks it by gradient. Sampling is sequential:
-one network evaluation per pixel (:meth:`AutoregressiveModel.sample`).
-
-========================  =====================================================
-piece                     what it is
-========================  =====================================================
-:func:`causal_mask`       the (k, k) mask A / mask B of a masked convolution
-:func:`channel_mask`      the (C_out, C_in, k, k) mask with colour groups
-:class:`MaskedConv2d`     an ``nn.Conv2d`` whose mask is applied in ``forward``
-:class:`PixelCNN`         mask A, then mask-B layers (has a blind spot)
-:class:`GatedPixelCNN`    vertical + horizontal stacks, gates, residuals, labels
-:class:`RowLSTM`          row-by-row LSTM, triangular receptive field
-:class:`DiagonalBiLSTM`   skewed, two-direction diagonal LSTM, full field
-:func:`bernoulli_nll`     per-image negative log-likelihood from logits (nats)
-:func:`receptive_field`   which inputs a pixel's logit depends on (by gradient)
-:func:`train`             maximum likelihood through ``course_lib.training``
-========================  =====================================================
-
-Units: log-likelihoods in nats per image; bits/dim = nats / (D ln 2) with
-D = C * H * W. For binary data the NLL is an exact discrete log-probability,
-not a bound.
-
-References:
-    A. van den Oord, N. Kalchbrenner, K. Kavukcuoglu, "Pixel Recurrent Neural
-    Networks", ICML 2016 (arXiv:1601.06759): eq. (1)-(2) the factorization,
-    §3.1 Row LSTM (eq. 3), §3.2 Diagonal BiLSTM, §3.4 masked convolution
-    (masks A and B, Figure 4), Table 4 (binarized MNIST).
-    A. van den Oord, N. Kalchbrenner, O. Vinyals, L. Espeholt, A. Graves,
-    K. Kavukcuoglu, "Conditional Image Generation with PixelCNN Decoders",
-    NeurIPS 2016 (arXiv:1606.05328): §2.1 gated unit (eq. 2), §2.2 blind spot,
-    vertical and horizontal stacks (Figure 2), §2.3 conditioning (eq. 4).
+Part of :mod:`course_lib.autoregressive` (see its docstring for the overview and references).
 """
 
 from __future__ import annotations
-
-import dataclasses
-import math
-import time
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_lib import checks
-from course_lib.training import TrainingRun
 
 __all__ = [
     "causal_mask",
@@ -61,17 +18,9 @@ __all__ = [
     "AutoregressiveModel",
     "PixelCNN",
     "GatedPixelCNN",
-    "RowLSTM",
-    "DiagonalBiLSTM",
-    "skew",
-    "unskew",
     "bernoulli_nll",
     "input_gradient",
     "receptive_field",
-    "binarize_fixed",
-    "evaluate_nll",
-    "TrainConfig",
-    "train",
 ]
 
 MASK_TYPES = ("A", "B")
@@ -294,6 +243,8 @@ class AutoregressiveModel(nn.Module):
 
         One network evaluation per pixel and channel still to be drawn: C*H*W
         sequential evaluations for an unconditional sample (784 for 28 x 28).
+        Since every model here is causal, the logits of row i depend on rows
+        <= i only; each evaluation runs on rows 0..i, which halves the work.
 
         Args:
             n: number of images (positive int).
@@ -343,7 +294,8 @@ class AutoregressiveModel(nn.Module):
                         todo = unknown[:, ch, i, j]
                         if not bool(todo.any()):
                             continue  # every image knows this pixel: no evaluation needed
-                        p = torch.sigmoid(self(x, **kwargs)[:, ch, i, j])
+                        # Row i's logits depend on rows <= i only, so the rows below can be left out.
+                        p = torch.sigmoid(self(x[:, :, : i + 1], **kwargs)[:, ch, i, j])
                         u = torch.rand(n, generator=generator, device="cpu", dtype=torch.float32).to(device)
                         draw = (u < p.float()).to(dtype)
                         x[:, ch, i, j] = torch.where(todo, draw, x[:, ch, i, j])
@@ -507,206 +459,6 @@ class GatedPixelCNN(AutoregressiveModel):
 
 
 # ----------------------------------------------------------------------------
-# PixelRNN: Row LSTM and Diagonal BiLSTM
-# ----------------------------------------------------------------------------
-def _lstm_update(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-    """[o, f, i, g] pre-activations (B, 4h, ...) and cell c -> (h, c) (PixelRNN eq. 3)."""
-    o, f, i, g = gates.chunk(4, dim=1)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c), c
-
-
-class _RowLSTMLayer(nn.Module):
-    """Input-to-state: a 1 x k convolution over columns j - k//2 .. j of the same row (mask B).
-    State-to-state: a width-k 1-D convolution over the previous row's hidden state."""
-
-    def __init__(self, hidden: int, k: int = 3):
-        super().__init__()
-        self.k = k
-        self.input_to_state = nn.Conv2d(hidden, 4 * hidden, (1, k // 2 + 1))
-        self.state_to_state = nn.Conv1d(hidden, 4 * hidden, k, padding=k // 2, bias=False)
-        self.out = nn.Conv2d(hidden, hidden, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        b, hid, height, width = x.shape
-        gates_x = self.input_to_state(F.pad(x, (self.k // 2, 0, 0, 0)))  # (B, 4h, H, W), computed in parallel
-        h = x.new_zeros(b, hid, width)
-        c = x.new_zeros(b, hid, width)
-        rows = []
-        for i in range(height):  # sequential over rows, parallel over the row's pixels
-            h, c = _lstm_update(gates_x[:, :, i] + self.state_to_state(h), c)
-            rows.append(h)
-        return x + self.out(torch.stack(rows, dim=2))
-
-
-class RowLSTM(AutoregressiveModel):
-    """Row LSTM (PixelRNN §3.1): a 7x7 mask-A convolution, Row LSTM layers with residuals, 1x1 output layers.
-
-    Each layer processes the image one row at a time; the state of row i
-    comes from row i - 1 through a width-3 convolution, so the receptive
-    field grows by one column per row upwards: a triangle, which misses
-    context far to the left and right of the rows above.
-
-    Args:
-        in_channels: must be 1.
-        hidden_channels: LSTM state size h.
-        num_layers: Row LSTM layers.
-        first_kernel_size: odd size of the mask-A input convolution (7).
-
-    Shapes: ``forward``: (B, 1, H, W) -> logits (B, 1, H, W).
-
-    Raises:
-        ValueError: ``in_channels`` other than 1, bad sizes.
-
-    References:
-        van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §3.1 (eq. 3), Figure 2 (centre).
-    """
-
-    def __init__(self, in_channels: int = 1, hidden_channels: int = 32, num_layers: int = 2, first_kernel_size: int = 7):
-        super().__init__()
-        if checks.positive_int("in_channels", in_channels) != 1:
-            raise ValueError(f"in_channels must be 1 for RowLSTM (binary grey images), got {in_channels}")
-        self.in_channels = 1
-        hidden = checks.positive_int("hidden_channels", hidden_channels)
-        checks.nonnegative_int("num_layers", num_layers)
-        self.input_conv = MaskedConv2d(1, hidden, first_kernel_size, "A")
-        self.layers = nn.ModuleList(_RowLSTMLayer(hidden) for _ in range(num_layers))
-        self.head = _output_head(hidden, 1, 1)
-
-    def forward(self, x: Tensor, num_layers: int | None = None) -> Tensor:
-        h = self.input_conv(x)
-        for layer in self.layers[:num_layers]:
-            h = layer(h)
-        return self.head(h)
-
-
-def skew(x: Tensor) -> Tensor:
-    """Shift row i of a (B, C, H, W) map right by i: -> (B, C, H, W + H - 1), zeros elsewhere.
-
-    After skewing, each column holds one anti-diagonal... of the original
-    image read top-right to bottom-left; the pixel left of (i, j) and the
-    pixel above it are both in the previous column (rows i and i - 1), so a
-    column-by-column recurrence with a 2 x 1 kernel follows the diagonals.
-
-    Raises:
-        ValueError: ``x`` not 4-D.
-
-    References:
-        van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §3.2 and Figure 3.
-    """
-    checks.tensor("x", x)
-    if x.ndim != 4:
-        raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
-    b, c, h, w = x.shape
-    flat = F.pad(x, (0, h)).reshape(b, c, h * (w + h))[:, :, : h * (w + h - 1)]
-    return flat.reshape(b, c, h, w + h - 1)
-
-
-def unskew(x: Tensor, width: int) -> Tensor:
-    """Invert :func:`skew`: (B, C, H, W + H - 1) -> (B, C, H, W).
-
-    Raises:
-        ValueError: a shape that is not the skew of a width-``width`` map.
-    """
-    checks.tensor("x", x)
-    width = checks.positive_int("width", width)
-    if x.ndim != 4 or x.shape[3] != width + x.shape[2] - 1:
-        raise ValueError(f"x must have shape (B, C, H, width + H - 1) with width={width}, got {tuple(x.shape)}")
-    b, c, h, _ = x.shape
-    flat = F.pad(x.reshape(b, c, h * (width + h - 1)), (0, h))
-    return flat.reshape(b, c, h, width + h)[:, :, :, :width]
-
-
-class _DiagonalLSTM(nn.Module):
-    """One direction: left to right along the diagonals of a skewed map.
-
-    State-to-state is a 2 x 1 convolution over the previous skewed column
-    (original pixels: the one to the left, rows i, and the one above, row i - 1).
-    """
-
-    def __init__(self, hidden: int):
-        super().__init__()
-        self.state_to_state = nn.Conv1d(hidden, 4 * hidden, 2, bias=False)
-
-    def forward(self, gates_x: Tensor) -> Tensor:
-        """(B, 4h, H, W) input-to-state pre-activations -> (B, h, H, W) hidden states."""
-        b, four_h, height, width = gates_x.shape
-        g = skew(gates_x)
-        h = g.new_zeros(b, four_h // 4, height)
-        c = torch.zeros_like(h)
-        cols = []
-        for j in range(g.shape[3]):
-            h, c = _lstm_update(g[:, :, :, j] + self.state_to_state(F.pad(h, (1, 0))), c)
-            cols.append(h)
-        return unskew(torch.stack(cols, dim=3), width)
-
-
-class _DiagonalBiLSTMLayer(nn.Module):
-    """Two diagonal LSTMs: left-to-right, and right-to-left (on the mirrored map), the latter shifted down a row."""
-
-    def __init__(self, hidden: int, raw_channels: int = 0):
-        super().__init__()
-        self.input_to_state = nn.Conv2d(hidden, 8 * hidden, 1)  # 1x1: mask B for grey images
-        # The right-to-left direction is shifted down a row, so it may also read the raw
-        # pixels of its own row (all in the past after the shift); without this, x(i-1, j')
-        # for j' > j + k//2 would reach pixel (i, j) through no path.
-        self.raw_to_state = nn.Conv2d(raw_channels, 4 * hidden, 1, bias=False) if raw_channels else None
-        self.left = _DiagonalLSTM(hidden)
-        self.right = _DiagonalLSTM(hidden)
-        self.out = nn.Conv2d(hidden, hidden, 1)
-
-    def forward(self, x: Tensor, raw: Tensor | None = None) -> Tensor:
-        gl, gr = self.input_to_state(x).chunk(2, dim=1)
-        if self.raw_to_state is not None:
-            gr = gr + self.raw_to_state(raw)
-        h_left = self.left(gl)
-        # The right-to-left state at (i, j) has seen (i, j+1..W): future pixels of row i.
-        # Shifted down one row, pixel (i, j) receives the state of (i-1, j) instead: all past.
-        h_right = _down_shift(self.right(gr.flip(3)).flip(3))
-        return x + self.out(h_left + h_right)
-
-
-class DiagonalBiLSTM(AutoregressiveModel):
-    """Diagonal BiLSTM (PixelRNN §3.2): mask-A 7x7 convolution, bidirectional diagonal LSTM layers, 1x1 outputs.
-
-    Receptive field: every pixel above and to the left of the current one in
-    raster order (the whole context), at the cost of W + H - 1 sequential
-    steps per direction and layer.
-
-    Args:
-        in_channels: must be 1.
-        hidden_channels: LSTM state size h.
-        num_layers: Diagonal BiLSTM layers.
-        first_kernel_size: odd size of the mask-A input convolution (7).
-
-    Shapes: ``forward``: (B, 1, H, W) -> logits (B, 1, H, W).
-
-    Raises:
-        ValueError: ``in_channels`` other than 1, bad sizes.
-
-    References:
-        van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §3.2, Figure 3.
-    """
-
-    def __init__(self, in_channels: int = 1, hidden_channels: int = 32, num_layers: int = 2, first_kernel_size: int = 7):
-        super().__init__()
-        if checks.positive_int("in_channels", in_channels) != 1:
-            raise ValueError(f"in_channels must be 1 for DiagonalBiLSTM (binary grey images), got {in_channels}")
-        self.in_channels = 1
-        hidden = checks.positive_int("hidden_channels", hidden_channels)
-        checks.nonnegative_int("num_layers", num_layers)
-        self.input_conv = MaskedConv2d(1, hidden, first_kernel_size, "A")
-        self.layers = nn.ModuleList(_DiagonalBiLSTMLayer(hidden, raw_channels=1 if i == 0 else 0) for i in range(num_layers))
-        self.head = _output_head(hidden, 1, 1)
-
-    def forward(self, x: Tensor, num_layers: int | None = None) -> Tensor:
-        h = self.input_conv(x)
-        for i, layer in enumerate(self.layers[:num_layers]):
-            h = layer(h, raw=x if i == 0 else None)
-        return self.head(h)
-
-
-# ----------------------------------------------------------------------------
 # Receptive fields, by gradient
 # ----------------------------------------------------------------------------
 def _image_shape(image_shape, in_channels: int) -> tuple[int, int, int]:
@@ -785,194 +537,3 @@ def receptive_field(model: nn.Module, pixel: tuple[int, int], image_shape, **kwa
         Conditional PixelCNN (van den Oord et al. 2016), §2.2, Figure 1.
     """
     return input_gradient(model, pixel, image_shape, **kwargs).sum(0) > 0
-
-
-# ----------------------------------------------------------------------------
-# Data and evaluation
-# ----------------------------------------------------------------------------
-def _pixels(images, name: str) -> Tensor:
-    t = torch.as_tensor(images)
-    if t.ndim == 3:
-        t = t[:, None]
-    if t.ndim != 4:
-        raise ValueError(f"{name} must have shape (N, H, W) or (N, C, H, W), got {tuple(t.shape)}")
-    return t
-
-
-def binarize_fixed(images, seed: int = 0) -> Tensor:
-    """One fixed stochastic binarization (each pixel Bernoulli(intensity/255)), for a test set.
-
-    Args:
-        images: (N, H, W) or (N, C, H, W) uint8 pixels 0..255.
-        seed: seed of the draw; the same seed gives the same binary test set.
-
-    Returns:
-        float32 (N, C, H, W) of 0s and 1s.
-
-    Raises:
-        ValueError: a wrong shape, or pixels outside 0..255 (from ``data.binarize``).
-
-    References:
-        Salakhutdinov & Murray 2008, §5 (stochastic binarization of MNIST).
-    """
-    from course_lib import data
-
-    seed = checks.nonnegative_int("seed", seed)
-    return data.binarize(_pixels(images, "images"), stochastic=True, generator=torch.Generator().manual_seed(seed))
-
-
-@torch.no_grad()
-def evaluate_nll(model: AutoregressiveModel, x: Tensor, y: Tensor | None = None, batch_size: int = 500) -> float:
-    """Mean test NLL in nats per image of binary images x (N, C, H, W) under ``model``.
-
-    Raises:
-        ValueError: non-binary or wrongly shaped ``x`` (from ``log_prob``).
-    """
-    batch_size = checks.positive_int("batch_size", batch_size)
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    total = 0.0
-    try:
-        for s in range(0, x.shape[0], batch_size):
-            yb = None if y is None else y[s : s + batch_size].to(device)
-            total -= float(model.log_prob(x[s : s + batch_size].to(device), y=yb).sum())
-    finally:
-        model.train(was_training)
-    return total / x.shape[0]
-
-
-# ----------------------------------------------------------------------------
-# Training
-# ----------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Maximum-likelihood training of an autoregressive model on stochastically binarized images.
-
-    Raises:
-        ValueError: from ``__post_init__`` for any field outside its range (the message names it).
-    """
-
-    epochs: int = 10
-    """Passes over the training set."""
-    batch_size: int = 64
-    """Images per gradient step."""
-    lr: float = 1e-3
-    """Adam learning rate."""
-    seed: int = 0
-    """Seed of the shuffling and of the per-epoch binarization draws."""
-    clip_grad_norm: float | None = None
-    """Clip the global gradient norm to this (None: no clipping)."""
-    max_seconds: float | None = None
-    """Training time budget in seconds (None: none)."""
-    checkpoint_path: str | None = None
-    """Checkpoint written after every epoch (None: no file)."""
-    resume: bool = True
-    """Continue from ``checkpoint_path`` when it exists."""
-    progress: bool = True
-    """Show the tqdm bar."""
-
-    def __post_init__(self):
-        checks.positive_int("epochs", self.epochs)
-        checks.positive_int("batch_size", self.batch_size)
-        checks.positive_float("lr", self.lr)
-        checks.nonnegative_int("seed", self.seed)
-        if self.clip_grad_norm is not None:
-            checks.positive_float("clip_grad_norm", self.clip_grad_norm)
-        if self.max_seconds is not None:
-            checks.positive_float("max_seconds", self.max_seconds)
-
-
-def _epoch_draw(images: Tensor, seed: int, epoch: int) -> tuple[Tensor, Tensor]:
-    """The permutation and the fresh binarization of one epoch, a pure function of (seed, epoch)."""
-    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    perm = torch.randperm(images.shape[0], generator=gen)
-    u = torch.rand(images.shape, generator=gen)
-    return perm, (u < images.float() / 255.0).float()
-
-
-def train(
-    model: AutoregressiveModel,
-    images,
-    config: TrainConfig = TrainConfig(),
-    labels: Tensor | None = None,
-    test_data: Tensor | None = None,
-    test_labels: Tensor | None = None,
-) -> tuple[AutoregressiveModel, dict]:
-    """Fit ``model`` by maximum likelihood (minimise the mean NLL in nats per image).
-
-    Each epoch binarizes the training images afresh (each pixel
-    Bernoulli(intensity/255)) and reshuffles them; both draws are a pure
-    function of ``(config.seed, epoch)``, so a resumed run sees the same
-    batches. The loop goes through :class:`course_lib.training.TrainingRun`.
-
-    Args:
-        model: an :class:`AutoregressiveModel` on its device.
-        images: (N, H, W) or (N, C, H, W) uint8 pixels 0..255.
-        config: a :class:`TrainConfig`.
-        labels: (N,) integer labels, required for a class-conditional model.
-        test_data: optional fixed binary test set (M, C, H, W) (see
-            :func:`binarize_fixed`), evaluated after every epoch.
-        test_labels: (M,) labels for a class-conditional model.
-
-    Returns:
-        ``(model, history)``; history lists, one entry per epoch: ``epoch``,
-        ``step``, ``seconds`` (cumulative training time), ``train_nll``
-        (nats/image, mean over the epoch's batches), ``test_nll``
-        (nats/image, NaN without test data); and ``stop_reason``.
-
-    Raises:
-        ValueError: wrongly shaped images or labels.
-        course_lib.training.TrainingDiverged: a non-finite loss, gradient or parameter.
-
-    References:
-        van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §4 (training by NLL, RMSProp/Adam).
-    """
-    if not isinstance(config, TrainConfig):
-        raise checks.ArgumentTypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    imgs = _pixels(images, "images")
-    if imgs.is_floating_point() or imgs.shape[1] != model.in_channels:
-        raise ValueError(f"images must be integer pixels of shape (N, {model.in_channels}, H, W), got {imgs.dtype} {tuple(imgs.shape)}")
-    if model.num_classes is not None:
-        if labels is None or torch.as_tensor(labels).shape != (imgs.shape[0],):
-            raise ValueError(f"labels must be an (N,) = ({imgs.shape[0]},) integer tensor for a class-conditional model")
-        labels = torch.as_tensor(labels).long()
-    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
-    n, bs = imgs.shape[0], config.batch_size
-    steps_per_epoch = math.ceil(n / bs)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    run = TrainingRun(
-        config, model=model, optimizer=optimizer, history_keys=("epoch", "step", "seconds", "train_nll", "test_nll"),
-        checkpoint_path=config.checkpoint_path, resume=config.resume, max_seconds=config.max_seconds,
-        total=config.epochs * steps_per_epoch, desc=type(model).__name__, progress=config.progress,
-    )
-    state = run.restore(default={"epoch": 0, "position": 0, "nll_sum": 0.0, "count": 0})
-    model.train()
-    with run:
-        while state["epoch"] < config.epochs and run.stop_reason is None:
-            perm, binary = _epoch_draw(imgs, config.seed, state["epoch"])
-            while state["position"] < steps_per_epoch:
-                idx = perm[state["position"] * bs : (state["position"] + 1) * bs]
-                x = binary[idx].to(device=device, dtype=dtype)
-                y = None if labels is None else labels[idx].to(device)
-                loss = bernoulli_nll(model(x) if y is None else model(x, y=y), x).mean()
-                value = run.optimize(loss, inputs=x, clip_grad_norm=config.clip_grad_norm)
-                state = {**state, "position": state["position"] + 1,
-                         "nll_sum": state["nll_sum"] + value * len(idx), "count": state["count"] + len(idx)}
-                if run.end_step(state, nll=value):
-                    break
-            test_nll = float("nan") if test_data is None else evaluate_nll(model, test_data, test_labels)
-            model.train()
-            run.log(epoch=state["epoch"] + 1, step=run.step, seconds=run.seconds,
-                    train_nll=state["nll_sum"] / max(state["count"], 1), test_nll=test_nll)
-            if state["position"] >= steps_per_epoch:
-                state = {"epoch": state["epoch"] + 1, "position": 0, "nll_sum": 0.0, "count": 0}
-            run.save(state)
-    return model, run.finish()
-
-
-def timed(fn, *args, **kwargs) -> tuple[object, float]:
-    """``(fn(*args, **kwargs), seconds)`` measured with ``time.perf_counter``."""
-    tic = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - tic
