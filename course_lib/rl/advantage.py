@@ -234,8 +234,9 @@ def optimal_baseline(grad_log_probs, returns) -> torch.Tensor:
         ValueError: for shapes other than ``(N, D)`` and ``(N,)``, or ``N = 0``.
 
     References:
-        Greensmith, Bartlett & Baxter (2004), Theorem 13 (optimal constant
-        baseline); Peters & Schaal (2008), eq. 11 (the per-parameter form); CS182
+        Greensmith, Bartlett & Baxter (2004) (optimal baselines, the
+        returns weighted by the squared score); Peters & Schaal (2008), "Reinforcement
+        learning of motor skills with policy gradients" (the per-parameter form); CS182
         notes section 7.3.4.2 ("the average reward is not the best baseline").
     """
     if isinstance(grad_log_probs, (str, bytes)) or grad_log_probs is None:

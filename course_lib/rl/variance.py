@@ -194,7 +194,8 @@ def optimal_constant_baseline(traj: ExactTrajectories, per_parameter: bool = Fal
         ``()`` or ``(D,)`` float64.
 
     References:
-        Greensmith, Bartlett & Baxter (2004), Theorem 13; CS182 notes section 7.3.4.2.
+        Greensmith, Bartlett & Baxter (2004) (optimal constant baseline);
+        CS182 notes section 7.3.4.2.
     """
     disc = traj.gamma ** torch.arange(traj.scores.shape[1], dtype=torch.float64)
     u = (traj.scores * disc[None, :, None]).sum(1)  # (K, D)
@@ -218,7 +219,7 @@ def optimal_state_baseline(traj: ExactTrajectories, num_states: int) -> torch.Te
         ``(H, S)`` float64. Use ``b[t, states]`` as the ``(K, H)`` baseline.
 
     References:
-        Greensmith, Bartlett & Baxter (2004), Theorem 8 (the optimal state-dependent
+        Greensmith, Bartlett & Baxter (2004) (the optimal state-dependent
         baseline, ``E[||score||^2 G | s] / E[||score||^2 | s]``, for one step).
     """
     checks.positive_int("num_states", num_states)
