@@ -41,7 +41,9 @@ References:
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -60,6 +62,7 @@ __all__ = [
     "gaussian_kl",
     "reparameterize",
     "log_mean_exp",
+    "single_sample_elbo",
     "reparameterization_gradient",
     "score_function_gradient",
     "active_units",
@@ -67,9 +70,12 @@ __all__ = [
     "VAE",
     "binarize_dynamic",
     "binarize_fixed",
+    "TEST_BINARIZATION_SEED",
     "VAEConfig",
     "train_vae",
     "evaluate_bounds",
+    "save_pretrained",
+    "load_pretrained",
 ]
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -231,6 +237,35 @@ def log_mean_exp(log_w: Tensor, dim: int = 0) -> Tensor:
     return torch.logsumexp(log_w, dim=dim) - math.log(k)
 
 
+def single_sample_elbo(x: Tensor, mu: Tensor, logvar: Tensor, eps: Tensor, decode: Callable[[Tensor], Tensor]) -> Tensor:
+    """The one-sample ELBO estimate ``log p(x | z) - KL(q || p(z))`` with ``z = mu + sigma * eps``.
+
+    The reconstruction term is estimated with the one reparameterized sample,
+    the KL term is exact (:func:`gaussian_kl`): the estimator of Kingma &
+    Welling's eq. 10 with L = 1.
+
+    Args:
+        x: (B, D) binary data.
+        mu, logvar: (B, Z) parameters of ``q(z | x)``.
+        eps: (B, Z) standard normal noise.
+        decode: maps (B, Z) latents to (B, D) Bernoulli logits.
+
+    Returns:
+        (B,), nats.
+
+    Raises:
+        ValueError: bad shapes or non-finite ``mu`` / ``logvar`` (named).
+
+    References: Kingma & Welling 2014, eq. 10.
+    """
+    mu, logvar = _check_mu_logvar(mu, logvar)
+    eps = checks.float_batch("eps", eps)
+    if eps.shape != mu.shape:
+        raise ValueError(f"eps must have the shape of mu {tuple(mu.shape)}, got {tuple(eps.shape)}")
+    z = mu + torch.exp(0.5 * logvar) * eps
+    return bernoulli_log_prob(decode(z), x) - gaussian_kl(mu, logvar)
+
+
 def reparameterization_gradient(
     f: Callable[[Tensor], Tensor], mu: Tensor, logvar: Tensor, n: int, generator: torch.Generator | None = None
 ) -> tuple[Tensor, Tensor]:
@@ -366,8 +401,9 @@ class LinearGaussian(nn.Module):
             raise ValueError(f"latent_dim must be <= data_dim ({data_dim}), got {latent_dim}")
         U, _ = torch.linalg.qr(torch.randn(data_dim, latent_dim, generator=generator, dtype=torch.float64))
         scales = 1.0 + torch.rand(latent_dim, generator=generator, dtype=torch.float64)
-        self.W = nn.Parameter(U * scales)
-        self.b = nn.Parameter(torch.randn(data_dim, generator=generator, dtype=torch.float64))
+        # buffers, not parameters: the check model is fixed, never trained
+        self.register_buffer("W", U * scales)
+        self.register_buffer("b", torch.randn(data_dim, generator=generator, dtype=torch.float64))
 
     def _x(self, x) -> Tensor:
         x = checks.float_batch("x", x, self.data_dim, dtype=torch.float64)
@@ -582,7 +618,13 @@ def binarize_dynamic(images: Tensor, generator: torch.Generator | None = None) -
     return data.binarize(images, stochastic=True, generator=generator)
 
 
-def binarize_fixed(images: Tensor, seed: int = 0) -> Tensor:
+#: Seed of the one fixed binarization of the test digits. Chapter 2 draws its
+#: test digits with the same seed and the same ``data.binarize`` call, so the
+#: two chapters' negative log-likelihoods are on the very same binary images.
+TEST_BINARIZATION_SEED = 1
+
+
+def binarize_fixed(images: Tensor, seed: int = TEST_BINARIZATION_SEED) -> Tensor:
     """One fixed stochastic binarization (for test and validation digits): the same draw for a seed.
 
     Errors as :func:`binarize_dynamic`; ``seed`` must be a non-negative int.
@@ -775,3 +817,51 @@ def train_vae(
     history = run.finish()
     history["best_epoch"] = state["best_epoch"]
     return model, history
+
+
+# ----------------------------------------------------------------------------
+# Shipped checkpoints (small: float16, loaded with weights_only=True, SHA-256 checked)
+# ----------------------------------------------------------------------------
+def save_pretrained(model: VAE, path: str | os.PathLike, **metadata) -> str:
+    """Save ``model`` for shipping: float16 weights, its constructor arguments and ``metadata``.
+
+    Args:
+        model: a :class:`VAE`.
+        path: the file to write.
+        metadata: plain numbers and strings to keep beside the weights (measured NLLs, epochs, seed).
+
+    Returns:
+        the file's SHA-256 (hex), to pin in the code that loads it.
+    """
+    arch = {"data_dim": model.data_dim, "latent_dim": model.latent_dim, "hidden_dims": list(model.hidden_dims)}
+    state = {k: v.detach().cpu().to(torch.float16) for k, v in model.state_dict().items()}
+    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+    torch.save({"arch": arch, "state_dict": state, "metadata": dict(metadata)}, path)
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def load_pretrained(path: str | os.PathLike, sha256: str | None = None) -> tuple[VAE, dict]:
+    """Load a file written by :func:`save_pretrained` (``weights_only=True``), checking its SHA-256.
+
+    Args:
+        path: the checkpoint file.
+        sha256: the expected SHA-256 (hex); None skips the check.
+
+    Returns:
+        ``(model, metadata)``: a float32 :class:`VAE` in eval mode, and the saved metadata dict.
+
+    Raises:
+        ValueError: the file is missing or its SHA-256 differs from ``sha256`` (the message names ``path``).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"path {path!r} does not exist: run scripts/make_vae_checkpoint.py to make it")
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    if sha256 is not None and digest != sha256:
+        raise ValueError(f"path {path!r} has SHA-256 {digest}, expected {sha256}: the file is corrupt or another version")
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    model = VAE(**saved["arch"])
+    model.load_state_dict({k: v.to(torch.float32) for k, v in saved["state_dict"].items()})
+    return model.eval(), saved["metadata"]
