@@ -555,8 +555,17 @@ class NICE(FlowModel):
         super().__init__(dim, layers, prior)
 
     @torch.no_grad()
-    def init_from_data(self, x: Tensor) -> None:
-        """Initialise the scaling layer from a (B, D) batch of data (see :meth:`Scaling.init_from_data`).
+    def init_from_data(self, x: Tensor, center: bool = True) -> None:
+        """Data-dependent initialisation from a (B, D) batch: centre the couplings' output, then scale it.
+
+        With ``center``, each coordinate's mean is subtracted by the bias of the last
+        coupling that shifts it, so ``h = couplings(x)`` starts centred like the prior;
+        then :meth:`Scaling.init_from_data` gives ``exp(s) * h`` the prior's spread.
+        Without the centring, MNIST's near-constant background sits several prior
+        standard deviations off centre after scaling, which cost about 20 nats of test
+        log-likelihood after 20 epochs (``benchmarks/nice_mnist.py``, 3 seeds); it is
+        what centring the data, as the fmu2/NICE re-implementation does, also fixes.
+        A coordinate no coupling shifts (``num_coupling=1``) is left as it is.
 
         Raises:
             ValueError: if ``x`` is not (B, D), has fewer than 2 rows, or holds NaN or inf.
@@ -565,9 +574,23 @@ class NICE(FlowModel):
         if x.shape[0] < 2:
             raise ValueError(f"x must have at least 2 rows to measure a spread, got {x.shape[0]}")
         checks.finite("x", x)
+        if not isinstance(center, bool):
+            raise checks.ArgumentTypeError(f"center must be a bool, got {center!r}")
+        couplings = self.layers[:-1]
+        last = {}  # coordinate -> index of the last coupling that shifts it
+        for k, layer in enumerate(couplings):
+            for d in (~layer.mask).nonzero().flatten().tolist():
+                last[d] = k
         h = x
-        for layer in self.layers[:-1]:
-            h, _ = layer(h)
+        for k, layer in enumerate(couplings):
+            h_in = h
+            h, _ = layer(h_in)
+            owned = torch.tensor([d for d, j in last.items() if j == k], dtype=torch.long, device=h.device)
+            if center and owned.numel():
+                transformed = (~layer.mask).nonzero().flatten()  # the order of shift_net's outputs
+                position = torch.searchsorted(transformed, owned)
+                layer.shift_net[-1].bias[position] -= h[:, owned].mean(dim=0)
+                h, _ = layer(h_in)  # recompute with the new bias
         self.layers[-1].init_from_data(h, prior_std=PRIOR_STD[self.prior])
 
 

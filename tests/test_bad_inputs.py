@@ -93,6 +93,7 @@ FLOWS = {
     "init_from_data 0 rows": (lambda: _nice().init_from_data(_x(0)), ValueError, "x"),
     "init_from_data NaN": (lambda: _nice().init_from_data(_nan_rows()), ValueError, "x"),
     "init_from_data inf": (lambda: _nice().init_from_data(_x() / 0.0), ValueError, "x"),
+    "init_from_data center str": (lambda: _nice().init_from_data(_x(), center="yes"), TypeError, "center"),
     "Scaling init 1 row": (lambda: flows.Scaling(6).init_from_data(_x(1)), ValueError, "h"),
     "Scaling init NaN": (lambda: flows.Scaling(6).init_from_data(_nan_rows()), ValueError, "h"),
     "Scaling init prior_std": (lambda: flows.Scaling(6).init_from_data(_x(), prior_std=0.0), ValueError, "prior_std"),

@@ -278,3 +278,20 @@ def test_a_mask_changed_in_place_is_seen():
     assert flows.additive_coupling_forward(x, mask, net)[0].tolist() == [[0, 1, 0, 1]]
     mask[:] = torch.tensor([True, True, False, False])
     assert flows.additive_coupling_forward(x, mask, net)[0].tolist() == [[0, 0, 1, 1]]
+
+
+@pytest.mark.parametrize("num_coupling", [2, 3, 4])
+def test_init_from_data_centres_every_shifted_coordinate(num_coupling):
+    torch.manual_seed(0)
+    x = torch.randn(2000, 6) * torch.arange(1.0, 7.0) + 3 * torch.arange(6.0) + 1
+    model = _perturb(flows.NICE(6, num_coupling, 8, 1), std=0.1)
+    before, _ = model(x)
+    model.init_from_data(x)
+    z, _ = model(x)
+    assert torch.allclose(z.mean(0), torch.zeros(6), atol=1e-4)
+    assert torch.allclose(z.std(0), torch.full((6,), math.pi / math.sqrt(3)), rtol=1e-4)
+    assert before.mean(0).abs().max() > 1  # the centring did something
+    off = flows.NICE(6, num_coupling, 8, 1)
+    off.load_state_dict(_perturb(flows.NICE(6, num_coupling, 8, 1), std=0.1).state_dict())
+    off.init_from_data(x, center=False)
+    assert off(x)[0].mean(0).abs().max() > 1
