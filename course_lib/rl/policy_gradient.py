@@ -13,12 +13,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.distributions import Categorical
+from torch.distributions import Categorical, Independent, Normal
 
 from course_lib import checks
 from course_lib.nets import mlp
 
-__all__ = ["CategoricalPolicy", "ValueNetwork", "reward_to_go", "reinforce_loss"]
+__all__ = ["CategoricalPolicy", "GaussianPolicy", "gaussian_score", "ValueNetwork", "reward_to_go", "reinforce_loss"]
 
 
 class CategoricalPolicy(nn.Module):
@@ -124,6 +124,82 @@ class CategoricalPolicy(nn.Module):
         probs = torch.softmax(self._scaled_logits(obs, temperature), dim=-1)
         flat = probs.reshape(-1, self.num_actions)
         return torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
+
+
+class GaussianPolicy(nn.Module):
+    """A Gaussian policy for continuous actions: ``a ~ N(mu_theta(s), diag(exp(log_std))^2)``.
+
+    The mean is an MLP of the observation; ``log_std`` is a learnt vector that
+    does not depend on the state (the common choice in policy-gradient code).
+    Holds parameters only.
+
+    Args:
+        obs_dim: length of a flat observation.
+        action_dim: number of action components ``A_d``.
+        hidden_sizes: widths of the mean network's hidden layers.
+        init_log_std: initial value of every entry of ``log_std``.
+
+    Shapes:
+        ``obs``: ``(B, obs_dim)`` or ``(obs_dim,)``; the distribution has batch shape
+        ``(B,)`` or ``()`` and event shape ``(A_d,)``, so ``log_prob`` sums over action
+        components and returns ``(B,)`` or ``()`` (nats).
+
+    Raises:
+        ValueError: non-positive sizes, a non-finite ``init_log_std``; an observation of the wrong shape.
+
+    References:
+        Williams 1992, §6 (Gaussian units); Sutton & Barto (2018), §13.7, eq. 13.19.
+    """
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int] = (32,), init_log_std: float = 0.0):
+        super().__init__()
+        self.obs_dim = checks.positive_int("obs_dim", obs_dim)
+        self.action_dim = checks.positive_int("action_dim", action_dim)
+        hidden_sizes = checks.int_sizes("hidden_sizes", hidden_sizes)
+        if isinstance(init_log_std, bool) or not isinstance(init_log_std, (int, float)) or not np.isfinite(init_log_std):
+            raise ValueError(f"init_log_std must be a finite number, got {init_log_std!r}")
+        self.mean_net = mlp((self.obs_dim, *hidden_sizes, self.action_dim), nn.Tanh)
+        self.log_std = nn.Parameter(torch.full((self.action_dim,), float(init_log_std)))
+
+    def forward(self, obs) -> Independent:
+        """``Independent(Normal(mu_theta(obs), exp(log_std)), 1)``."""
+        param = self.log_std
+        obs = torch.as_tensor(obs, dtype=param.dtype, device=param.device)
+        if obs.ndim not in (1, 2) or obs.shape[-1] != self.obs_dim:
+            raise ValueError(f"obs must have shape (B, {self.obs_dim}) or ({self.obs_dim},), got {tuple(obs.shape)}")
+        mean = self.mean_net(obs)
+        return Independent(Normal(mean, self.log_std.exp().expand_as(mean), validate_args=False), 1)
+
+
+def gaussian_score(actions: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The score of ``log N(a; mu, sigma^2)`` with ``sigma = exp(log_std)``, per component.
+
+    ``d/d mu = (a - mu) / sigma^2`` and ``d/d log_std = (a - mu)^2 / sigma^2 - 1``.
+
+    Args:
+        actions, mean: float tensors of one shape, e.g. ``(B, A_d)``.
+        log_std: float tensor broadcastable to that shape.
+
+    Returns:
+        ``(d_mean, d_log_std)``, both of the broadcast shape.
+
+    Raises:
+        ValueError: non-float tensors or shapes that do not broadcast.
+        ArgumentTypeError: arguments that are not tensors.
+
+    References:
+        Williams 1992, §6; Sutton & Barto (2018), Exercise 13.4.
+    """
+    for name, value in (("actions", actions), ("mean", mean), ("log_std", log_std)):
+        checks.tensor(name, value)
+        if not value.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    try:
+        diff = actions - mean
+        inv_var = torch.exp(-2 * log_std)
+        return diff * inv_var, diff**2 * inv_var - 1
+    except RuntimeError as err:
+        raise ValueError(f"actions {tuple(actions.shape)}, mean {tuple(mean.shape)} and log_std {tuple(log_std.shape)} do not broadcast") from err
 
 
 class ValueNetwork(nn.Module):
