@@ -63,6 +63,7 @@ __all__ = [
     "reparameterize",
     "log_mean_exp",
     "single_sample_elbo",
+    "iwae_asymptotic_gap",
     "reparameterization_gradient",
     "score_function_gradient",
     "active_units",
@@ -264,6 +265,29 @@ def single_sample_elbo(x: Tensor, mu: Tensor, logvar: Tensor, eps: Tensor, decod
         raise ValueError(f"eps must have the shape of mu {tuple(mu.shape)}, got {tuple(eps.shape)}")
     z = mu + torch.exp(0.5 * logvar) * eps
     return bernoulli_log_prob(decode(z), x) - gaussian_kl(mu, logvar)
+
+
+def iwae_asymptotic_gap(log_weight_variance: float, k: int) -> float:
+    """Large-k gap ``log p(x) - IWAE_k`` when the log-weights are Gaussian with this variance: nats.
+
+    For ``log w ~ N(mu_w, s2)``, ``Var[w] / E[w]^2 = exp(s2) - 1``, and the
+    delta method gives ``log p(x) - IWAE_k ~ (exp(s2) - 1) / (2k)`` for large k:
+    the gap falls as 1/k, with a constant that grows quickly with the spread
+    of the log-weights.
+
+    Args:
+        log_weight_variance: ``s2 >= 0``.
+        k: number of samples, >= 1.
+
+    Raises:
+        ValueError: a negative or non-finite variance, or k < 1 (named).
+
+    References: Burda et al. 2016, §3 and Theorem 1 (monotonicity);
+    Maddison et al. 2017, "Filtering Variational Objectives", Proposition 1 (the 1/k rate).
+    """
+    s2 = checks.nonnegative_float("log_weight_variance", log_weight_variance)
+    k = checks.positive_int("k", k)
+    return math.expm1(s2) / (2 * k)
 
 
 def reparameterization_gradient(

@@ -77,6 +77,15 @@ def test_log_mean_exp_stable_and_shift_equivariant(k, shift):
     assert (vae.log_mean_exp(w) <= w.max(0).values + 1e-12).all()  # a mean never exceeds the max
 
 
+def test_iwae_asymptotic_gap_matches_simulation():
+    s2, k = 0.5, 200
+    lw = math.sqrt(s2) * torch.randn(20_000, k, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    gap = s2 / 2 - vae.log_mean_exp(lw, dim=1)   # log p(x) = s2 / 2 for mu_w = 0
+    se = gap.std().item() / math.sqrt(len(gap))
+    assert abs(gap.mean().item() - vae.iwae_asymptotic_gap(s2, k)) < 4 * se + 0.05 * vae.iwae_asymptotic_gap(s2, k)
+    assert vae.iwae_asymptotic_gap(s2, 2 * k) == pytest.approx(vae.iwae_asymptotic_gap(s2, k) / 2)
+
+
 def test_log_mean_exp_of_one_sample_is_identity():
     w = torch.randn(1, 4)
     assert torch.equal(vae.log_mean_exp(w), w[0])
@@ -88,6 +97,35 @@ def test_bernoulli_log_prob_matches_torch():
     expected = torch.distributions.Bernoulli(logits=logits).log_prob(x).sum(-1)
     assert torch.allclose(vae.bernoulli_log_prob(logits, x), expected)
     assert (vae.bernoulli_log_prob(logits, x) <= 0).all()
+
+
+def test_single_sample_elbo_matches_the_model_and_is_unbiased(small_vae):
+    x = _binary(6, 20, seed=4)
+    g = torch.Generator().manual_seed(0)
+    mu, logvar = small_vae.encode(x)
+    eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(1))
+    z = mu + torch.exp(0.5 * logvar) * eps
+    expected = vae.bernoulli_log_prob(small_vae.decode(z), x) - vae.gaussian_kl(mu, logvar)
+    assert torch.allclose(vae.single_sample_elbo(x, mu, logvar, eps, small_vae.decode), expected)
+    with torch.no_grad():  # averaged over eps it is the model's ELBO (same expectation)
+        many = torch.stack([vae.single_sample_elbo(x, mu, logvar, torch.randn(mu.shape, generator=g), small_vae.decode)
+                            for _ in range(2000)])
+        ref = torch.stack([small_vae.elbo(x, generator=g) for _ in range(2000)])
+    se = torch.sqrt(many.var(0) / 2000 + ref.var(0) / 2000)
+    assert ((many.mean(0) - ref.mean(0)).abs() < 4 * se).all()
+
+
+def test_save_and_load_pretrained_round_trip(tmp_path, small_vae):
+    path = tmp_path / "m.pt"
+    sha = vae.save_pretrained(small_vae, path, test_log_px_nats=-1.5)
+    model, meta = vae.load_pretrained(path, sha)
+    assert meta == {"test_log_px_nats": -1.5} and model.latent_dim == 3 and not model.training
+    for a, b in zip(small_vae.state_dict().values(), model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-2) and b.dtype == torch.float32   # float16 on disk
+    with pytest.raises(ValueError, match="path"):
+        vae.load_pretrained(path, "0" * 64)
+    with pytest.raises(ValueError, match="path"):
+        vae.load_pretrained(tmp_path / "missing.pt")
 
 
 # ----------------------------------------------------------------------------
@@ -327,6 +365,10 @@ BAD = [
     ("reparameterize 3-D mu", lambda m: vae.reparameterize(torch.zeros(1, 2, 3), _Z), "mu"),
     ("log_mean_exp empty", lambda m: vae.log_mean_exp(torch.zeros(0, 3)), "log_w"),
     ("log_mean_exp numpy", lambda m: vae.log_mean_exp(_Z.numpy()), "log_w"),
+    ("iwae_asymptotic_gap negative", lambda m: vae.iwae_asymptotic_gap(-1.0, 5), "log_weight_variance"),
+    ("iwae_asymptotic_gap k=0", lambda m: vae.iwae_asymptotic_gap(1.0, 0), "k"),
+    ("single_sample_elbo eps shape", lambda m: vae.single_sample_elbo(_X, _Z, _Z, torch.zeros(2, 4), m.decode), "eps"),
+    ("single_sample_elbo nan logvar", lambda m: vae.single_sample_elbo(_X, _Z, _NAN, _Z, m.decode), "logvar"),
     ("reparameterization_gradient n=0", lambda m: vae.reparameterization_gradient(lambda z: z.sum(-1), _Z, _Z, 0), "n"),
     ("score_function_gradient nan", lambda m: vae.score_function_gradient(lambda z: z.sum(-1), _Z, _NAN, 5), "logvar"),
     ("active_units one row", lambda m: vae.active_units(torch.zeros(1, 3)), "mu"),
