@@ -100,6 +100,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--adam-eps", type=float, default=flows.TrainConfig.adam_eps)
+    ap.add_argument("--no-init-center", action="store_true",
+                    help="NICE.init_from_data(center=False): scale only, do not centre (the earlier initialisation)")
     ap.add_argument("--center", action="store_true",
                     help="subtract the training mean from the dequantized pixels (as fmu2/NICE does; Jacobian 1)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -127,14 +129,15 @@ def main() -> None:
     transform = lambda batch, generator: data.dequantize(batch, generator) - mean  # noqa: E731
     test_x = test_x - mean
     print(f"profile={profile} device={device} train={len(train_x)} test={len(test_x)} source={args.source} "
-          f"adam_eps={args.adam_eps:g} center={args.center}")
+          f"adam_eps={args.adam_eps:g} center={args.center} init_center={not args.no_init_center}")
 
     lls, per_epoch, epochs = [], [], []
     tic = time.perf_counter()
     for seed in args.seeds:
         course_lib.seed_everything(seed)
         model = flows.NICE(784, 4, size["hidden"], size["num_hidden"]).to(device)
-        model.init_from_data((data.dequantize(train_x[:1000], torch.Generator().manual_seed(7)) - mean).to(device))
+        init_batch = data.dequantize(train_x[:1000], torch.Generator().manual_seed(7)) - mean
+        model.init_from_data(init_batch.to(device), center=not args.no_init_center)
         cfg = flows.TrainConfig(
             epochs=args.epochs or size["epochs"], batch_size=size["batch"], lr=1e-3, adam_eps=args.adam_eps,
             seed=seed, max_seconds=args.max_seconds, progress=False,

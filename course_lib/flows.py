@@ -558,14 +558,13 @@ class NICE(FlowModel):
     def init_from_data(self, x: Tensor, center: bool = True) -> None:
         """Data-dependent initialisation from a (B, D) batch: centre the couplings' output, then scale it.
 
-        With ``center``, each coordinate's mean is subtracted by the bias of the last
-        coupling that shifts it, so ``h = couplings(x)`` starts centred like the prior;
-        then :meth:`Scaling.init_from_data` gives ``exp(s) * h`` the prior's spread.
-        Without the centring, MNIST's near-constant background sits several prior
-        standard deviations off centre after scaling, which cost about 20 nats of test
-        log-likelihood after 20 epochs (``benchmarks/nice_mnist.py``, 3 seeds); it is
-        what centring the data, as the fmu2/NICE re-implementation does, also fixes.
-        A coordinate no coupling shifts (``num_coupling=1``) is left as it is.
+        With ``center``, each coordinate's mean is subtracted through the bias of the
+        last coupling that shifts it, so ``h = couplings(x)`` starts centred like the
+        prior; then :meth:`Scaling.init_from_data` gives ``exp(s) * h`` the prior's
+        spread. Without it, MNIST's near-constant background lies several prior
+        standard deviations off centre after the scaling, and training spends its
+        first epochs moving it back (compare ``benchmarks/nice_mnist.py`` with
+        ``center=False``). A coordinate no coupling shifts (``num_coupling=1``) is left.
 
         Raises:
             ValueError: if ``x`` is not (B, D), has fewer than 2 rows, or holds NaN or inf.
@@ -631,27 +630,16 @@ class TrainConfig:
             number belongs.
     """
 
-    epochs: int = 10
-    """Passes over the training set (int >= 1)."""
-    batch_size: int = 100
-    """Examples per gradient step (int >= 1)."""
-    lr: float = 1e-3
-    """Adam learning rate, positive and finite (the NICE paper uses 1e-3)."""
-    weight_decay: float = 0.0
-    """L2 penalty added by Adam (finite, >= 0)."""
-    adam_eps: float = 1e-8
-    """Adam's epsilon, added to the root of the second-moment estimate (positive, finite)."""
-    seed: int = 0
-    """Seed of the generator that shuffles and is passed to ``transform`` (int >= 0)."""
-    max_seconds: float | None = None
-    """Stop after this many seconds of training (checked after each step); None for no limit.
-    An epoch cut short is logged with ``epoch_complete=False``."""
-    checkpoint_path: str | None = None
-    """Where to save a checkpoint after every epoch and when stopped; None for no checkpoint."""
-    resume: bool = True
-    """Continue from ``checkpoint_path`` when it exists."""
-    progress: bool = True
-    """Show a tqdm progress bar."""
+    epochs: int = 10  # passes over the training set
+    batch_size: int = 100  # examples per gradient step
+    lr: float = 1e-3  # Adam learning rate (the NICE paper's)
+    weight_decay: float = 0.0  # L2 penalty added by Adam
+    adam_eps: float = 1e-8  # Adam's epsilon (fmu2/NICE uses 1e-4: see benchmarks/nice_mnist.py --adam-eps)
+    seed: int = 0  # seed of the generator that shuffles and is passed to ``transform``
+    max_seconds: float | None = None  # time budget (checked after each step); an epoch cut short is logged as such
+    checkpoint_path: str | None = None  # checkpoint after every epoch and when stopped; None: none
+    resume: bool = True  # continue from ``checkpoint_path`` when it exists
+    progress: bool = True  # show a tqdm progress bar
 
     def __post_init__(self):
         checks.positive_int("epochs", self.epochs)
