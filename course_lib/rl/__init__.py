@@ -27,6 +27,10 @@ exact gradients on a tabular MDP       :class:`TabularMDP` (``(S*A)^H <= MAX_TRA
                                        :func:`exact_objective`,
                                        :func:`sample_trajectories`,
                                        :func:`reinforce_gradient_estimate`
+DQN (Chapter 7)                        :class:`ReplayBuffer`, :func:`td_target` (V or Q),
+                                       :func:`double_dqn_target`, :func:`linear_schedule`,
+                                       :class:`QNetwork`, :class:`NatureCNN`, :class:`DQNConfig`,
+                                       :func:`train_dqn`, :func:`make_atari_env`
 evolution strategies                   :class:`ESConfig`, :func:`train_es`,
                                        :func:`centered_ranks`,
                                        :func:`es_gradient_estimate`
@@ -79,6 +83,11 @@ from course_lib.rl.tabular import *  # noqa: F401,F403
 from course_lib.rl.tabular import __all__ as _tabular_all
 from course_lib.rl.variance import *  # noqa: F401,F403
 from course_lib.rl.variance import __all__ as _variance_all
+from course_lib.rl.dqn import *  # noqa: F401,F403  (after advantage: its td_target also takes Q(s', .))
+from course_lib.rl.dqn import __all__ as _dqn_all
+from course_lib.rl.atari import *  # noqa: F401,F403
+from course_lib.rl.atari import __all__ as _atari_all
 
 __all__ = ["mlp", *_pg_all, *_envs_all, *_reinforce_all, *_tabular_all, *_es_all, *_dp_all, *_value_based_all,
-           *_advantage_all, *_variance_all, *_actor_critic_all]
+           *_advantage_all, *_variance_all, *_actor_critic_all,
+           *[name for name in _dqn_all if name != "td_target"], *_atari_all]
