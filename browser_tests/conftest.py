@@ -35,6 +35,11 @@ WIDE, NARROW = 1400, 400
 def pytest_addoption(parser):
     parser.addoption("--html-dir", default=str(ROOT / "_build" / "html"), help="the built book (make book)")
     parser.addoption("--screenshots", default=str(ROOT / "_build" / "screenshots"), help="where screenshots go")
+    parser.addoption(
+        "--book-root", default=None,
+        help="the book's sources (_toc.yml, notebooks/) the HTML was built from; default: <html-dir>/../.. if it "
+             "has a _toc.yml, else this repository",
+    )
 
 
 def _html_dir(config) -> pathlib.Path:
@@ -111,6 +116,15 @@ def html_dir(pytestconfig) -> pathlib.Path:
     if not (path / "index.html").exists():
         pytest.skip(f"no built book at {path}: run `make book` first")
     return path
+
+
+@pytest.fixture(scope="session")
+def book_root(pytestconfig, html_dir) -> pathlib.Path:
+    given = pytestconfig.getoption("--book-root")
+    if given:
+        return pathlib.Path(given).resolve()
+    guess = html_dir.parent.parent
+    return guess if (guess / "_toc.yml").exists() else ROOT
 
 
 @pytest.fixture(scope="session")
