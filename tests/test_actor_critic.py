@@ -29,6 +29,7 @@ from course_lib.rl import (
     optimal_constant_baseline,
     optimal_state_baseline,
     reward_to_go,
+    softmax_bandit_gradient,
     td_target,
     tiny_mdp,
     train_actor_critic,
@@ -445,3 +446,28 @@ def test_shared_needs_a_hidden_layer_and_config_type():
 def test_continuous_env_is_refused():
     with pytest.raises(ValueError, match="Discrete"):
         train_actor_critic(ActorCriticConfig(env_id="Pendulum-v1", **SMALL))
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 1000), A=st.integers(2, 6), b=st.floats(-100, 100))
+def test_softmax_bandit_gradient_is_the_exact_gradient_for_any_baseline(seed, A, b):
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(A, generator=gen, dtype=torch.float64)
+    r = torch.randn(A, generator=gen, dtype=torch.float64)
+    zz = z.clone().requires_grad_(True)
+    exact = torch.autograd.grad((torch.softmax(zz, -1) * r).sum(), zz)[0]
+    torch.testing.assert_close(softmax_bandit_gradient(z, r, b), exact, atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "args, exc, name",
+    [
+        ((torch.zeros(3), torch.zeros(2)), ValueError, "rewards"),
+        ((torch.zeros(2, 2), torch.zeros(2, 2)), ValueError, "logits"),
+        ((np.zeros(3), torch.zeros(3)), TypeError, "logits"),
+        ((torch.zeros(3), torch.zeros(3), "b"), TypeError, "baseline"),
+    ],
+)
+def test_softmax_bandit_gradient_bad_inputs(args, exc, name):
+    with pytest.raises(exc, match=name):
+        softmax_bandit_gradient(*args)

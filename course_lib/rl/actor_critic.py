@@ -69,7 +69,14 @@ class SharedValueHead(nn.Module):
 
 @dataclass(frozen=True)
 class ActorCriticConfig:
-    """Hyperparameters of :func:`train_actor_critic` (defaults tuned on CartPole-v1).
+    """Hyperparameters of :func:`train_actor_critic`.
+
+    The defaults are a plain A2C that learns CartPole-v1 but slowly (in a few
+    seeds on a shared machine it passed the 475 bar after about 60,000-100,000
+    steps, like Stable-Baselines3's A2C). For a fast solve use the PPO settings of
+    ``benchmarks/policy_gradient_cartpole.py`` (``clip_range=0.2, n_epochs=10,
+    num_minibatches=4, gamma=0.98, gae_lambda=0.8, learning_rate=0.003``: about
+    16,000 steps, median of 3 seeds).
 
     ``clip_range=None, n_epochs=1, num_minibatches=1`` is A2C (Mnih et al. 2016,
     synchronous); a ``clip_range`` makes the policy loss PPO's clipped surrogate,

@@ -35,6 +35,7 @@ __all__ = [
     "optimal_constant_baseline",
     "optimal_state_baseline",
     "exact_target_moments",
+    "softmax_bandit_gradient",
 ]
 
 
@@ -280,3 +281,35 @@ def exact_target_moments(
                 out["bias"][t, s] = mean - Vt[t, s]
                 out["variance"][t, s] = (w * (target - mean) ** 2).sum() / visit
     return out
+
+
+def softmax_bandit_gradient(logits: torch.Tensor, rewards: torch.Tensor, baseline: float = 0.0) -> torch.Tensor:
+    """Exact expected score-function gradient of a softmax bandit, with a constant baseline.
+
+    ``E_{a ~ pi}[grad_z log pi_a (r_a - b)]`` for ``pi = softmax(z)``, computed as the
+    sum over the ``A`` actions of ``pi_a (e_a - pi) (r_a - b)``. By the baseline
+    identity it equals ``grad_z sum_a pi_a r_a`` for every ``b``.
+
+    Args:
+        logits: ``(A,)`` float tensor ``z``.
+        rewards: ``(A,)`` float tensor ``r``.
+        baseline: the constant ``b``.
+
+    Returns:
+        ``(A,)``, dtype of ``logits``.
+
+    Raises:
+        ValueError: for shapes other than two matching ``(A,)`` vectors.
+
+    References:
+        Williams (1992), eq. 9; Sutton & Barto (2018), section 2.8 (the gradient
+        bandit algorithm, whose baseline leaves the expected update unchanged).
+    """
+    z = checks.tensor("logits", logits)
+    r = checks.tensor("rewards", rewards)
+    if z.ndim != 1 or r.shape != z.shape:
+        raise ValueError(f"logits and rewards must both have shape (A,), got {tuple(z.shape)} and {tuple(r.shape)}")
+    b = checks._real("baseline", baseline, "a real number")
+    pi = torch.softmax(z, dim=-1)
+    scores = torch.eye(z.shape[0], dtype=pi.dtype, device=pi.device) - pi  # row a: e_a - pi
+    return (pi[:, None] * scores * (r.to(pi.dtype) - b)[:, None]).sum(0)
