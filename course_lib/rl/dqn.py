@@ -747,7 +747,7 @@ def train_dqn(config: DQNConfig = DQNConfig(), *,
                 # bookkeeping: every loop-carried variable lives in `state`
                 state["num_episodes"] += episodes
                 log_now = state["env_steps"] // config.log_every > start // config.log_every \
-                    or state["env_steps"] >= config.total_steps
+                    or state["env_steps"] >= config.total_steps or run.out_of_time()
                 eval_now = config.eval_every > 0 and state["env_steps"] // config.eval_every > start // config.eval_every
                 eval_return = float("nan")
                 if eval_now:
