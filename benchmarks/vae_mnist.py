@@ -111,9 +111,11 @@ def main() -> None:
             break
         cfg = dataclasses.replace(base, epochs=n_epochs, lr=lr, seed=args.seed + i, max_seconds=left)
         model, hist = vae.train_vae(model, train_px, cfg, valid_x)
-        seconds += hist["seconds"][-1] if hist["seconds"] else 0.0
+        seconds += hist["train_seconds"]
         print(f"stage={i} epochs_run={len(hist['epoch'])} lr={lr:.2e} best_epoch={hist['best_epoch']} "
               f"stop={hist['stop_reason']} train_seconds={seconds:.1f}", flush=True)
+        if hist["stop_reason"] == "time_budget":
+            break
 
     g = torch.Generator(device=device).manual_seed(1234)
     tic = time.perf_counter()

@@ -759,7 +759,8 @@ def train_vae(
         ``(model, history)``: history lists, one entry per epoch: ``epoch``,
         ``step``, ``seconds`` (cumulative training time), ``kl_weight``,
         ``train_bound`` (mean training objective, nats), ``valid_elbo``
-        (nats; NaN without ``valid_x``); ``best_epoch``, and ``stop_reason``
+        (nats; NaN without ``valid_x``); ``best_epoch``, ``train_seconds`` (all
+        training time, also of an unfinished last epoch), and ``stop_reason``
         (``"completed"``, ``"early_stopping"``, ``"time_budget"``, ``"interrupted"``).
 
     Raises:
@@ -840,6 +841,7 @@ def train_vae(
     model.eval()
     history = run.finish()
     history["best_epoch"] = state["best_epoch"]
+    history["train_seconds"] = run.seconds
     return model, history
 
 

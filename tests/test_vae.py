@@ -301,6 +301,7 @@ def test_training_improves_the_validation_bound():
     assert hist["stop_reason"] == "completed" and len(hist["epoch"]) == 15
     assert hist["valid_elbo"][-1] > hist["valid_elbo"][0] + 0.5
     assert hist["best_epoch"] == 1 + max(range(15), key=lambda i: hist["valid_elbo"][i])
+    assert hist["train_seconds"] >= hist["seconds"][-1] > 0
 
 
 @pytest.mark.parametrize("k", [1, 3])
