@@ -324,8 +324,8 @@ def reinforce_loss(log_probs: torch.Tensor, weights: torch.Tensor) -> torch.Tens
     The weights (returns, reward-to-go, or advantages) are detached: they are
     constants of the estimator, not functions of ``theta``. Hence
     ``-grad L = mean_t w_t grad log pi_theta(a_t | s_t)``, the REINFORCE estimate of
-    ``grad J`` up to a positive constant: with ``log_probs`` of shape ``(N, H)`` for
-    ``N`` trajectories of ``H`` steps, ``-H * grad L`` is exactly the Monte-Carlo
+    ``grad J`` up to a positive constant: with ``log_probs`` of shape ``(N, T)`` for
+    ``N`` trajectories of ``T`` steps, ``-T * grad L`` is exactly the Monte-Carlo
     estimate ``(1/N) sum_i sum_t w_it grad log pi(a_it | s_it)``. The constant is
     absorbed by the learning rate (Spinning Up averages over steps the same way).
     ``L`` itself is not the objective: its value says little about progress.

@@ -1,6 +1,6 @@
 """Tabular MDPs with exact enumeration of trajectories: exact policy gradients (Chapters 4 and 5).
 
-With ``S`` states, ``A`` actions and horizon ``H`` there are ``(S*A)^H`` trajectories,
+With ``S`` states, ``A`` actions and horizon ``T`` there are ``(S*A)^T`` trajectories,
 so every expectation can be computed exactly and compared with a sampled estimate.
 """
 
@@ -34,8 +34,8 @@ def _as_float64(name: str, value) -> torch.Tensor:
         raise checks.ArgumentTypeError(f"{name} must be a tensor-like array of numbers: {e}") from None
 
 
-#: The most trajectories a :class:`TabularMDP` may have: ``(S*A)^H <= 2**20``. Enumerating
-#: them takes ``(S*A)^H * H`` memory and time (``2**20 * H * 16`` bytes for the index
+#: The most trajectories a :class:`TabularMDP` may have: ``(S*A)^T <= 2**20``. Enumerating
+#: them takes ``(S*A)^T * T`` memory and time (``2**20 * T * 16`` bytes for the index
 #: tensors), so ``TabularMDP(horizon=30)`` on 2 states and 2 actions (``4^30 = 1.2e18``)
 #: is refused instead of hanging.
 MAX_TRAJECTORIES = 2**20
@@ -58,7 +58,7 @@ class TabularMDP:
     """A finite-horizon tabular MDP; the tabular policy is ``pi(a|s) = softmax(logits[s])_a``.
 
     The objective is the expected discounted return over exactly ``horizon`` steps,
-    ``J = E[sum_{t=0}^{H-1} gamma^t R(s_t, a_t)]``, with ``s_0 ~ p0``,
+    ``J = E[sum_{t=0}^{T-1} gamma^t r(s_t, a_t)]``, with ``s_0 ~ p0``,
     ``a_t ~ pi(.|s_t)``, ``s_{t+1} ~ P(.|s_t, a_t)``.
 
     Raises:
@@ -77,7 +77,7 @@ class TabularMDP:
     R: torch.Tensor
     """``(S, A)`` expected reward for taking ``a`` in ``s``."""
     horizon: int
-    """``H``, the number of decisions in every trajectory."""
+    """``T``, the number of decisions in every trajectory."""
     gamma: float = 1.0
     """discount of the objective."""
 
@@ -100,7 +100,7 @@ class TabularMDP:
         count = (S * A) ** self.horizon
         if count > MAX_TRAJECTORIES:
             raise ValueError(
-                f"horizon={self.horizon} with S*A = {S * A} state-action pairs gives (S*A)^H = "
+                f"horizon={self.horizon} with S*A = {S * A} state-action pairs gives (S*A)^T = "
                 f"{float(count):.3g} trajectories to enumerate; exact enumeration is limited to "
                 f"MAX_TRAJECTORIES = 2**20 = {MAX_TRAJECTORIES:,} (horizon <= "
                 f"{_max_horizon(S * A)} here). Shorten the horizon, or sample trajectories instead"
@@ -159,10 +159,10 @@ def _check_logits(logits, mdp: TabularMDP) -> torch.Tensor:
 
 
 def enumerate_trajectories(mdp: TabularMDP) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every state-action sequence of length ``H``: ``(S*A)^H`` of them.
+    """Every state-action sequence of length ``T``: ``(S*A)^T`` of them.
 
     Returns:
-        ``(states, actions)``, each ``(K, H)`` int64 with ``K = (S*A)^H`` (64 for
+        ``(states, actions)``, each ``(K, T)`` int64 with ``K = (S*A)^T`` (64 for
         :func:`tiny_mdp`). Sequences impossible under ``P`` are included; they get
         probability 0 in :func:`exact_objective`.
 
@@ -178,16 +178,16 @@ def enumerate_trajectories(mdp: TabularMDP) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def _trajectory_returns(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
-    """``(N, H)`` rewards -> ``(N,)`` discounted returns ``sum_t gamma^t r_t``."""
+    """``(N, T)`` rewards -> ``(N,)`` discounted returns ``sum_t gamma^t r_t``."""
     disc = gamma ** torch.arange(rewards.shape[-1], dtype=rewards.dtype)
     return (rewards * disc).sum(-1)
 
 
 def exact_objective(logits: torch.Tensor, mdp: TabularMDP) -> torch.Tensor:
-    """Exact ``J(theta) = sum_tau p_theta(tau) R(tau)`` by enumerating all trajectories.
+    """Exact ``J(theta) = sum_tau p_theta(tau) r_gamma(tau)`` by enumerating all trajectories.
 
-    ``p_theta(tau) = p0(s_0) prod_t pi(a_t|s_t) prod_{t<H-1} P(s_{t+1}|s_t,a_t)`` and
-    ``R(tau) = sum_t gamma^t R(s_t, a_t)``. Differentiable in ``logits``, so
+    ``p_theta(tau) = p0(s_0) prod_t pi(a_t|s_t) prod_{t<T-1} P(s_{t+1}|s_t,a_t)`` and
+    ``r_gamma(tau) = sum_t gamma^t r(s_t, a_t)``. Differentiable in ``logits``, so
     ``torch.autograd.grad(exact_objective(logits, mdp), logits)`` is the exact
     policy gradient to test estimators against.
 
@@ -230,8 +230,8 @@ def sample_trajectories(
         generator: optional ``torch.Generator`` for reproducibility.
 
     Returns:
-        ``(states, actions, rewards)``: ``(n, H)`` int64, ``(n, H)`` int64 and
-        ``(n, H)`` float64 (``rewards[:, t] = R(s_t, a_t)``, undiscounted).
+        ``(states, actions, rewards)``: ``(n, T)`` int64, ``(n, T)`` int64 and
+        ``(n, T)`` float64 (``rewards[:, t] = R(s_t, a_t)``, undiscounted).
 
     Raises:
         ArgumentTypeError (a TypeError and a ValueError): ``logits`` not a tensor (a
@@ -275,8 +275,8 @@ def reinforce_gradient_estimate(
     Both are unbiased for the *discounted* objective; note the ``gamma^t`` factor that
     the deep-RL version (:func:`train_reinforce`) drops. For a tabular softmax,
     ``grad_{logits[s]} log pi(a|s) = onehot(a) - pi(.|s)`` (and 0 for other rows),
-    so no autograd is needed; the mean equals ``-H * grad`` of
-    :func:`reinforce_loss` applied to the ``(n, H)`` log-probs and weights.
+    so no autograd is needed; the mean equals ``-T * grad`` of
+    :func:`reinforce_loss` applied to the ``(n, T)`` log-probs and weights.
 
     Args:
         logits: ``(S, A)``.
