@@ -191,6 +191,8 @@ class AutoregressiveModel(nn.Module):
 
     in_channels: int
     num_classes: int | None = None
+    vertical_reach: int | None = None
+    """How many rows above its own row a logit can depend on (None: unbounded, as in an RNN)."""
 
     def _check_x(self, x: Tensor, name: str = "x") -> Tensor:
         checks.tensor(name, x)
@@ -244,7 +246,9 @@ class AutoregressiveModel(nn.Module):
         One network evaluation per pixel and channel still to be drawn: C*H*W
         sequential evaluations for an unconditional sample (784 for 28 x 28).
         Since every model here is causal, the logits of row i depend on rows
-        <= i only; each evaluation runs on rows 0..i, which halves the work.
+        <= i only; each evaluation runs on rows 0..i, which halves the work,
+        and a convolutional model (finite ``vertical_reach``) only on the rows
+        within its reach above row i.
 
         Args:
             n: number of images (positive int).
@@ -294,8 +298,10 @@ class AutoregressiveModel(nn.Module):
                         todo = unknown[:, ch, i, j]
                         if not bool(todo.any()):
                             continue  # every image knows this pixel: no evaluation needed
-                        # Row i's logits depend on rows <= i only, so the rows below can be left out.
-                        p = torch.sigmoid(self(x[:, :, : i + 1], **kwargs)[:, ch, i, j])
+                        # Row i's logits depend on rows <= i only, so the rows below can be left out;
+                        # a convolutional model also ignores the rows above its vertical reach.
+                        top = 0 if self.vertical_reach is None else max(0, i - self.vertical_reach)
+                        p = torch.sigmoid(self(x[:, :, top : i + 1], **kwargs)[:, ch, i - top, j])
                         u = torch.rand(n, generator=generator, device="cpu", dtype=torch.float32).to(device)
                         draw = (u < p.float()).to(dtype)
                         x[:, ch, i, j] = torch.where(todo, draw, x[:, ch, i, j])
@@ -352,6 +358,7 @@ class PixelCNN(AutoregressiveModel):
         self.input_conv = MaskedConv2d(in_channels, hidden, first_kernel_size, "A", g)
         self.layers = nn.ModuleList(MaskedConv2d(hidden, hidden, kernel_size, "B", g) for _ in range(num_layers))
         self.head = _output_head(hidden, in_channels, g)
+        self.vertical_reach = first_kernel_size // 2 + num_layers * (kernel_size // 2)
 
     def forward(self, x: Tensor, num_layers: int | None = None) -> Tensor:
         """Logits (B, C, H, W); ``num_layers`` truncates the stack (for receptive-field plots)."""
@@ -448,6 +455,8 @@ class GatedPixelCNN(AutoregressiveModel):
         self.layers = nn.ModuleList([_GatedLayer(1, hidden, first_kernel_size, True, self.num_classes)])
         self.layers.extend(_GatedLayer(hidden, hidden, kernel_size, False, self.num_classes) for _ in range(num_layers))
         self.head = _output_head(hidden, 1, 1)
+        # the vertical stack reaches k//2 rows per layer; the shift into the horizontal stack adds one
+        self.vertical_reach = 1 + first_kernel_size // 2 + num_layers * (kernel_size // 2)
 
     def forward(self, x: Tensor, y: Tensor | None = None, num_layers: int | None = None) -> Tensor:
         """Logits (B, 1, H, W); ``num_layers`` truncates the stack after that many later layers."""
