@@ -269,7 +269,7 @@ TINY = dict(total_steps=800, learning_starts=100, buffer_size=500, batch_size=16
 
 
 def test_train_dqn_history_and_checkpoints():
-    q, h = train_dqn(DQNConfig(**TINY, eval_every=400, eval_episodes=3))
+    q, h = train_dqn(DQNConfig(**TINY, eval_every=400, eval_episodes=3, exploration_fraction=1.0))
     for key in ("env_steps", "wall_time", "mean_return", "num_episodes", "simulated_steps", "loss", "eval_return"):
         assert len(h[key]) == 4, key
     assert h["env_steps"] == [200, 400, 600, 800] and h["stop_reason"] == "completed"
