@@ -310,3 +310,24 @@ def test_resume_without_buffer_still_runs(tmp_path):
 def test_divergence_guard_names_learning_rate():
     with pytest.raises(TrainingDiverged, match="learning rate"):
         train_dqn(DQNConfig(**{**TINY, "max_grad_norm": None}, learning_rate=1e30, loss="mse"))
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.floats(0, 5), st.integers(1, 12))
+def test_expected_max_gaussian_properties(sigma, A):
+    v = rl.expected_max_gaussian(sigma, A)
+    assert v >= -1e-9 and v == pytest.approx(sigma * rl.expected_max_gaussian(1.0, A), abs=1e-9)
+    assert rl.expected_max_gaussian(1.0, A + 1) > rl.expected_max_gaussian(1.0, A)
+
+
+def test_expected_max_gaussian_matches_monte_carlo_and_one_action_is_unbiased():
+    assert abs(rl.expected_max_gaussian(3.0, 1)) < 1e-9
+    g = torch.Generator().manual_seed(0)
+    mc = torch.randn(200_000, 5, generator=g, dtype=torch.float64).amax(1)
+    assert abs(mc.mean().item() - rl.expected_max_gaussian(1.0, 5)) < 4 * mc.std().item() / 200_000 ** 0.5
+
+
+@pytest.mark.parametrize("kwargs, name", [(dict(sigma=-1.0), "sigma"), (dict(sigma=1.0, num_actions=0), "num_actions")])
+def test_expected_max_gaussian_bad_inputs(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        rl.expected_max_gaussian(**kwargs)
