@@ -642,7 +642,7 @@ def load_mnist(split: str = "train", source: str = "auto", root=None, verify: bo
     if not isinstance(source, str) or source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     for name, flag in (("verify", verify), ("download", download)):
-        if not isinstance(flag, bool):
+        if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{name} must be a bool, got {flag!r}")
     if source == "embedded":
         return _load_embedded(split)
@@ -779,7 +779,7 @@ def binarize(images, threshold: float = 0.5, stochastic: bool = False, generator
             not a tensor or array.
     """
     threshold = checks.unit_interval("threshold", threshold)
-    if not isinstance(stochastic, bool):
+    if not isinstance(stochastic, (bool, np.bool_)):
         raise checks.ArgumentTypeError(f"stochastic must be a bool, got {stochastic!r}")
     _check_generator(generator)
     t = _as_images(images)
