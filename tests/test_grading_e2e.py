@@ -68,6 +68,11 @@ def reinforce_surrogate(log_probs, weights):
 def es_gradient_estimate(fitness_pos, fitness_neg, eps, sigma):
     return torch.tensor([1.0, 0.5, 1.5])
 ''',
+        "q4": '''import torch
+
+def gaussian_score(actions, mean, log_std):
+    return torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, -1.0]])
+''',
     },
 }
 
