@@ -330,6 +330,7 @@ def result(page, html_dir, server, driver, screenshots):
         "display_eqs": len(r["widths_1400"]),
         "too_wide_1400": [f"{w['label']} {w['math']}>{w['column']}px" for w in r["widths_1400"] if w["math"] > w["column"] + 1],
         "scroll_400": sum(w["math"] > w["column"] + 1 for w in r["widths_400"]),
+        "scroll_400_labels": [w["label"] for w in r["widths_400"] if w["math"] > w["column"] + 1],
         "players": r["players"],
         "math": r["math_state"],
     }

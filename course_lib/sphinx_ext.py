@@ -17,7 +17,8 @@ Nothing else in ``course_lib`` imports it, and it imports nothing from
   Sphinx's own ``numfig`` numbering runs across the whole book instead.
 * **Alt text.** A figure output without ``alt`` gets one: the cell's
   ``mystnb.figure.caption`` metadata, else the first comment line of its
-  code, else "Figure k of <page title>", never the image's file hash.
+  code, else "Figure k, a code-cell output in section <title> of <page>",
+  never the image's file hash.
 * **Author-year bibliography labels** ("Dinh et al., 2014") that match the
   in-text ``author_year`` citations (style ``course_author_year``).
 * **Scripts.** Each page loads a script body once (sphinx-thebe adds its
@@ -151,7 +152,19 @@ def process_cells(app, doctree) -> None:
                 caption = caps[0].astext() if caps else None
             meta = cell.get("cell_metadata", {}) or {}
             caption = caption or (meta.get("mystnb", {}) or {}).get("figure", {}).get("caption")
-            image["alt"] = caption or _first_comment(source) or f"Figure {n_figures} of {page}"
+            image["alt"] = caption or _first_comment(source) or _section_alt(cell, n_figures, page)
+
+
+def _section_alt(node, k: int, page: str) -> str:
+    """ "Figure k, a code-cell output in section <title> of <page>" (the enclosing section's title)."""
+    parent = node.parent
+    while parent is not None and not isinstance(parent, nodes.section):
+        parent = parent.parent
+    titles = list(parent.findall(nodes.title)) if parent is not None else []
+    section = titles[0].astext() if titles else None
+    if section and section != page:
+        return f"Figure {k}, a code-cell output in section “{section}” of {page}"
+    return f"Figure {k}, a code-cell output of {page}"
 
 
 def number_per_chapter(app, env) -> list[str]:
