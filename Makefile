@@ -3,7 +3,7 @@ PYTHON  ?= python3
 PROFILE ?= small
 BUILD   := _build
 
-.PHONY: setup book test test-unit test-notebooks student student-check clean
+.PHONY: setup book test test-unit test-notebooks test-browser bench-smoke student student-check clean
 
 # Install what is missing. torch is installed only when absent, pinned to the
 # local CPU build; an existing torch (Colab's CUDA build, say) is kept.
@@ -30,8 +30,27 @@ test: setup
 	COURSE_PROFILE=small MPLBACKEND=Agg $(PYTHON) -m pytest tests
 	COURSE_PROFILE=small $(PYTHON) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
 
+# The built book in headless Chromium (Debian's chromium + chromium-driver); run after `make book`.
+# Screenshots and a per-page table go to _build/screenshots/.
+test-browser:
+	$(PYTHON) -m pytest -p no:cacheprovider browser_tests --html-dir $(BUILD)/html --screenshots $(BUILD)/screenshots
+
 test-unit: setup
 	COURSE_PROFILE=small MPLBACKEND=Agg $(PYTHON) -m pytest tests
+
+# Every benchmark once, on the CPU, with the full profile's code path and a tiny budget
+# (CHAPTER_STANDARD: a path that has never run does not work). The peers (stable-baselines3,
+# pymdptoolbox) are benchmark-only extras; --no-deps keeps the installed torch.
+MNIST_ROOT ?= ../shared/data/mnist
+bench-setup: setup
+	@$(PYTHON) -c "import stable_baselines3" 2>/dev/null || $(PYTHON) -m pip install -q --no-deps "stable-baselines3>=2.3"
+	@$(PYTHON) -c "import mdptoolbox" 2>/dev/null || $(PYTHON) -m pip install -q "pymdptoolbox>=4.0b3"
+
+bench-smoke: bench-setup
+	$(PYTHON) benchmarks/nice_mnist.py --profile full --max-seconds 5 --source mnist --root $(MNIST_ROOT) --no-verify --ratio-repeats 3
+	$(PYTHON) benchmarks/reinforce_cartpole.py --profile full --max-seconds 5
+	$(PYTHON) benchmarks/policy_gradient_cartpole.py --profile full --max-seconds 20 --seeds 1
+	$(PYTHON) benchmarks/dynamic_programming.py --profile full --max-seconds 5
 
 # Student notebooks (student/, committed) and autograder zips (dist/<chapter>/autograder/).
 # One chapter: make student CHAPTER=04_reinforce. A dist/<chapter> folder holding anything besides
