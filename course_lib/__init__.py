@@ -1,12 +1,21 @@
 """course_lib: the library behind the course book on deep generative models and deep RL.
 
-Submodules:
+Submodules, one per chapter topic (the README's layout map says which equations):
 
+- :mod:`course_lib.flows`, :mod:`course_lib.image_flows`: normalizing flows (Ch. 1).
+- :mod:`course_lib.autoregressive`: PixelCNN, Gated PixelCNN, PixelRNN (Ch. 2).
+- :mod:`course_lib.vae`: the ELBO, the VAE, IWAE, the pPCA check model (Ch. 3).
+- :mod:`course_lib.rl`: policy gradients, ES, baselines and actor-critic, dynamic
+  programming and Q-learning, DQN (Ch. 4-7), one module each, re-exported.
+
+Shared pieces below them:
+
+- :mod:`course_lib.training`: the one training core every trainer goes through.
+- :mod:`course_lib.checks`: argument checkers; :mod:`course_lib.nets`: ``mlp``.
 - :mod:`course_lib.data`: MNIST (embedded subset and the official IDX files), preprocessing.
-- :mod:`course_lib.flows`: normalizing flows (NICE, RealNVP).
-- :mod:`course_lib.rl`: policy-gradient building blocks (REINFORCE, evolution strategies).
-- :mod:`course_lib.widgets`: interactive and static (kernel-free) widgets.
-- :mod:`course_lib.grading`: the fallback used by graded exercises.
+- :mod:`course_lib.latent`, :mod:`course_lib.widgets`: interpolation; live and kernel-free widgets.
+- :mod:`course_lib.grading`: the fallback and the reference switch used by graded exercises.
+- :mod:`course_lib.sphinx_ext`, :mod:`course_lib.sphinx_student`: the book's Sphinx extensions.
 """
 
 from course_lib._runtime import by_profile, get_device, profile, seed_everything, set_num_threads
