@@ -51,6 +51,8 @@ bench-smoke: bench-setup
 	$(PYTHON) benchmarks/reinforce_cartpole.py --profile full --max-seconds 5
 	$(PYTHON) benchmarks/policy_gradient_cartpole.py --profile full --max-seconds 20 --seeds 1
 	$(PYTHON) benchmarks/dynamic_programming.py --profile full --max-seconds 5
+	$(PYTHON) benchmarks/dqn_cartpole.py --profile full --max-seconds 5
+	$(PYTHON) benchmarks/dqn_atari.py --profile full --max-seconds 5
 	$(PYTHON) benchmarks/pixelcnn_mnist.py --profile full --source mnist --root $(MNIST_ROOT) --no-verify --max-seconds 3 --n-test 100 --sample-rows 1 --threads 2
 	$(PYTHON) benchmarks/vae_mnist.py --profile full --max-seconds 5 --k-eval 10 --source mnist --root $(MNIST_ROOT) --no-verify
 
