@@ -3,55 +3,44 @@
 ``from course_lib import rl`` then ``rl.train_reinforce(...)``: every public name of
 the submodules is available from this package.
 
-Chapter 4 of the book derives REINFORCE (Williams 1992; Sutton & Barto 2018,
-Algorithm 13.3; CS182 notes section 7.2-7.3). This module is the RL half of the
-library; chapters 5-7 (baselines, Q-iteration, DQN) build on the same pieces,
-which are kept separate on purpose:
+One module per chapter topic (each reads top to bottom; shared pieces sit below):
 
-
-piece                                  function / class
-
-network builder (reused by DQN)        :func:`mlp`
-policy (parameters only, no state)     :class:`CategoricalPolicy`
-state-value critic / learned baseline  :class:`ValueNetwork`
-returns (pure math)                    :func:`reward_to_go`
-loss (pure math)                       :func:`reinforce_loss`
-rollout collection (env side)          :func:`make_vec_env`, :func:`collect_batch`,
-                                       :func:`env_generators` (env RNGs for checkpoints)
-training loop                          :class:`ReinforceConfig`, :func:`train_reinforce`
-                                       (``baseline`` in :data:`BASELINES`)
-evaluation / widget                    :func:`evaluate`, :func:`rollout_episode`
-exact gradients on a tabular MDP       :class:`TabularMDP` (``(S*A)^H <= MAX_TRAJECTORIES``),
-                                       :func:`tiny_mdp`,
-                                       :func:`enumerate_trajectories`,
-                                       :func:`exact_objective`,
-                                       :func:`sample_trajectories`,
-                                       :func:`reinforce_gradient_estimate`
-DQN (Chapter 7)                        :class:`ReplayBuffer`, :func:`td_target` (V or Q),
-                                       :func:`double_dqn_target`, :func:`linear_schedule`,
-                                       :class:`QNetwork`, :class:`NatureCNN`, :class:`DQNConfig`,
-                                       :func:`train_dqn`, :func:`make_atari_env`
-evolution strategies                   :class:`ESConfig`, :func:`train_es`,
-                                       :func:`centered_ranks`,
-                                       :func:`es_gradient_estimate`
-
+=================================  ======  ====================================================
+module                             chapter  what is in it
+=================================  ======  ====================================================
+:mod:`~course_lib.rl.policy_gradient`  4-5  ``CategoricalPolicy``, ``GaussianPolicy``, ``ValueNetwork``,
+                                           ``reward_to_go``, ``reinforce_loss``
+:mod:`~course_lib.rl.reinforce`        4-5  ``ReinforceConfig`` (``baseline`` in ``BASELINES``), ``train_reinforce``
+:mod:`~course_lib.rl.tabular`          4    ``TabularMDP``, ``tiny_mdp``, exact objective and gradients
+:mod:`~course_lib.rl.es`               4    ``ESConfig``, ``train_es``, ``centered_ranks``, ``es_gradient_estimate``
+:mod:`~course_lib.rl.advantage`        5    ``gae``, TD targets, n-step returns, ``optimal_baseline``,
+                                           importance weights
+:mod:`~course_lib.rl.variance`         5    exact variances of gradient estimators on the tiny MDP
+:mod:`~course_lib.rl.actor_critic`     5    ``ActorCriticConfig``, ``train_actor_critic`` (A2C, PPO)
+:mod:`~course_lib.rl.dynamic_programming` 6 ``FiniteMDP``, Bellman backups, value/policy/Q-iteration
+:mod:`~course_lib.rl.value_based`      6    bandits, ε-greedy, ``q_learning``, SARSA, ``fitted_q_iteration``
+:mod:`~course_lib.rl.dqn`              7    ``ReplayBuffer``, ``td_target``, ``double_dqn_target``,
+                                           ``linear_schedule``, ``QNetwork``, ``NatureCNN``, ``train_dqn``
+:mod:`~course_lib.rl.atari`            7    the Atari pipeline (``make_atari_env``)
+:mod:`~course_lib.rl.envs`             4-7  vector envs (SAME_STEP autoreset), ``collect_batch``, ``evaluate``,
+                                           ``rollout_episode``, ``env_generators``
+=================================  ======  ====================================================
 
 Symbols and shapes used in the docstrings (Spinning Up style):
 
-
+======  =====================================================================
 symbol  meaning
-
+======  =====================================================================
 ``B``   batch of observations fed to the policy at once
 ``N``   number of trajectories (episodes) or of parallel environments
-``T``   time steps (of one episode, or of a padded block of them)
+``T``   time steps (of one episode, or the horizon of a tabular MDP)
 ``S``   number of states of a tabular MDP
 ``A``   number of discrete actions
-``H``   horizon of a tabular MDP (every trajectory has exactly ``H`` steps)
 ``D``   number of policy parameters (ES flattens them into one vector)
 ``P``   ES population size (``2 * num_pairs``, mirrored sampling)
 ``r_t`` reward received after the action at time ``t``
 ``G_t`` discounted reward-to-go ``sum_{k>=t} gamma^(k-t) r_k``
-
+======  =====================================================================
 
 Returns: *undiscounted return* means the plain sum of rewards of an episode (what
 CartPole's "solved" criterion and every ``mean_return`` in a history refer to).
