@@ -49,7 +49,8 @@ times are contended, 2-5x slower than on an idle machine):
   (70 CPU s); this step decay -104.3 after 100 epochs (62 CPU s); IWAE
   training with k = 5, -109.5 after 40 epochs (55 CPU s); Adam 3e-3 then
   decayed, -112.2 after 75 epochs (58 CPU s); batch 50 with lr 1.5e-3,
-  -115.8 after 25 epochs (36 CPU s).
+  -115.8 after 25 epochs (36 CPU s); the smaller 784-400-200-32 with the
+  step decay, -105.0 after 110 epochs (61 CPU s).
 
 **The issue's target (NLL <= 97 nats within 60 s) is not met** (about 104.5
 nats). The 100.4 nats the issue quotes for a plain loop could not be
