@@ -189,6 +189,11 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0).sum(-1)
 
 
+def _location_scale(mu: Tensor, logvar: Tensor, eps: Tensor) -> Tensor:
+    # z = mu + sigma * eps, broadcasting a leading sample axis of eps; the one place it is written
+    return mu + torch.exp(0.5 * logvar) * eps
+
+
 def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """A sample ``z = mu + sigma * eps``, ``eps ~ N(0, I)``, differentiable in ``mu`` and ``logvar``.
 
@@ -209,7 +214,7 @@ def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None
     """
     mu, logvar = _check_mu_logvar(mu, logvar)
     eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    return mu + torch.exp(0.5 * logvar) * eps
+    return _location_scale(mu, logvar, eps)
 
 
 def log_mean_exp(log_w: Tensor, dim: int = 0) -> Tensor:
@@ -263,7 +268,7 @@ def single_sample_elbo(x: Tensor, mu: Tensor, logvar: Tensor, eps: Tensor, decod
     eps = checks.float_batch("eps", eps)
     if eps.shape != mu.shape:
         raise ValueError(f"eps must have the shape of mu {tuple(mu.shape)}, got {tuple(eps.shape)}")
-    z = mu + torch.exp(0.5 * logvar) * eps
+    z = _location_scale(mu, logvar, eps)
     return bernoulli_log_prob(decode(z), x) - gaussian_kl(mu, logvar)
 
 
@@ -353,7 +358,7 @@ def score_function_gradient(
     mu, logvar = mu.detach(), logvar.detach()
     eps = torch.randn((n, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
     with torch.no_grad():
-        z = mu + torch.exp(0.5 * logvar) * eps
+        z = _location_scale(mu, logvar, eps)
         fz = f(z)[..., None]  # (n, B, 1)
     # (z - mu) / sigma^2 = eps / sigma;  (z - mu)^2 / sigma^2 = eps^2
     return fz * eps * torch.exp(-0.5 * logvar), fz * 0.5 * (eps.pow(2) - 1.0)
@@ -586,7 +591,7 @@ class VAE(nn.Module):
         k = checks.positive_int("k", k)
         mu, logvar = self.encode(x)
         eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
-        z = mu + torch.exp(0.5 * logvar) * eps
+        z = _location_scale(mu, logvar, eps)
         log_q = -0.5 * (eps.pow(2) + logvar + _LOG_2PI).sum(-1)  # diag_gaussian_log_prob(z, mu, logvar)
         return bernoulli_log_prob(self.decode(z), x) + standard_normal_log_prob(z) - log_q
 
