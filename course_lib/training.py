@@ -67,6 +67,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from course_lib.data import _fsync_dir  # one copy of the durable-rename helper
+
 __all__ = [
     "TrainingRun",
     "TrainingDiverged",
@@ -193,19 +195,6 @@ def set_rng_state(state: dict, generators: Mapping[str, object] | None = None) -
 # ----------------------------------------------------------------------------
 # Checkpoint files
 # ----------------------------------------------------------------------------
-def _fsync_dir(folder: str) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     """Write ``state`` with ``torch.save``: temp file in the same folder, fsync, rename; mode 0644.
 
