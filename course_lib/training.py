@@ -54,6 +54,7 @@ lower learning rate (``allow_changed=("lr",)``).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import random
 import signal
@@ -301,10 +302,30 @@ def _nonfinite(tensors: Iterable[torch.Tensor]) -> bool:
     return not bool(torch.isfinite(torch.stack([n.float().cpu() for n in norms])).all())
 
 
+def _clip_grad_norm(grads: list[torch.Tensor], max_norm: float) -> float:
+    """``torch.nn.utils.clip_grad_norm_`` on a list of gradients; returns the total norm before clipping.
+
+    The same arithmetic (scale by ``min(1, max_norm / (norm + 1e-6))``) with the
+    three foreach kernels inlined when every gradient shares one device and dtype:
+    for the tiny MLPs of the RL chapters the library call's bookkeeping costs more
+    than the arithmetic.
+    """
+    if not grads:
+        return 0.0
+    if len({(g.device, g.dtype) for g in grads}) > 1:
+        return float(torch.nn.utils.clip_grad_norm_(grads, max_norm))
+    grads = [g.detach() for g in grads]
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+    return float(total)
+
+
 def check_finite_parameters(model: nn.Module, step: int, name: str = "parameter") -> None:
     """Raise :class:`TrainingDiverged` if any parameter of ``model`` is NaN or infinite."""
     if _nonfinite(model.parameters()):
-        bad = next(n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all()))
+        named = list(model.named_parameters())
+        bad = next((n for n, p in named if not bool(torch.isfinite(p).all())), None) or next(
+            (n for n, p in named if not bool(torch.isfinite(p.detach().norm()))), "?")  # finite, but the norm overflows
         cause = (
             "the initial parameters are not finite: check the initialisation (or the checkpoint loaded)"
             if step == 0
@@ -464,14 +485,14 @@ class TrainingRun:
         tensors = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs or [])
         if any(_nonfinite([t]) for t in tensors if isinstance(t, torch.Tensor)):
             return "the input batch contains NaN or inf: check the data and any transform applied to it"
+        lr = getattr(self.config, "lr", getattr(self.config, "learning_rate", None))
+        lr_text = f" (it is {lr})" if lr is not None else ""
         if _nonfinite(self.model.parameters()):
             return (
                 "the initial parameters are not finite: check the initialisation"
-                if self.step == 0
-                else "the parameters became non-finite: an earlier update was too large"
+                if self.step == 0 and not self._dirty
+                else f"the parameters became non-finite: an earlier update was too large; lower the learning rate{lr_text}"
             )
-        lr = getattr(self.config, "lr", getattr(self.config, "learning_rate", None))
-        lr_text = f" (it is {lr})" if lr is not None else ""
         return (
             f"the inputs and parameters are finite, so the update is too large: lower the learning rate{lr_text}, "
             "or check that the objective is bounded"
@@ -486,7 +507,13 @@ class TrainingRun:
 
     def optimize(self, loss: torch.Tensor, inputs=None, clip_grad_norm: float | None = None) -> float:
         """One guarded update: check the loss, ``zero_grad``, ``backward``, check the gradients,
-        optionally clip them, ``step``, check the parameters.
+        optionally clip them, ``step``.
+
+        The parameters are checked once per step boundary (:meth:`end_step`), not after
+        every optimizer step: a step that makes them non-finite makes the next loss
+        non-finite, which the next call reports (naming the parameters as the cause),
+        and :meth:`end_step` refuses to close a step with non-finite parameters, so
+        no checkpoint ever holds them.
 
         Args:
             loss: a scalar tensor to minimise.
@@ -500,24 +527,41 @@ class TrainingRun:
         Raises:
             TrainingDiverged: for a non-finite loss, gradient or parameter.
         """
-        self.check_finite("loss", loss, inputs)
-        params = [p for group in self.optimizer.param_groups for p in group["params"]]
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grads = [p.grad for p in params if p.grad is not None]
-        if _nonfinite(grads):
-            raise TrainingDiverged(self.step, "gradient", self._cause(inputs))
+        value = loss.item() if isinstance(loss, torch.Tensor) and loss.numel() == 1 else None
+        if value is None or not math.isfinite(value):
+            self.check_finite("loss", loss, inputs)  # raises, with the message
+        params = [p for group in self.optimizer.param_groups for p in group["params"] if p.requires_grad]
+        # zero_grad + backward, in one call: autograd.grad returns fresh gradients
+        # (None for a parameter the loss does not use) instead of accumulating into
+        # zeroed ones, which for a tiny network is a sizeable share of the step
+        for p, g in zip(params, torch.autograd.grad(loss, params, allow_unused=True)):
+            p.grad = g
         if clip_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
+            # the total norm that clipping computes anyway is the gradient check:
+            # it is finite exactly when every gradient entry is
+            bad_gradient = not math.isfinite(_clip_grad_norm([p.grad for p in params if p.grad is not None],
+                                                             clip_grad_norm))
+        else:
+            bad_gradient = _nonfinite([p.grad for p in params if p.grad is not None])
+        if bad_gradient:
+            raise TrainingDiverged(self.step, "gradient", self._cause(inputs))
         self.optimizer.step()
         self._dirty = True
-        if _nonfinite(params):
-            lr = self.optimizer.param_groups[0].get("lr")
+        return value
+
+    def _check_parameters(self) -> None:
+        """Raise :class:`TrainingDiverged` if an update since the last boundary left a non-finite parameter."""
+        if self._dirty and self.model is not None and _nonfinite(self.model.parameters()):
+            lr = self.optimizer.param_groups[0].get("lr") if self.optimizer is not None else None
+            named = list(self.model.named_parameters())
+            # a non-finite entry, else (finite entries so large that their norm overflows) a non-finite norm
+            bad = next((n for n, p in named if not bool(torch.isfinite(p).all())), None) or next(
+                (n for n, p in named if not bool(torch.isfinite(p.detach().norm()))), "?")
             raise TrainingDiverged(
-                self.step, "parameter", f"the optimizer step made it non-finite: lower the learning rate (it is {lr})",
-                " after the optimizer step",
+                self.step, f"parameter {bad!r}",
+                "an update made it non-finite: lower the learning rate" + (f" (it is {lr})" if lr is not None else ""),
+                " at the end of the step",
             )
-        return loss.item()
 
     def mark_updated(self) -> None:
         """Tell the run that parameters changed outside :meth:`optimize` (ES, a Polyak update)."""
@@ -550,6 +594,7 @@ class TrainingRun:
             True when the loop must stop now (time budget spent, Ctrl-C pressed);
             :attr:`stop_reason` says which.
         """
+        self._check_parameters()
         self.step += 1
         self._dirty = False
         self._mark_boundary(state)
@@ -599,6 +644,7 @@ class TrainingRun:
         Call it where the loop's ``state``, the model, the optimizer and every RNG agree
         (after :meth:`end_step` and any end-of-epoch work such as an evaluation).
         """
+        self._check_parameters()
         self._mark_boundary(state)
         self._write_boundary()
 

@@ -63,7 +63,7 @@ class CategoricalPolicy(nn.Module):
         self.net = mlp((self.obs_dim, *hidden_sizes, self.num_actions), activation)
 
     def _as_obs(self, obs) -> torch.Tensor:
-        param = next(self.parameters())
+        param = self.net[0].weight  # dtype and device of the parameters (cheaper than next(self.parameters()))
         obs = torch.as_tensor(obs, dtype=param.dtype, device=param.device)
         if obs.ndim not in (1, 2) or obs.shape[-1] != self.obs_dim:
             raise ValueError(
@@ -85,6 +85,8 @@ class CategoricalPolicy(nn.Module):
         """
         temperature = checks.temperature(temperature)
         logits = self.logits(obs)
+        if temperature == 1.0:  # the common case: nothing to scale, nothing can overflow
+            return logits
         scaled = logits / temperature
         if bool(torch.isfinite(logits).all()) and not bool(torch.isfinite(scaled).all()):
             raise ValueError(
@@ -234,7 +236,7 @@ class ValueNetwork(nn.Module):
 
     def forward(self, obs) -> torch.Tensor:
         """``V_w(obs)``: ``(B,)`` for ``(B, obs_dim)`` input, ``()`` for ``(obs_dim,)``."""
-        param = next(self.parameters())
+        param = self.net[0].weight  # dtype and device of the parameters
         obs = torch.as_tensor(obs, dtype=param.dtype, device=param.device)
         if obs.ndim not in (1, 2) or obs.shape[-1] != self.obs_dim:
             raise ValueError(
