@@ -6,6 +6,7 @@ Algorithms (``--algos``, all by default):
 name               what runs
 =================  =============================================================
 reinforce          Chapter 4's REINFORCE, ``ReinforceConfig()`` defaults
+reinforce_b500     the same with ``batch_size=500`` (twice as many, smaller updates)
 reinforce_value    REINFORCE with a Monte Carlo value baseline (``baseline="value"``)
 a2c                ours: :func:`course_lib.rl.train_actor_critic`, A2C + GAE
 ppo                ours: the same trainer with PPO's clipped loss
@@ -57,7 +58,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import statistics
 import sys
@@ -74,13 +74,27 @@ from course_lib import rl  # noqa: E402
 
 EVAL_EPISODES = 100
 THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0}
-ALGOS = ("reinforce", "reinforce_value", "a2c", "ppo", "sb3_a2c", "sb3_ppo")
+ALGOS = ("reinforce", "reinforce_b500", "reinforce_value", "a2c", "ppo", "sb3_a2c", "sb3_ppo")
+OURS_ALGOS = tuple(a for a in ALGOS if not a.startswith("sb3"))
 BUDGETS = {"small": {"CartPole-v1": 100_000, "Acrobot-v1": 100_000},
            "full": {"CartPole-v1": 300_000, "Acrobot-v1": 500_000}}
 
-# Our trainers' settings per environment (chosen on a few seeds; see the chapter).
+# Our trainers' settings per environment. Chosen on CartPole-v1, seeds 0-4 (0-9 for
+# REINFORCE), under this script's protocol (median steps to solve):
+# - REINFORCE: batch_size 500 (23,234 over 10 seeds) beat 1,000 (29,486), 400, 600 and
+#   700, and lr 0.04/0.06, gamma 0.995/1 or 6 envs at batch 500;
+# - PPO: 10 epochs x 4 minibatches of rollouts of 8 envs x 64 steps, gamma 0.99,
+#   lambda 0.9 (19,968); fewer gradient steps per rollout (4-8 epochs, 1-2 minibatches),
+#   rollouts of 32 or 128 steps, gamma 0.98 / lambda 0.8, a shared trunk, a 0.01-scaled
+#   policy head or reward scaling all needed more steps;
+# - A2C: rollouts of 8 steps at lr 0.003 (5/5 solved, 72,448) against the defaults
+#   (3/5 within 100,000 steps).
+# Acrobot-v1 was not tuned: the same settings, PPO's close to the zoo's (lambda 0.94, 4 epochs).
 OURS = {
-    "a2c": {"CartPole-v1": dict(), "Acrobot-v1": dict()},
+    "reinforce": {"CartPole-v1": dict(), "Acrobot-v1": dict()},
+    "reinforce_b500": {"CartPole-v1": dict(batch_size=500), "Acrobot-v1": dict(batch_size=500)},
+    "reinforce_value": {"CartPole-v1": dict(baseline="value"), "Acrobot-v1": dict(baseline="value")},
+    "a2c": {"CartPole-v1": dict(n_steps=8, learning_rate=0.003), "Acrobot-v1": dict(n_steps=8, learning_rate=0.003)},
     "ppo": {
         "CartPole-v1": dict(clip_range=0.2, n_epochs=10, num_minibatches=4, n_steps=64, gamma=0.99,
                             gae_lambda=0.9, learning_rate=0.003),
@@ -146,12 +160,7 @@ def _eval_seed(proto: Protocol) -> int:
 
 def run_ours(algo: str, env_id: str, seed: int, budget: int, proto: Protocol) -> None:
     if algo.startswith("reinforce"):
-        extra = {}
-        if algo == "reinforce_value":
-            if "baseline" not in {f.name for f in dataclasses.fields(rl.ReinforceConfig)}:
-                raise RuntimeError("ReinforceConfig has no `baseline` field yet")
-            extra = {"baseline": "value"}
-        config = rl.ReinforceConfig(env_id=env_id, seed=seed, total_steps=budget, progress=False, **extra)
+        config = rl.ReinforceConfig(env_id=env_id, seed=seed, total_steps=budget, progress=False, **OURS[algo][env_id])
 
         def callback(policy, history):
             return proto.check(history["env_steps"][-1], history["mean_return"][-1],
@@ -306,14 +315,20 @@ def main(argv=None) -> None:
 
     print(f"ratio_steps_ours_a2c_vs_sb3_a2c={ratio('a2c', 'sb3_a2c', 0):.3f} "
           f"ratio_seconds_ours_a2c_vs_sb3_a2c={ratio('a2c', 'sb3_a2c', 1):.3f}")
-    ours = [a for a in ("reinforce", "reinforce_value", "a2c", "ppo")
+    # the issue's target: one of our methods (solving most seeds) within 0.8x SB3 PPO's
+    # median steps *and* 0.25x its median seconds on CartPole-v1, in this run
+    ours = [a for a in OURS_ALGOS
             if results.get((a, "CartPole-v1"), (0, 0, 0, 1))[2] * 2 > results.get((a, "CartPole-v1"), (0, 0, 0, 1))[3]]
     if ours and ("sb3_ppo", "CartPole-v1") in results:
-        best = min(ours, key=lambda a: results[(a, "CartPole-v1")][0])
-        rs, rt = ratio(best, "sb3_ppo", 0), ratio(best, "sb3_ppo", 1)
-        met = rs <= 0.8 and rt <= 0.25
+        ratios = {a: (ratio(a, "sb3_ppo", 0), ratio(a, "sb3_ppo", 1)) for a in ours}
+        for a, (rs, rt) in ratios.items():
+            print(f"algo={a} env=CartPole-v1 ratio_steps_vs_sb3_ppo={rs:.3f} ratio_seconds_vs_sb3_ppo={rt:.3f}")
+        meeting = [a for a, (rs, rt) in ratios.items() if rs <= 0.8 and rt <= 0.25]
+        # best: the fastest method that meets both; if none does, the one with the fewest steps
+        best = min(meeting, key=lambda a: ratios[a][1]) if meeting else min(ours, key=lambda a: ratios[a][0])
+        rs, rt = ratios[best]
         print(f"target env=CartPole-v1 best={best} ratio_steps_vs_sb3_ppo={rs:.3f} "
-              f"ratio_seconds_vs_sb3_ppo={rt:.3f} met={met}")
+              f"ratio_seconds_vs_sb3_ppo={rt:.3f} met={bool(meeting)}")
 
 
 if __name__ == "__main__":
