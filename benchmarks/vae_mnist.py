@@ -106,11 +106,11 @@ SIZES = {
     # hold-out): within 60 s (about 110 epochs uncontended) the test bound is still rising,
     # so early stopping only cost 10 % of the data. Adam 1e-3 for the first 75 % of the
     # budget, then 3e-4 and 1e-4 (a step decay; each stage a fresh Adam).
-    "small": dict(latent=32, hidden=(512, 256), batch=100, k_train=1, warmup=0,
+    "small": dict(decoder="autoregressive", latent=32, hidden=(512, 256), batch=100, k_train=1, warmup=0,
                   epochs=120, patience=0, max_seconds=60.0, k_eval=500,
                   stages=((0.75, 1e-3), (0.15, 3e-4), (0.10, 1e-4))),
     # full: Burda et al. 2016, one stochastic layer, VAE (k = 1) objective
-    "full": dict(latent=50, hidden=(200, 200), batch=100, k_train=1, warmup=0,
+    "full": dict(decoder="factorized", latent=50, hidden=(200, 200), batch=100, k_train=1, warmup=0,
                  epochs=3280, patience=0, max_seconds=None, k_eval=5000, stages="burda"),
 }
 
@@ -146,6 +146,9 @@ def main() -> None:
     ap.add_argument("--k-eval", type=int, default=None, help="importance samples of the test log p(x)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: COURSE_NUM_THREADS or torch's)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--decoder", choices=("factorized", "autoregressive"), default=None,
+                    help="p(x|z): independent Bernoulli pixels (vae.VAE) or with the linear autoregressive "
+                         "term (vae.AutoregressiveVAE); default: the profile's")
     args = ap.parse_args()
 
     profile = args.profile or course_lib.profile()
@@ -166,11 +169,14 @@ def main() -> None:
         n_valid = len(train_px) // 10
         valid_x = vae.binarize_fixed(train_px[-n_valid:], seed=2)
         train_px = train_px[:-n_valid]
-    print(f"profile={profile} device={device} threads={threads} source={source} train={len(train_px)} "
+    print(f"profile={profile} decoder={args.decoder or size['decoder']} device={device} threads={threads} "
+          f"source={source} train={len(train_px)} "
           f"valid={0 if valid_x is None else len(valid_x)} test={len(test_x)} budget_s={budget}")
 
     course_lib.seed_everything(args.seed)
-    model = vae.VAE(784, size["latent"], size["hidden"]).to(device)
+    decoder = args.decoder or size["decoder"]
+    model_cls = vae.AutoregressiveVAE if decoder == "autoregressive" else vae.VAE
+    model = model_cls(784, size["latent"], size["hidden"]).to(device)
     if size["stages"] == "burda":
         stages = [(n, lr, None) for n, lr in burda_schedule(epochs)]
     else:

@@ -415,3 +415,65 @@ def test_bad_input_raises_value_error_naming_the_argument(small_vae, case, call,
         call(small_vae)
     assert isinstance(info.value, ValueError), f"{case}: expected a ValueError (or ArgumentTypeError), got {info.type}"
     assert name in str(info.value), f"{case}: the message must name {name!r}: {info.value}"
+
+
+# ----------------------------------------------------------------------------
+# The VAE with an autoregressive decoder term
+# ----------------------------------------------------------------------------
+def _ar_vae(data_dim=4, seed=0):
+    torch.manual_seed(seed)
+    model = vae.AutoregressiveVAE(data_dim, 2, (8,))
+    with torch.no_grad():
+        model.autoregressive.weight.normal_(0.0, 2.0)  # strong dependencies, masked or not
+    return model.eval()
+
+
+def test_autoregressive_logit_sees_only_earlier_pixels():
+    model = _ar_vae(6)
+    x = torch.bernoulli(torch.full((1, 6), 0.5))
+    jac = torch.autograd.functional.jacobian(lambda v: model.autoregressive_logits(v), x)[0, :, 0, :]  # (D, D)
+    assert torch.all(jac.triu() == 0)  # d logit_i / d x_j = 0 for j >= i
+    assert torch.all(jac[torch.ones(6, 6).tril(-1).bool()] != 0)  # and every earlier pixel counts
+
+
+def test_autoregressive_p_x_given_z_sums_to_one_over_all_images():
+    model = _ar_vae(4)
+    images = torch.tensor([[(n >> i) & 1 for i in range(4)] for n in range(16)], dtype=torch.float32)  # (16, 4)
+    z = torch.randn(1, 2).expand(16, 2)
+    with torch.no_grad():
+        total = model.log_px_given_z(z, images).exp().sum()
+    assert abs(total.item() - 1.0) < 1e-6
+
+
+def test_autoregressive_with_zero_weights_is_the_plain_vae():
+    torch.manual_seed(3)
+    plain = vae.VAE(5, 2, (8,))
+    ar = vae.AutoregressiveVAE(5, 2, (8,))
+    ar.load_state_dict(plain.state_dict(), strict=False)  # zero autoregressive weights
+    x = torch.bernoulli(torch.full((7, 5), 0.4))
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    assert torch.allclose(plain.log_weights(x, 3, g1), ar.log_weights(x, 3, g2))
+
+
+def test_autoregressive_samples_follow_the_model():
+    model = _ar_vae(3, seed=1)
+    with torch.no_grad():  # p(x | z) independent of z: sample frequencies must match it exactly
+        model.decoder[-1].weight.zero_()
+    images = torch.tensor([[(n >> i) & 1 for i in range(3)] for n in range(8)], dtype=torch.float32)
+    with torch.no_grad():
+        probs = model.log_px_given_z(torch.zeros(8, 2), images).exp()  # (8,)
+    n = 40_000
+    draws = model.sample(n, torch.Generator().manual_seed(0))
+    codes = (draws * torch.tensor([1.0, 2.0, 4.0])).sum(1).long()
+    freq = torch.bincount(codes, minlength=8).float() / n
+    assert torch.all((freq - probs).abs() < 4 * (probs * (1 - probs) / n).sqrt() + 1e-3)
+
+
+def test_autoregressive_save_and_load_round_trip(tmp_path):
+    model = _ar_vae(4)
+    path = tmp_path / "ar.pt"
+    vae.save_pretrained(model, path)
+    loaded, _ = vae.load_pretrained(path)
+    assert isinstance(loaded, vae.AutoregressiveVAE)
+    w = (model.autoregressive.weight * model.mask).to(torch.float16).float()
+    assert torch.equal(loaded.autoregressive.weight * loaded.mask, w)

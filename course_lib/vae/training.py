@@ -17,7 +17,7 @@ from torch import Tensor
 from course_lib import checks, data
 from course_lib._runtime import seed_everything
 from course_lib.training import TrainingRun
-from course_lib.vae.core import VAE, _check_binary_batch, log_mean_exp
+from course_lib.vae.core import VAE, AutoregressiveVAE, _check_binary_batch, log_mean_exp
 
 __all__ = [
     "binarize_dynamic",
@@ -274,7 +274,8 @@ def save_pretrained(model: VAE, path: str | os.PathLike, **metadata) -> str:
     Returns:
         the file's SHA-256 (hex), to pin in the code that loads it.
     """
-    arch = {"data_dim": model.data_dim, "latent_dim": model.latent_dim, "hidden_dims": list(model.hidden_dims)}
+    arch = {"data_dim": model.data_dim, "latent_dim": model.latent_dim, "hidden_dims": list(model.hidden_dims),
+            "autoregressive": isinstance(model, AutoregressiveVAE)}
     state = {k: v.detach().cpu().to(torch.float16) for k, v in model.state_dict().items()}
     os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
     torch.save({"arch": arch, "state_dict": state, "metadata": dict(metadata)}, path)
@@ -303,6 +304,7 @@ def load_pretrained(path: str | os.PathLike, sha256: str | None = None) -> tuple
     if sha256 is not None and digest != sha256:
         raise ValueError(f"path {path!r} has SHA-256 {digest}, expected {sha256}: the file is corrupt or another version")
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    model = VAE(**saved["arch"])
+    arch = dict(saved["arch"])
+    model = (AutoregressiveVAE if arch.pop("autoregressive", False) else VAE)(**arch)
     model.load_state_dict({k: v.to(torch.float32) for k, v in saved["state_dict"].items()})
     return model.eval(), saved["metadata"]
