@@ -53,10 +53,25 @@ times are contended, 2-5x slower than on an idle machine):
   -115.8 after 25 epochs (36 CPU s); the smaller 784-400-200-32 with the
   step decay, -105.0 after 110 epochs (61 CPU s).
 
-**The issue's target (NLL <= 97 nats within 60 s) is not met.** The default
-command, 2026-11-22, near-idle machine: 109 epochs in 56.9 s,
-``test_elbo_nats=-109.01 test_log_px_nats=-103.39`` (IWAE_500, standard error
-1.03 over digits). A second round of recipes (2026-11-22, 60 s each, test / train
+Decoders (``--decoder``). The small profile's default is
+:class:`course_lib.vae.AutoregressiveVAE`: the VAE's decoder logits plus a
+linear autoregressive term over earlier pixels, a 400-200-16 VAE. The
+factorized decoder of Chapter 3 (:class:`course_lib.vae.VAE`, 512-256-32) is
+``--decoder factorized``. Measured on the near-idle machine, 2026-11-22,
+``--profile small --threads 1``:
+
+* autoregressive (the default): ``latent_dim=16 test_elbo_nats=-98.09
+  test_iwae_k=500 test_log_px_nats=-96.52 train_seconds=60.0`` (IWAE_500
+  standard error 0.80 over digits): **the issue's target, NLL <= 97 nats
+  within 60 s, is met by this model**;
+* factorized: 109 epochs in 56.9 s, ``test_elbo_nats=-109.01
+  test_log_px_nats=-103.39`` (standard error 1.03): the factorized VAE
+  does **not** reach 97 nats in 60 s; every recipe below stayed above 103.
+
+Why the factorized decoder stalls near 103 nats: given z it must explain every
+pixel independently, so the correlations between neighbouring pixels (stroke
+edges) go through the 32 latents or are lost; the autoregressive term models
+them directly, at the price of sampling one pixel at a time. A second round of recipes (2026-11-22, 60 s each, test / train
 IWAE_100 in nats; train = 1,000 training digits, one fixed draw; two runs
 shared the 2 cores, so about 100 epochs each):
 
@@ -106,7 +121,10 @@ SIZES = {
     # hold-out): within 60 s (about 110 epochs uncontended) the test bound is still rising,
     # so early stopping only cost 10 % of the data. Adam 1e-3 for the first 75 % of the
     # budget, then 3e-4 and 1e-4 (a step decay; each stage a fresh Adam).
-    "small": dict(decoder="autoregressive", latent=32, hidden=(512, 256), batch=100, k_train=1, warmup=0,
+    # The autoregressive decoder gets a smaller VAE (400-200-16): its epochs are cheaper, and
+    # in paired 60 s runs it beat 512-256-32 by 0.7-1.0 nats (256-128-32 was 0.7 nats worse).
+    "small": dict(decoder="autoregressive", latent=32, hidden=(512, 256), ar_latent=16, ar_hidden=(400, 200),
+                  batch=100, k_train=1, warmup=0,
                   epochs=120, patience=0, max_seconds=60.0, k_eval=500,
                   stages=((0.75, 1e-3), (0.15, 3e-4), (0.10, 1e-4))),
     # full: Burda et al. 2016, one stochastic layer, VAE (k = 1) objective
@@ -176,7 +194,10 @@ def main() -> None:
     course_lib.seed_everything(args.seed)
     decoder = args.decoder or size["decoder"]
     model_cls = vae.AutoregressiveVAE if decoder == "autoregressive" else vae.VAE
-    model = model_cls(784, size["latent"], size["hidden"]).to(device)
+    latent, hidden = size["latent"], size["hidden"]
+    if decoder == "autoregressive":
+        latent, hidden = size.get("ar_latent", latent), size.get("ar_hidden", hidden)
+    model = model_cls(784, latent, hidden).to(device)
     if size["stages"] == "burda":
         stages = [(n, lr, None) for n, lr in burda_schedule(epochs)]
     else:
@@ -208,7 +229,7 @@ def main() -> None:
     se = lambda t: t.std().item() / math.sqrt(len(t))
     print(f"test ELBO {elbo.mean():.2f} +- {se(elbo):.2f} nats, IWAE_{k_eval} {log_px.mean():.2f} +- {se(log_px):.2f} "
           f"nats (standard errors over digits), evaluation {eval_s:.1f} s")
-    print(f"latent_dim={size['latent']} test_elbo_nats={elbo.mean():.2f} test_iwae_k={k_eval} "
+    print(f"latent_dim={latent} test_elbo_nats={elbo.mean():.2f} test_iwae_k={k_eval} "
           f"test_log_px_nats={log_px.mean():.2f} train_seconds={seconds:.1f}")
 
 
