@@ -7,6 +7,7 @@ Re-exported by :mod:`course_lib.vae`.
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import os
 from dataclasses import dataclass
@@ -278,9 +279,10 @@ def save_pretrained(model: VAE, path: str | os.PathLike, **metadata) -> str:
             "autoregressive": isinstance(model, AutoregressiveVAE)}
     state = {k: v.detach().cpu().to(torch.float16) for k, v in model.state_dict().items()}
     os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
-    torch.save({"arch": arch, "state_dict": state, "metadata": dict(metadata)}, path)
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+    buffer = io.BytesIO()
+    torch.save({"arch": arch, "state_dict": state, "metadata": dict(metadata)}, buffer)
+    data._atomic_write_bytes(os.fspath(path), buffer.getvalue())  # a crash leaves the old file, never half a new one
+    return hashlib.sha256(buffer.getvalue()).hexdigest()
 
 
 def load_pretrained(path: str | os.PathLike, sha256: str | None = None) -> tuple[VAE, dict]:
