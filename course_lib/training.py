@@ -302,30 +302,36 @@ def _nonfinite(tensors: Iterable[torch.Tensor]) -> bool:
     return not bool(torch.isfinite(torch.stack([n.float().cpu() for n in norms])).all())
 
 
-def _clip_grad_norm(grads: list[torch.Tensor], max_norm: float) -> float:
-    """``torch.nn.utils.clip_grad_norm_`` on a list of gradients; returns the total norm before clipping.
+def _clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> float:
+    """``torch.nn.utils.clip_grad_norm_(params, max_norm)``; returns the total norm before clipping.
 
     The same arithmetic (scale by ``min(1, max_norm / (norm + 1e-6))``) with the
     three foreach kernels inlined when every gradient shares one device and dtype:
     for the tiny MLPs of the RL chapters the library call's bookkeeping costs more
-    than the arithmetic.
+    than the arithmetic. Otherwise the library call itself.
     """
+    grads = [p.grad.detach() for p in params if p.grad is not None]
     if not grads:
         return 0.0
     if len({(g.device, g.dtype) for g in grads}) > 1:
-        return float(torch.nn.utils.clip_grad_norm_(grads, max_norm))
-    grads = [g.detach() for g in grads]
+        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
     total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
     torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
     return float(total)
 
 
+def _nonfinite_parameter_name(model: nn.Module) -> str:
+    """The first parameter with a NaN or inf entry, else the first whose norm overflows (its
+    entries finite but huge: what :func:`_nonfinite` also flags)."""
+    named = list(model.named_parameters())
+    return next((n for n, p in named if not bool(torch.isfinite(p).all())), None) or next(
+        (n for n, p in named if not bool(torch.isfinite(p.detach().norm()))), "?")
+
+
 def check_finite_parameters(model: nn.Module, step: int, name: str = "parameter") -> None:
     """Raise :class:`TrainingDiverged` if any parameter of ``model`` is NaN or infinite."""
     if _nonfinite(model.parameters()):
-        named = list(model.named_parameters())
-        bad = next((n for n, p in named if not bool(torch.isfinite(p).all())), None) or next(
-            (n for n, p in named if not bool(torch.isfinite(p.detach().norm()))), "?")  # finite, but the norm overflows
+        bad = _nonfinite_parameter_name(model)
         cause = (
             "the initial parameters are not finite: check the initialisation (or the checkpoint loaded)"
             if step == 0
@@ -506,8 +512,8 @@ class TrainingRun:
             raise TrainingDiverged(self.step, quantity, self._cause(inputs), shown)
 
     def optimize(self, loss: torch.Tensor, inputs=None, clip_grad_norm: float | None = None) -> float:
-        """One guarded update: check the loss, ``zero_grad``, ``backward``, check the gradients,
-        optionally clip them, ``step``.
+        """One guarded update: check the loss, take the gradients (``torch.autograd.grad``, which
+        replaces ``zero_grad`` + ``backward``), check them, optionally clip them, ``step``.
 
         The parameters are checked once per step boundary (:meth:`end_step`), not after
         every optimizer step: a step that makes them non-finite makes the next loss
@@ -539,8 +545,7 @@ class TrainingRun:
         if clip_grad_norm is not None:
             # the total norm that clipping computes anyway is the gradient check:
             # it is finite exactly when every gradient entry is
-            bad_gradient = not math.isfinite(_clip_grad_norm([p.grad for p in params if p.grad is not None],
-                                                             clip_grad_norm))
+            bad_gradient = not math.isfinite(_clip_grad_norm(params, clip_grad_norm))
         else:
             bad_gradient = _nonfinite([p.grad for p in params if p.grad is not None])
         if bad_gradient:
@@ -553,12 +558,8 @@ class TrainingRun:
         """Raise :class:`TrainingDiverged` if an update since the last boundary left a non-finite parameter."""
         if self._dirty and self.model is not None and _nonfinite(self.model.parameters()):
             lr = self.optimizer.param_groups[0].get("lr") if self.optimizer is not None else None
-            named = list(self.model.named_parameters())
-            # a non-finite entry, else (finite entries so large that their norm overflows) a non-finite norm
-            bad = next((n for n, p in named if not bool(torch.isfinite(p).all())), None) or next(
-                (n for n, p in named if not bool(torch.isfinite(p.detach().norm()))), "?")
             raise TrainingDiverged(
-                self.step, f"parameter {bad!r}",
+                self.step, f"parameter {_nonfinite_parameter_name(self.model)!r}",
                 "an update made it non-finite: lower the learning rate" + (f" (it is {lr})" if lr is not None else ""),
                 " at the end of the step",
             )

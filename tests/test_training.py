@@ -247,3 +247,39 @@ def test_config_diff_lists_fields_and_skips_safe_ones():
     lines = training.config_diff({"lr": 0.1, "epochs": 2, "max_seconds": 1}, {"lr": 0.2, "epochs": 2, "max_seconds": 9})
     assert lines == ["lr: 0.1 -> 0.2"]
     assert training.config_diff({"lr": 0.1}, {"lr": 0.2}, allow_changed=("lr",)) == []
+
+
+# ----------------------------------------------------------------------------
+# The guarded step: gradient clipping and the gradient check
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+def test_clip_grad_norm_matches_torch(scale):
+    torch.manual_seed(0)
+
+    def params_with_grads(dtypes):
+        out = []
+        for shape, dtype in zip([(5, 3), (7,)], dtypes):
+            p = torch.nn.Parameter(torch.zeros(shape, dtype=dtype))
+            p.grad = torch.randn(shape, dtype=dtype, generator=torch.Generator().manual_seed(p.numel())) * scale
+            out.append(p)
+        return out
+
+    for dtypes in ([torch.float32, torch.float32], [torch.float64, torch.float32]):  # foreach path; torch's own
+        ours, reference = params_with_grads(dtypes), params_with_grads(dtypes)
+        expected = float(torch.nn.utils.clip_grad_norm_(reference, 0.5))
+        assert training._clip_grad_norm(ours, 0.5) == expected
+        assert all(torch.equal(p.grad, q.grad) for p, q in zip(ours, reference))  # the same scaled gradients
+        assert (expected > 0.5) == any(not torch.equal(p.grad, q.grad) for p, q in zip(ours, params_with_grads(dtypes)))
+
+
+@pytest.mark.parametrize("clip", [None, 1.0])
+def test_non_finite_gradient_of_a_finite_loss_is_reported(clip):
+    model = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        model.weight.zero_()
+    run = TrainingRun(_Cfg(), model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), progress=False)
+    loss = model.weight.abs().sqrt().sum()  # 0 at w = 0, but d sqrt|w| / dw is NaN there
+    with pytest.raises(TrainingDiverged) as info:
+        run.optimize(loss, clip_grad_norm=clip)
+    assert info.value.quantity == "gradient"
+    assert torch.all(model.weight == 0)  # the step was refused

@@ -1,4 +1,4 @@
-"""Policy snapshots at fractions of the training budget, shared by the RL trainers (REINFORCE, ES).
+"""Policy snapshots at fractions of the training budget, shared by the RL trainers (REINFORCE, ES, A2C/PPO, DQN).
 
 Chapter 4's widget replays the policy at 0 %, 25 %, 50 % and 100 % of training: a
 trainer given ``checkpoint_fractions=(0.0, 0.25, 0.5, 1.0)`` keeps a copy of the
@@ -16,7 +16,7 @@ __all__: list[str] = []  # private helpers of the trainers
 
 def take_snapshots(
     snapshots: list,
-    policy: nn.Module,
+    policy: nn.Module | dict[str, nn.Module],
     fractions: tuple[float, ...],
     next_index: int,
     env_steps: int,
@@ -27,19 +27,22 @@ def take_snapshots(
 
     Args:
         snapshots: the list to append to (``history["checkpoints"]``).
-        policy: the module whose ``state_dict`` is copied (to the CPU).
+        policy: the module whose ``state_dict`` is copied (to the CPU), or a dict
+            ``{key: module}`` whose state dicts are stored under those keys instead of
+            ``"state_dict"`` (A2C keeps ``"policy"`` and ``"value"``, DQN ``"q_network"``).
         fractions: strictly increasing floats in ``[0, 1]``.
         next_index: index of the first fraction not yet saved.
         env_steps: environment steps so far.
         total_steps: the training budget in environment steps.
         force: save every remaining fraction now (training stopped before the budget).
     """
+    modules = policy if isinstance(policy, dict) else {"state_dict": policy}
     while next_index < len(fractions) and (force or env_steps >= fractions[next_index] * total_steps):
         snapshots.append(
             {
                 "fraction": fractions[next_index],
                 "env_steps": int(env_steps),
-                "state_dict": {k: v.detach().cpu().clone() for k, v in policy.state_dict().items()},
+                **{key: {k: v.detach().cpu().clone() for k, v in m.state_dict().items()} for key, m in modules.items()},
             }
         )
         next_index += 1

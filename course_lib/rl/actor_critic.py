@@ -14,7 +14,6 @@ target bootstraps from the value of the *final* observation
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,7 +23,7 @@ from torch import nn
 
 from course_lib import checks
 from course_lib._runtime import seed_everything
-from course_lib.nets import mlp
+from course_lib.rl._snapshots import take_snapshots
 from course_lib.rl.advantage import gae
 from course_lib.rl.envs import make_vec_env
 from course_lib.rl.policy_gradient import CategoricalPolicy, ValueNetwork
@@ -106,11 +105,6 @@ class ActorCriticConfig:
     """hidden widths of the policy MLP (and of the critic MLP when not shared)."""
     shared: bool = False
     """the critic is a linear head on the policy's last hidden layer (:class:`SharedValueHead`)."""
-    reward_scale: float = 1.0
-    """the critic learns the values of ``reward_scale * r`` (the returns the history reports
-    are unscaled). With normalized advantages the policy's update does not depend on
-    it; a small value (0.1) keeps the critic's targets of order 1 to 10, which tanh
-    features fit in fewer Adam steps (reward scaling, Engstrom et al. 2020)."""
     value_coef: float = 0.5
     """weight of the critic's squared error in the joint loss."""
     entropy_coef: float = 0.0
@@ -154,7 +148,6 @@ class ActorCriticConfig:
             raise checks.ArgumentTypeError(f"shared must be a bool, got {self.shared!r}")
         if self.shared and not self.hidden_sizes:
             raise ValueError("shared=True needs at least one hidden layer in hidden_sizes, got ()")
-        checks.positive_float("reward_scale", self.reward_scale)
         checks.nonnegative_float("value_coef", self.value_coef)
         checks.nonnegative_float("entropy_coef", self.entropy_coef)
         if self.max_grad_norm is not None:
@@ -250,10 +243,6 @@ def _log_prob_and_entropy(logits: torch.Tensor, actions: torch.Tensor) -> tuple[
     return log_probs, entropy
 
 
-def _weights(module: nn.Module) -> dict:
-    return copy.deepcopy({k: v.detach().cpu() for k, v in module.state_dict().items()})
-
-
 def train_actor_critic(
     config: ActorCriticConfig,
     *,
@@ -345,9 +334,8 @@ def train_actor_critic(
     fractions = config.checkpoint_fractions
 
     def checkpoint_due(saved: list, env_steps: int, force: bool = False) -> None:
-        while len(saved) < len(fractions) and (force or env_steps >= fractions[len(saved)] * config.total_steps):
-            saved.append({"fraction": fractions[len(saved)], "env_steps": int(env_steps),
-                          "policy": _weights(policy), "value": _weights(value)})
+        take_snapshots(saved, {"policy": policy, "value": value}, fractions, len(saved), env_steps,
+                       config.total_steps, force)
 
     checkpoint_due(state["checkpoints"], state["env_steps"])
     try:
@@ -383,7 +371,7 @@ def train_actor_critic(
                     v = value(o).reshape(T, N)
                     nv = value(torch.as_tensor(next_obs_buf, device=device).reshape(batch_size, obs_dim)).reshape(T, N)
                     old_log_probs, _ = _log_prob_and_entropy(policy.logits(o), a)
-                adv = gae(torch.as_tensor(rew_buf * config.reward_scale).T, v.T.cpu(), nv.T.cpu(), torch.as_tensor(term_buf).T,
+                adv = gae(torch.as_tensor(rew_buf).T, v.T.cpu(), nv.T.cpu(), torch.as_tensor(term_buf).T,
                           torch.as_tensor(end_buf).T, config.gamma, config.gae_lambda).T.reshape(batch_size)
                 adv = adv.to(device=device, dtype=v.dtype)
                 targets = adv + v.reshape(batch_size)

@@ -49,8 +49,9 @@ from course_lib import checks
 from course_lib._runtime import seed_everything
 from course_lib.nets import mlp
 from course_lib.rl import advantage as _advantage
+from course_lib.rl._snapshots import take_snapshots
 from course_lib.rl.actor_critic import env_snapshot, restore_env_snapshot
-from course_lib.rl.value_based import epsilon_greedy
+from course_lib.rl.value_based import _epsilon_greedy_draws, epsilon_greedy
 from course_lib.training import TrainingRun
 
 __all__ = [
@@ -628,10 +629,6 @@ class DQNConfig:
             checks.positive_float("max_seconds", self.max_seconds)
 
 
-def _weights(module: nn.Module) -> dict:
-    return copy.deepcopy({k: v.detach().cpu() for k, v in module.state_dict().items()})
-
-
 def train_dqn(config: DQNConfig = DQNConfig(), *,
               callback: Callable[[nn.Module, dict], bool | None] | None = None) -> tuple[nn.Module, dict]:
     """Train a Q-network with DQN (or Double DQN) and return ``(q_network, history)``.
@@ -721,8 +718,7 @@ def train_dqn(config: DQNConfig = DQNConfig(), *,
     loss_fn = F.smooth_l1_loss if config.loss == "huber" else F.mse_loss
 
     def checkpoint_due(saved: list, env_steps: int, force: bool = False) -> None:
-        while len(saved) < len(fractions) and (force or env_steps >= fractions[len(saved)] * config.total_steps):
-            saved.append({"fraction": fractions[len(saved)], "env_steps": int(env_steps), "q_network": _weights(q_network)})
+        take_snapshots(saved, {"q_network": q_network}, fractions, len(saved), env_steps, config.total_steps, force)
 
     checkpoint_due(state["checkpoints"], state["env_steps"])
     try:
@@ -738,14 +734,10 @@ def train_dqn(config: DQNConfig = DQNConfig(), *,
                     if state["env_steps"] < config.learning_starts:
                         actions = torch.randint(num_actions, (N,), generator=gen)
                     else:
-                        # epsilon-greedy (value_based.epsilon_greedy, the same draws): the coins and the
-                        # random actions come first, so the Q-network runs only if some env exploits
-                        explore = torch.rand((N,), generator=gen) < epsilon
-                        actions = torch.randint(num_actions, (N,), generator=gen)
-                        if not bool(explore.all()):
-                            with torch.no_grad():
-                                greedy = q_network(obs_t).argmax(-1).cpu()
-                            actions = torch.where(explore, actions, greedy)
+                        # epsilon-greedy; the Q-network runs only if some env exploits
+                        with torch.no_grad():
+                            actions = _epsilon_greedy_draws(lambda: q_network(obs_t).argmax(-1), (N,), num_actions,
+                                                            epsilon, gen, "cpu")
                     next_obs, reward, terminated, truncated, info = envs.step(actions.cpu().numpy())
                     done = terminated | truncated
                     real_next = next_obs

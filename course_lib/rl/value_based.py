@@ -20,6 +20,7 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -101,11 +102,23 @@ def epsilon_greedy(q_values: torch.Tensor, epsilon: float, generator: torch.Gene
     epsilon = checks.unit_interval("epsilon", epsilon)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise checks.ArgumentTypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    batch_shape = q_values.shape[:-1]
-    A = q_values.shape[-1]
-    explore = torch.rand(batch_shape, generator=generator, device=q_values.device) < epsilon
-    random_actions = torch.randint(A, batch_shape, generator=generator, device=q_values.device)
-    return torch.where(explore, random_actions, q_values.argmax(-1))
+    return _epsilon_greedy_draws(lambda: q_values.argmax(-1), q_values.shape[:-1], q_values.shape[-1], epsilon,
+                                 generator, q_values.device)
+
+
+def _epsilon_greedy_draws(greedy_actions: Callable[[], torch.Tensor], batch_shape, num_actions: int,
+                          epsilon: float, generator: torch.Generator | None, device) -> torch.Tensor:
+    """:func:`epsilon_greedy` on checked inputs, with the greedy actions computed only when needed.
+
+    The coins and the random actions are drawn first (always the same draws), so a
+    caller whose Q-values cost a network pass (``train_dqn``) skips it when every
+    entry explores.
+    """
+    explore = torch.rand(batch_shape, generator=generator, device=device) < epsilon
+    random_actions = torch.randint(num_actions, batch_shape, generator=generator, device=device)
+    if bool(explore.all()):
+        return random_actions
+    return torch.where(explore, random_actions, greedy_actions().to(device))
 
 
 def _check_q_values(q_values) -> torch.Tensor:
