@@ -597,7 +597,16 @@ class AutoregressiveVAE(VAE):
     in one pass (teacher forcing), so the ELBO and the IWAE bound are computed as
     for the :class:`VAE`; only sampling is sequential (D steps).
 
-    Args and shapes: as :class:`VAE`.
+    Args:
+        data_dim: D (784 for MNIST); the autoregressive weights are (D, D).
+        latent_dim: Z.
+        hidden_dims: widths of the encoder's hidden layers (the decoder mirrors them).
+
+    Shapes: ``x`` is (B, D) with values in {0, 1}; ``z`` is (B, Z) or (k, B, Z);
+    ``log_px_given_z`` returns (B,) or (k, B), in nats.
+
+    Raises:
+        ValueError: non-positive sizes, a bad ``x`` or ``z`` (named), as :class:`VAE`.
 
     References: Frey 1998 and Larochelle & Murray 2011 (the fully visible sigmoid
     belief net); Gulrajani et al. 2017 (PixelVAE) and Chen et al. 2017 (Variational
