@@ -68,6 +68,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from course_lib import checks
 from course_lib.data import _fsync_dir  # one copy of the durable-rename helper
 
 __all__ = [
@@ -82,6 +83,7 @@ __all__ = [
     "progress_bar",
     "check_finite_parameters",
     "ALWAYS_SAFE_TO_CHANGE",
+    "RunOptions",
 ]
 
 #: Config fields that may differ between a checkpoint and the run that resumes it.
@@ -109,6 +111,65 @@ class TrainingDiverged(FloatingPointError):
 
 class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be used: missing, empty, truncated, foreign, or from another config."""
+
+
+# ----------------------------------------------------------------------------
+# The run fields every trainer's config shares
+# ----------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """How a training run is run, not what it learns: the fields every trainer's config shares.
+
+    Every config in ``course_lib`` (``flows.TrainConfig``, ``autoregressive.TrainConfig``,
+    ``vae.VAEConfig``, ``rl.ReinforceConfig``, ``rl.ESConfig``, ``rl.ActorCriticConfig``,
+    ``rl.TabularQConfig``, ``rl.FQIConfig``, ``rl.DQNConfig``) inherits from this class,
+    so all of them accept and refuse the same values, with the same messages. The
+    fields are keyword-only. Subclasses that define ``__post_init__`` call
+    ``super().__post_init__()``. Changing any of them between a checkpoint and the
+    run that resumes it is allowed (:data:`ALWAYS_SAFE_TO_CHANGE`).
+
+    Attributes:
+        max_seconds: training time budget in seconds, a positive float (``inf`` or
+            ``None``: no budget). A run stopped by it says
+            ``history["stop_reason"] == "time_budget"`` and can be resumed.
+        checkpoint_path: file of the resumable checkpoint (a ``str`` or
+            ``os.PathLike``, stored as ``str``); ``None``: no file. An existing
+            file there is resumed from when ``resume`` is true.
+        resume: continue from ``checkpoint_path`` when that file exists (a bool).
+        progress: show a tqdm progress bar (a bool).
+
+    Raises:
+        ArgumentTypeError (a TypeError and a ValueError): a field of the wrong kind
+            (``progress="no"``, ``checkpoint_path=123``, ``max_seconds="5"``).
+        ValueError: ``max_seconds`` <= 0 or NaN; an empty ``checkpoint_path``.
+    """
+
+    max_seconds: float | None = None
+    checkpoint_path: str | None = None
+    resume: bool = True
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.max_seconds is not None:
+            object.__setattr__(
+                self, "max_seconds", checks.positive_float("max_seconds", self.max_seconds, finite=False)
+            )
+        if self.checkpoint_path is not None:
+            if not isinstance(self.checkpoint_path, (str, os.PathLike)):
+                raise checks.ArgumentTypeError(
+                    f"checkpoint_path must be a str or os.PathLike path, or None, got {self.checkpoint_path!r}"
+                )
+            path = os.fspath(self.checkpoint_path)
+            if not isinstance(path, str):
+                raise checks.ArgumentTypeError(f"checkpoint_path must be a str path, got bytes {path!r}")
+            if not path:
+                raise ValueError("checkpoint_path must be a non-empty path or None, got ''")
+            object.__setattr__(self, "checkpoint_path", path)
+        for name in ("resume", "progress"):
+            value = getattr(self, name)
+            if not isinstance(value, (bool, np.bool_)):
+                raise checks.ArgumentTypeError(f"{name} must be a bool (True or False), got {value!r}")
+            object.__setattr__(self, name, bool(value))
 
 
 # ----------------------------------------------------------------------------
