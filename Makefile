@@ -63,10 +63,10 @@ bench-smoke: bench-setup
 CHAPTER ?=
 FORCE   ?=
 student: setup
-	$(PYTHON) scripts/make_student.py --out dist $(if $(FORCE),--force,) $(if $(CHAPTER),--chapter $(CHAPTER),)
+	$(PYTHON) grading/make_student.py --out dist $(if $(FORCE),--force,) $(if $(CHAPTER),--chapter $(CHAPTER),)
 
 student-check:
-	$(PYTHON) scripts/make_student.py --check $(if $(CHAPTER),--chapter $(CHAPTER),)
+	$(PYTHON) grading/make_student.py --check $(if $(CHAPTER),--chapter $(CHAPTER),)
 
 clean:
 	rm -rf $(BUILD) dist .setup-stamp

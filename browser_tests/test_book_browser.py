@@ -39,7 +39,7 @@ import yaml
 from conftest import _WAIT_MATH as conftest_wait_math
 from conftest import NARROW, REPORT, ROOT, WIDE, load, set_width
 
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "grading"))
 
 MAX_PAGE_BYTES = 2_000_000
 MARKERS = (

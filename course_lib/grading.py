@@ -1,7 +1,7 @@
 """Graded-exercise support: feedback for tests, fallback for notebooks, references disabled while grading.
 
 A student notebook is generated from a master notebook by otter-grader
-(``scripts/make_student.py``); every solution body becomes ``...``, so an
+(``grading/make_student.py``); every solution body becomes ``...``, so an
 unfinished exercise function returns ``None``. Three tools make the exercises
 hold (see ``grading/AUTHORING.md`` for the cell pattern):
 

@@ -2,7 +2,7 @@
 
 The book is built from the master notebooks ``notebooks/NN_slug.ipynb``, which
 hold the solutions and the hidden tests. For every chapter page with a student
-version ``student/NN_slug.ipynb`` (written by ``scripts/make_student.py``):
+version ``student/NN_slug.ipynb`` (written by ``grading/make_student.py``):
 
 - the launch buttons (Colab, and Binder/JupyterHub if configured) open
   ``student/NN_slug.ipynb`` instead of the master;

@@ -12,9 +12,10 @@ import re
 import sys
 
 import nbformat
-from make_student import is_master, solution_cells  # scripts/ is on sys.path when run as a script
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "grading"))
+from make_student import is_master, solution_cells  # noqa: E402  (grading/make_student.py)
 
 
 def problems_for(master: pathlib.Path, html_dir: pathlib.Path) -> list[str]:

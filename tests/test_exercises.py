@@ -19,7 +19,7 @@ import pytest
 from otter.test_files import ExceptionTestFile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "grading"))
 import make_student  # noqa: E402
 
 MASTERS = [p for p in sorted((ROOT / "notebooks").glob("*.ipynb")) if make_student.is_master(p)]

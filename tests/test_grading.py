@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from course_lib import checks, grading
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "grading"))
 import make_student  # noqa: E402
 
 torch.set_num_threads(1)

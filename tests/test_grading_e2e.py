@@ -1,7 +1,7 @@
 """End-to-end grading through otter itself, exactly as an instructor runs it.
 
 For one chapter (``04_reinforce`` by default) this builds the autograder zip
-with ``scripts/make_student.py``, prepares four submissions from the student
+with ``grading/make_student.py``, prepares four submissions from the student
 notebook and grades each with ``otter run -a <autograder zip>`` (no Docker),
 then reads the scores from otter's own ``results.json``:
 
@@ -40,7 +40,7 @@ import torch
 from otter.test_files import ExceptionTestFile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "grading"))
 import make_student  # noqa: E402
 
 ALL = [m.stem for m in make_student.masters()]

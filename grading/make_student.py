@@ -1,0 +1,531 @@
+#!/usr/bin/env python3
+"""Generate the student notebooks and the autograder zips from the master chapter notebooks.
+
+A graded chapter is a notebook in ``notebooks/`` with an ``# ASSIGNMENT CONFIG``
+raw cell (see ``grading/AUTHORING.md``). For each one:
+
+1. ``otter assign`` (run in a temporary folder) writes the student notebook
+   (solutions replaced by ``...``, hidden tests removed) and the autograder
+   (all tests, public and hidden, and the zip for Gradescope, ``otter grade``
+   or ``grading/grade_local.py``).
+2. The student notebook is post-processed:
+   - the master's install cell (tag ``course-setup``) becomes two cells: one
+     that installs the pinned ``course_lib`` release (``v<__version__>``) and
+     the pinned otter-grader, each on its own, with a clear message and a way
+     out when an install fails; one that writes the public tests to
+     ``./public_tests`` and creates ``grader`` (otter's grading puts all tests
+     in ``./tests``: nothing in the notebook touches that folder);
+   - cells tagged ``student-remove`` are dropped, outputs are cleared, the
+     book-only tags are removed;
+   - every code cell after the preamble (the cells before the first ``## ``
+     heading) except answer cells, ``grader.check`` cells and cells tagged
+     ``grading-keep`` is tagged ``otter_ignore``, so grading skips training;
+   - MyST becomes plain Markdown for Colab: ``{eq}`` -> "(4.7)", ``$$ ... $$
+     (label)`` -> ``\\tag{4.7}``, ``{cite:p}`` -> "(Williams, 1992)",
+     ``{cite:t}`` -> "Williams (1992)", ``{doc}`` -> the page title,
+     admonition fences -> a bold title;
+   - a last section runs every public check and writes the submission zip.
+3. The student notebook goes to ``student/<chapter>.ipynb`` (committed; the
+   Colab and download links of the book point there) and to
+   ``<out>/<chapter>/student/``; the autograder to
+   ``<out>/<chapter>/autograder/`` with the zip ``<chapter>-autograder.zip``.
+
+Usage::
+
+    python grading/make_student.py                         # every graded chapter into dist/ and student/
+    python grading/make_student.py --chapter 04_reinforce  # one chapter
+    python grading/make_student.py --check                 # fail if student/ is out of date (CI)
+    python grading/make_student.py --out dist --force      # also delete other files in dist/<chapter>
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+
+import nbformat
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+REPO_URL = "https://github.com/dgm-drl-book/course-book"
+STUDENT_DIR = ROOT / "student"
+BIB = ROOT / "book" / "references.bib"
+PUBLIC_TESTS_DIR = "public_tests"
+
+BOOK_ONLY_TAGS = {"hide-input", "hide-output", "hide-cell", "remove-input", "remove-output", "remove-cell"}
+SETUP_TAG = "course-setup"            # the master's install cell, replaced in the student version
+STUDENT_REMOVE_TAG = "student-remove"  # dropped from the student version
+GRADING_KEEP_TAG = "grading-keep"      # run at grading even though it is not in the preamble
+OTTER_IGNORE_TAG = "otter_ignore"      # otter skips it at grading
+ANSWER_TAG = "otter_answer_cell"
+GENERATED = ("student", "autograder")  # the subfolders of <out>/<chapter> that a rebuild replaces
+
+
+class StudentError(Exception):
+    """A problem the user can fix; printed as one line, without a traceback."""
+
+
+# ------------------------------------------------------------------ versions
+def course_lib_version() -> str:
+    """``course_lib.__version__``, read from the source (no import)."""
+    text = (ROOT / "course_lib" / "__init__.py").read_text()
+    match = re.search(r'^__version__\s*=\s*["\']([^"\']+)["\']', text, flags=re.M)
+    if not match:
+        raise StudentError("course_lib/__init__.py has no __version__ = '...' line")
+    return match.group(1)
+
+
+def release_tag(version: str | None = None) -> str:
+    """The git tag of the ``course_lib`` release that matches the book: ``v<__version__>``."""
+    return f"v{version or course_lib_version()}"
+
+
+def otter_version() -> str:
+    """The installed otter-grader version: the autograder zip built here installs the same one."""
+    return metadata.version("otter-grader")
+
+
+# ------------------------------------------------------------------ reading masters
+def is_master(path: pathlib.Path) -> bool:
+    """True when the notebook starts an otter assignment (an ``# ASSIGNMENT CONFIG`` raw cell)."""
+    nb = nbformat.read(path, as_version=4)
+    return any(c.cell_type == "raw" and c.source.lstrip().startswith("# ASSIGNMENT CONFIG") for c in nb.cells)
+
+
+def masters() -> list[pathlib.Path]:
+    """Every graded chapter's master notebook, in chapter order."""
+    return [p for p in sorted((ROOT / "notebooks").glob("*.ipynb")) if is_master(p)]
+
+
+def solution_cells(master: pathlib.Path) -> dict[str, list[str]]:
+    """Question name -> source of its solution code cells, read from otter's raw markers."""
+    nb = nbformat.read(master, as_version=4)
+    sols: dict[str, list[str]] = {}
+    question, in_solution = None, False
+    for cell in nb.cells:
+        src = cell.source.strip()
+        if cell.cell_type == "raw" and src.startswith("# BEGIN QUESTION"):
+            question = re.search(r"name:\s*(\S+)", src).group(1)
+            sols[question] = []
+        elif cell.cell_type == "raw" and src.startswith("# BEGIN SOLUTION"):
+            in_solution = True
+        elif cell.cell_type == "raw" and src.startswith("# END SOLUTION"):
+            in_solution = False
+        elif in_solution and cell.cell_type == "code":
+            sols[question].append(cell.source)
+    return sols
+
+
+def question_points(master: pathlib.Path) -> dict[str, float]:
+    """Question name -> its ``points:`` value in the ``# BEGIN QUESTION`` cell."""
+    nb = nbformat.read(master, as_version=4)
+    points = {}
+    for cell in nb.cells:
+        src = cell.source.strip()
+        if cell.cell_type == "raw" and src.startswith("# BEGIN QUESTION"):
+            name = re.search(r"name:\s*(\S+)", src).group(1)
+            match = re.search(r"points:\s*([0-9.]+)", src)
+            points[name] = float(match.group(1)) if match else 1.0
+    return points
+
+
+def resolve_chapter(spec: str) -> pathlib.Path:
+    """A master notebook from a chapter name (``04_reinforce``), a number (``04``, ``4``) or a path.
+
+    Raises:
+        StudentError: no such chapter, or it has no exercises.
+    """
+    path = pathlib.Path(spec)
+    if path.suffix == ".ipynb" or "/" in spec:
+        path = path if path.is_absolute() else (pathlib.Path.cwd() / path)
+        if not path.is_file():
+            raise StudentError(f"no notebook at {spec}")
+        if not is_master(path):
+            raise StudentError(f"{spec} has no '# ASSIGNMENT CONFIG' cell, so it has no graded exercises")
+        return path.resolve()
+    available = masters()
+    key = spec.strip()
+    for m in available:
+        number = m.stem.split("_", 1)[0]
+        if key in (m.stem, number) or (key.isdigit() and number.isdigit() and int(key) == int(number)) or m.stem.endswith("_" + key):
+            return m
+    names = ", ".join(m.stem for m in available) or "none"
+    raise StudentError(f"no graded chapter {spec!r}; graded chapters: {names}")
+
+
+# ------------------------------------------------------------------ MyST -> plain Markdown
+def _bib_entries(bib_text: str) -> dict[str, dict[str, str]]:
+    """Citation key -> {"author": ..., "year": ...} from a BibTeX file (enough for author-year citations)."""
+    entries = {}
+    for match in re.finditer(r"@\w+\s*\{\s*([^,\s]+)\s*,(.*?)\n\}", bib_text, flags=re.S):
+        key, body = match.group(1), match.group(2)
+        fields = {}
+        for name in ("author", "year"):
+            f = re.search(rf"\b{name}\s*=\s*(\{{(?:[^{{}}]|\{{[^{{}}]*\}})*\}}|\"[^\"]*\"|\d+)", body, flags=re.I)
+            if f:
+                fields[name] = f.group(1).strip("{}\"").replace("{", "").replace("}", "")
+        entries[key] = fields
+    return entries
+
+
+def _surnames(author: str) -> list[str]:
+    names = []
+    for person in re.split(r"\s+and\s+", author.strip()):
+        person = " ".join(person.split())
+        names.append(person.split(",")[0].strip() if "," in person else person.split(" ")[-1])
+    return names
+
+
+def _cite_text(key: str, bib: dict[str, dict[str, str]]) -> tuple[str, str]:
+    """(authors, year) for one key, e.g. ("Salimans et al.", "2017")."""
+    if key not in bib:
+        raise StudentError(f"citation {key!r} is not in {BIB.relative_to(ROOT)}")
+    names = _surnames(bib[key].get("author", key))
+    if len(names) == 1:
+        authors = names[0]
+    elif len(names) == 2 and names[1].lower() != "others":
+        authors = f"{names[0]} and {names[1]}"
+    else:
+        authors = f"{names[0]} et al."
+    return authors, bib[key].get("year", "n.d.")
+
+
+def equation_numbers(nb: nbformat.NotebookNode, chapter: int) -> dict[str, str]:
+    """Label -> "N.k" for every labelled display equation ``$$ ... $$ (label)``, in order."""
+    labels: dict[str, str] = {}
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for match in re.finditer(r"\$\$[ \t]*\(([\w:.-]+)\)", cell.source):
+            labels.setdefault(match.group(1), f"{chapter}.{len(labels) + 1}")
+    return labels
+
+
+def _doc_title(target: str, base: pathlib.Path) -> str:
+    path = (base / target).with_suffix(".md")
+    if not path.is_file():
+        path = path.with_suffix(".ipynb")
+    if path.is_file():
+        text = path.read_text()
+        match = re.search(r'^#\s+(.+?)\s*$', text if path.suffix == ".md" else "\n".join(
+            "".join(c.get("source", "")) for c in json.loads(text)["cells"] if c["cell_type"] == "markdown"), flags=re.M)
+        if match:
+            return match.group(1).strip()
+    return target.rsplit("/", 1)[-1]
+
+
+def myst_to_markdown(text: str, equations: dict[str, str], bib: dict[str, dict[str, str]], base: pathlib.Path) -> str:
+    """Turn the MyST of one markdown cell into Markdown that Colab renders.
+
+    Raises:
+        StudentError: an ``{eq}`` label or a citation key that does not resolve.
+    """
+    def eq(match):
+        label = match.group(1).strip()
+        if label not in equations:
+            raise StudentError(f"{{eq}}`{label}` refers to no labelled equation in this chapter")
+        return f"({equations[label]})"
+
+    def cite(match):
+        role, keys = match.group(1), [k.strip() for k in match.group(2).split(",") if k.strip()]
+        parts = [_cite_text(k, bib) for k in keys]
+        if role == "cite:t":
+            return "; ".join(f"{a} ({y})" for a, y in parts)
+        return "(" + "; ".join(f"{a}, {y}" for a, y in parts) + ")"
+
+    def doc(match):
+        body = match.group(1)
+        explicit = re.fullmatch(r"(.*?)\s*<([^>]+)>", body, flags=re.S)
+        return f"*{explicit.group(1).strip()}*" if explicit else f"*{_doc_title(body.strip(), base)}*"
+
+    def ref(match):
+        body = match.group(2)
+        explicit = re.fullmatch(r"(.*?)\s*<([^>]+)>", body, flags=re.S)
+        return explicit.group(1).strip() if explicit else body.strip()
+
+    def fence(match):
+        name, title, body = match.group(2), (match.group(3) or "").strip(), match.group(4)
+        body = "\n".join(line for line in body.splitlines() if not re.match(r"^:\w+:", line.strip()))
+        heading = title if name == "admonition" and title else (name.capitalize() + (f": {title}" if title else ""))
+        quoted = "\n".join(("> " + line) if line.strip() else ">" for line in body.strip("\n").splitlines())
+        return f"> **{heading}.**\n>\n{quoted}\n"
+
+    text = re.sub(r"(\$\$)[ \t]*\(([\w:.-]+)\)",
+                  lambda m: f"\\tag{{{equations[m.group(2)]}}}\n$$" if m.group(2) in equations else "$$", text)
+    text = re.sub(r"\{eq\}`([^`]+)`", eq, text)
+    text = re.sub(r"\{(cite:p|cite:t|cite)\}`([^`]+)`", cite, text)
+    text = re.sub(r"\{doc\}`([^`]+)`", doc, text)
+    text = re.sub(r"\{(ref|numref|term)\}`([^`]+)`", ref, text)
+    text = re.sub(r"\{glue:?\w*\}`[^`]+`", "(see the output above)", text)
+    text = re.sub(r"^(:{3,}|`{3,})\{(\w[\w-]*)\}[ \t]*(.*?)\n(.*?)^\1[ \t]*$", fence, text, flags=re.S | re.M)
+    return text
+
+
+# ------------------------------------------------------------------ generated cells
+SETUP_TEMPLATE = '''\
+# Setup: run this cell first. In Colab (or any fresh Python) it installs, each on its own:
+#   course_lib {tag}, the release that matches the book this notebook comes from, and
+#   otter-grader {otter}, the version the autograder uses.
+# Colab's torch (with CUDA) is kept. Nothing is installed when a package is already there.
+import importlib.util, subprocess, sys
+from importlib import metadata
+
+COURSE_LIB = "course-lib @ git+{repo}@{tag}"
+OTTER = "otter-grader=={otter}"
+
+def _install(module, requirement):
+    if importlib.util.find_spec(module) is not None:
+        return True
+    print(f"installing {{requirement}} ...")
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", requirement], capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"could not install {{requirement}}; pip said:\\n" + "\\n".join(done.stderr.strip().splitlines()[-5:]))
+    return done.returncode == 0
+
+_ok = [_install("course_lib", COURSE_LIB), _install("otter", OTTER)]
+if not all(_ok):
+    raise RuntimeError(
+        "setup failed (see pip's message above). Way out: install from a local copy, "
+        "`git clone {repo} && pip install -e course-book`, "
+        "or `pip install otter-grader=={otter}`, then run this cell again."
+    ) from None
+for _dist, _want in (("course-lib", "{version}"), ("otter-grader", "{otter}")):
+    if metadata.version(_dist) != _want:
+        print(f"note: {{_dist}} {{metadata.version(_dist)}} is installed; this notebook was made for {{_want}}.")
+print("course_lib", metadata.version("course-lib"), "and otter-grader", metadata.version("otter-grader"), "ready.")
+'''
+
+TESTS_TEMPLATE = '''\
+# The public tests of this chapter's exercises, for grader.check. They are worth 0 points:
+# grading runs the hidden tests too, with its own copy of every test.
+import os, otter
+PUBLIC_TESTS = {tests}
+os.makedirs("{folder}", exist_ok=True)
+for _name, _text in PUBLIC_TESTS.items():
+    with open(os.path.join("{folder}", _name), "w") as _f:
+        _f.write(_text)
+grader = otter.Notebook("{notebook}" if os.path.exists("{notebook}") else None, tests_dir="{folder}")
+'''
+
+SUBMIT_MARKDOWN = """\
+## Submitting
+
+{points_line} Run the cell below: it runs every public test and
+writes a `.zip` file (this notebook and otter's log of your checks). **Hand in
+that `.zip` file; in Colab, where no zip can be written, hand in this notebook
+(*File → Download → Download .ipynb*).**"""
+
+SUBMIT_CODE = """\
+import sys
+display(grader.check_all())
+if "google.colab" in sys.modules:
+    print("Colab: hand in this notebook (File -> Download -> Download .ipynb).")
+else:
+    grader.export(pdf=False)
+"""
+
+
+def setup_cells(public_tests: dict[str, str], notebook_name: str) -> list[nbformat.NotebookNode]:
+    """The two first code cells of a student notebook: pinned installs, then the public tests and ``grader``."""
+    version = course_lib_version()
+    setup = nbformat.v4.new_code_cell(SETUP_TEMPLATE.format(repo=REPO_URL, tag=release_tag(version), version=version, otter=otter_version()))
+    body = "{\n" + "".join(f"    {name!r}: {text!r},\n" for name, text in sorted(public_tests.items())) + "}"
+    tests = nbformat.v4.new_code_cell(TESTS_TEMPLATE.format(tests=body, folder=PUBLIC_TESTS_DIR, notebook=notebook_name))
+    return [setup, tests]
+
+
+def submit_cells(points: dict[str, float]) -> list[nbformat.NotebookNode]:
+    total = sum(points.values())
+    each = ", ".join(f"{q}: {p:g}" for q, p in points.items())
+    line = f"The exercises are worth {total:g} points in all ({each}), all from hidden tests."
+    return [nbformat.v4.new_markdown_cell(SUBMIT_MARKDOWN.format(points_line=line)), nbformat.v4.new_code_cell(SUBMIT_CODE)]
+
+
+# ------------------------------------------------------------------ building
+def _run_otter_assign(master: pathlib.Path, dest: pathlib.Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "otter", "assign", "-v", str(master), str(dest)],
+        cwd=master.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    if done.returncode != 0:
+        tail = "\n".join(done.stdout.strip().splitlines()[-25:])
+        raise StudentError(f"otter assign failed on {master.name}; its output:\n{tail}")
+
+
+def _postprocess(student_nb: nbformat.NotebookNode, master: pathlib.Path, public_tests: dict[str, str]) -> nbformat.NotebookNode:
+    master_nb = nbformat.read(master, as_version=4)
+    chapter = int(re.match(r"\d+", master.stem).group(0)) if re.match(r"\d+", master.stem) else 0
+    equations = equation_numbers(master_nb, chapter)
+    bib = _bib_entries(BIB.read_text()) if BIB.is_file() else {}
+
+    cells = []
+    replaced = False
+    in_preamble = True
+    for cell in student_nb.cells:
+        tags = list(cell.metadata.get("tags", []))
+        if STUDENT_REMOVE_TAG in tags:
+            continue
+        if cell.cell_type == "code" and cell.source.lstrip().startswith("# Initialize Otter"):
+            continue  # otter's own init cell (init_cell: true); ours comes with the public tests
+        if SETUP_TAG in tags:
+            if replaced:
+                raise StudentError(f"{master.name}: more than one cell is tagged {SETUP_TAG!r}")
+            cells.extend(setup_cells(public_tests, master.name))
+            replaced = True
+            continue
+        if cell.cell_type == "markdown":
+            if re.match(r"##\s", cell.source.lstrip()):
+                in_preamble = False
+            cell.source = myst_to_markdown(cell.source, equations, bib, master.parent)
+        tags = [t for t in tags if t not in BOOK_ONLY_TAGS and t != GRADING_KEEP_TAG]
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+            cell.metadata.pop("execution", None)
+            is_check = re.fullmatch(r'grader\.check\("\w+"\)', cell.source.strip()) is not None
+            keep = in_preamble or ANSWER_TAG in tags or is_check or GRADING_KEEP_TAG in cell.metadata.get("tags", [])
+            if not keep:
+                tags.append(OTTER_IGNORE_TAG)
+        if tags:
+            cell.metadata["tags"] = tags
+        else:
+            cell.metadata.pop("tags", None)
+        cells.append(cell)
+    if not replaced:
+        raise StudentError(f"{master.name}: no install cell tagged {SETUP_TAG!r} (see grading/AUTHORING.md)")
+    submit = submit_cells(question_points(master))
+    for cell in submit[1:]:
+        cell.metadata["tags"] = [OTTER_IGNORE_TAG]
+    cells.extend(submit)
+    for i, cell in enumerate(cells):
+        cell.id = f"cell-{i:03d}"  # stable ids: `--check` compares files byte for byte
+    student_nb.cells = cells
+    student_nb.metadata.pop("widgets", None)
+    return student_nb
+
+
+def make_student(master: pathlib.Path, out: pathlib.Path, *, force: bool = False) -> dict[str, pathlib.Path]:
+    """Build one chapter: ``<out>/<chapter>/student/`` and ``<out>/<chapter>/autograder/``.
+
+    Returns:
+        Paths: ``student`` (notebook), ``student_tests`` (public tests folder),
+        ``autograder_tests`` (all tests), ``autograder_zip``.
+
+    Raises:
+        StudentError: the output folder holds files this script did not write
+            (a grades CSV, say) and ``force`` is false;
+            otter assign failed (its own output is in the message); the master
+            breaks an authoring rule.
+    """
+    dest = out / master.stem
+    if dest.exists() and not dest.is_dir():
+        raise StudentError(f"{dest} exists and is not a folder")
+    if dest.is_dir():
+        others = sorted(p.name for p in dest.iterdir() if p.name not in GENERATED)
+        if others and not force:
+            raise StudentError(f"{dest} holds {', '.join(others)} besides what this script writes; "
+                               "pass --force to delete the whole folder")
+        if force:
+            shutil.rmtree(dest)
+        else:
+            for name in GENERATED:
+                shutil.rmtree(dest / name, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="make_student_") as tmp:
+        work = pathlib.Path(tmp) / master.stem
+        _run_otter_assign(master, work)
+        public_dir = work / "student" / "tests"
+        public_tests = {p.name: p.read_text() for p in sorted(public_dir.glob("*.py"))}
+        student_path = work / "student" / master.name
+        nb = _postprocess(nbformat.read(student_path, as_version=4), master, public_tests)
+        nbformat.write(nb, student_path)
+        public_dir.rename(work / "student" / PUBLIC_TESTS_DIR)
+        zips = sorted((work / "autograder").glob("*.zip"))
+        if not zips:
+            raise StudentError(f"otter assign wrote no autograder zip for {master.name}")
+        zips[-1].rename(work / "autograder" / f"{master.stem}-autograder.zip")
+        for stale in zips[:-1]:
+            stale.unlink()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(work, dest, dirs_exist_ok=True)
+    return {
+        "student": dest / "student" / master.name,
+        "student_tests": dest / "student" / PUBLIC_TESTS_DIR,
+        "autograder_tests": dest / "autograder" / "tests",
+        "autograder_zip": dest / "autograder" / f"{master.stem}-autograder.zip",
+    }
+
+
+def _requirements_problem() -> str | None:
+    """A sentence when grading/requirements.txt does not pin course_lib at the current release tag."""
+    req = ROOT / "grading" / "requirements.txt"
+    want = f"@{release_tag()}"
+    if not req.is_file() or want not in req.read_text():
+        return f"grading/requirements.txt must install course-lib at {want} (course_lib.__version__ is {course_lib_version()})"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="make_student.py", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="dist", help="folder for <chapter>/student and <chapter>/autograder (default: dist)")
+    parser.add_argument("--chapter", action="append", default=[],
+                        help="a chapter to build: 04_reinforce, 04 or a notebook path (repeatable; default: every graded chapter)")
+    parser.add_argument("--force", action="store_true",
+                        help="delete <out>/<chapter> even when it holds files this script did not write")
+    parser.add_argument("--check", action="store_true",
+                        help="build in a temporary folder and fail if student/ differs from what the masters give")
+    parser.add_argument("--student-dir", default=str(STUDENT_DIR), help="where the committed student notebooks live (default: student/)")
+    parser.add_argument("notebooks", nargs="*", help="master notebooks (same as --chapter)")
+    args = parser.parse_args(argv)
+    try:
+        specs = args.chapter + args.notebooks
+        chosen = [resolve_chapter(s) for s in specs] if specs else masters()
+        if not chosen:
+            raise StudentError("no graded chapter found in notebooks/")
+        student_dir = pathlib.Path(args.student_dir).resolve()
+        if student_dir.exists() and not student_dir.is_dir():
+            raise StudentError(f"--student-dir {args.student_dir} is a file, not a folder")
+        problem = _requirements_problem()
+        if args.check:
+            stale = [problem] if problem else []
+            with tempfile.TemporaryDirectory(prefix="make_student_check_") as tmp:
+                for master in chosen:
+                    built = make_student(master, pathlib.Path(tmp))["student"]
+                    committed = student_dir / master.name
+                    if not committed.is_file():
+                        stale.append(f"{committed.relative_to(ROOT) if committed.is_relative_to(ROOT) else committed} is missing")
+                    elif committed.read_text() != built.read_text():
+                        stale.append(f"{committed.relative_to(ROOT) if committed.is_relative_to(ROOT) else committed} is out of date")
+                expected = {m.name for m in masters()}
+                if not specs and student_dir.is_dir():
+                    stale += [f"student/{p.name} has no master" for p in student_dir.glob("*.ipynb") if p.name not in expected]
+            if stale:
+                print("make_student --check: " + "; ".join(stale) + ". Run `make student` and commit student/.", file=sys.stderr)
+                return 1
+            print(f"make_student --check: student/ is up to date ({len(chosen)} chapters)")
+            return 0
+        if problem:
+            raise StudentError(problem)
+        out = pathlib.Path(args.out).resolve()
+        if out.exists() and not out.is_dir():
+            raise StudentError(f"--out {args.out} is a file, not a folder")
+        student_dir.mkdir(parents=True, exist_ok=True)
+        for master in chosen:
+            paths = make_student(master, out, force=args.force)
+            shutil.copyfile(paths["student"], student_dir / master.name)
+            print(json.dumps({"chapter": master.stem, "student_notebook": str(student_dir / master.name),
+                              **{k: str(v) for k, v in paths.items()}}))
+    except StudentError as err:
+        print(f"make_student: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
