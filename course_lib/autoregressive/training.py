@@ -14,7 +14,7 @@ from torch import Tensor
 
 from course_lib import checks
 from course_lib.autoregressive.core import AutoregressiveModel, bernoulli_nll
-from course_lib.training import TrainingRun
+from course_lib.training import RunOptions, TrainingRun
 
 __all__ = ["binarize_fixed", "evaluate_nll", "TrainConfig", "train"]
 
@@ -77,7 +77,7 @@ def evaluate_nll(model: AutoregressiveModel, x: Tensor, y: Tensor | None = None,
 # Training
 # ----------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(RunOptions):
     """Maximum-likelihood training of an autoregressive model on stochastically binarized images.
 
     Raises:
@@ -94,24 +94,17 @@ class TrainConfig:
     """Seed of the shuffling and of the per-epoch binarization draws."""
     clip_grad_norm: float | None = None
     """Clip the global gradient norm to this (None: no clipping)."""
-    max_seconds: float | None = None
-    """Training time budget in seconds (None: none)."""
-    checkpoint_path: str | None = None
-    """Checkpoint written after every epoch (None: no file)."""
-    resume: bool = True
-    """Continue from ``checkpoint_path`` when it exists."""
-    progress: bool = True
-    """Show the tqdm bar."""
+    # max_seconds, checkpoint_path (written after every epoch), resume, progress:
+    # the shared run fields (RunOptions)
 
     def __post_init__(self):
+        super().__post_init__()
         checks.positive_int("epochs", self.epochs)
         checks.positive_int("batch_size", self.batch_size)
         checks.positive_float("lr", self.lr)
         checks.nonnegative_int("seed", self.seed)
         if self.clip_grad_norm is not None:
             checks.positive_float("clip_grad_norm", self.clip_grad_norm)
-        if self.max_seconds is not None:
-            checks.positive_float("max_seconds", self.max_seconds)
 
 
 def _epoch_draw(images: Tensor, seed: int, epoch: int) -> tuple[Tensor, Tensor]:

@@ -47,3 +47,37 @@ def take_snapshots(
         )
         next_index += 1
     return next_index
+
+
+def end_update(run, state: dict, *, policy: nn.Module, snapshots: list, fractions: tuple[float, ...],
+               total_steps: int, checkpoint_every: int, steps_this_update: int, callback=None) -> bool:
+    """The end of one update of REINFORCE or ES, shared by both loops; returns whether to stop.
+
+    In order: take the policy snapshots now reached; end the training step at a
+    consistent boundary (counters, bar, time budget, Ctrl-C), advancing the bar by
+    the env steps of this update (capped at ``total_steps``); write the checkpoint
+    every ``checkpoint_every`` updates; then ask ``callback(policy, history)``,
+    whose true answer stops the run with ``stop_reason == "callback"``.
+
+    Args:
+        run: the loop's :class:`course_lib.training.TrainingRun` (its last history
+            entry has ``mean_return``).
+        state: the loop's state dict (``env_steps`` already counts this update;
+            ``next_snapshot`` is updated here).
+        steps_this_update: env steps that this update counted in ``state["env_steps"]``.
+    """
+    state["next_snapshot"] = take_snapshots(
+        snapshots, policy, fractions, state["next_snapshot"], state["env_steps"], total_steps
+    )
+    before = state["env_steps"] - steps_this_update
+    stop = run.end_step(  # a consistent boundary: counters, bar, time budget, Ctrl-C
+        state,
+        advance=max(min(state["env_steps"], total_steps) - before, 0),
+        mean_return=run.history["mean_return"][-1],
+    )
+    if run.step % checkpoint_every == 0:
+        run.save(state)
+    if callback is not None and callback(policy, run.history) and not stop:
+        run.stop("callback")
+        stop = True
+    return stop

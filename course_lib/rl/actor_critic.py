@@ -25,9 +25,9 @@ from course_lib import checks
 from course_lib._runtime import seed_everything
 from course_lib.rl._snapshots import take_snapshots
 from course_lib.rl.advantage import gae
-from course_lib.rl.envs import make_vec_env
+from course_lib.rl.envs import env_snapshot, make_vec_env, restore_env_snapshot  # re-exported here as before
 from course_lib.rl.policy_gradient import CategoricalPolicy, ValueNetwork
-from course_lib.training import TrainingRun
+from course_lib.training import RunOptions, TrainingRun
 
 __all__ = ["SharedValueHead", "ActorCriticConfig", "train_actor_critic", "env_snapshot", "restore_env_snapshot"]
 
@@ -67,7 +67,7 @@ class SharedValueHead(nn.Module):
 
 
 @dataclass(frozen=True)
-class ActorCriticConfig:
+class ActorCriticConfig(RunOptions):
     """Hyperparameters of :func:`train_actor_critic`.
 
     The defaults are a plain A2C that learns CartPole-v1 but slowly (3 of 5 seeds
@@ -125,16 +125,12 @@ class ActorCriticConfig:
     """seeds torch/numpy/python and the first env reset."""
     device: str = "cpu"
     """torch device of the networks; tiny MLPs are fastest on the CPU."""
-    progress: bool = True
-    """show a tqdm progress bar."""
-    checkpoint_path: str | None = None
-    """where :class:`TrainingRun` writes its resumable checkpoint (``None``: none)."""
-    max_seconds: float | None = None
-    """training time budget in seconds (``None``: none)."""
+    # max_seconds, checkpoint_path, resume, progress: the shared run fields (RunOptions)
     checkpoint_fractions: tuple[float, ...] = ()
     """keep copies of the weights once ``env_steps >= f * total_steps`` (in ``history["checkpoints"]``)."""
 
     def __post_init__(self):
+        super().__post_init__()
         if not isinstance(self.env_id, str) or not self.env_id:
             raise ValueError(f"env_id must be a non-empty str, got {self.env_id!r}")
         checks.positive_int("num_envs", self.num_envs)
@@ -164,8 +160,6 @@ class ActorCriticConfig:
         checks.positive_int("return_window", self.return_window)
         checks.nonnegative_int("seed", self.seed)
         checks.device("device", self.device)
-        if self.max_seconds is not None:
-            checks.positive_float("max_seconds", self.max_seconds)
         object.__setattr__(
             self, "checkpoint_fractions", checks.fractions("checkpoint_fractions", self.checkpoint_fractions)
         )
@@ -174,55 +168,6 @@ class ActorCriticConfig:
     def algorithm(self) -> str:
         """``"A2C"`` or ``"PPO"`` (with a ``clip_range``)."""
         return "A2C" if self.clip_range is None else "PPO"
-
-
-# --------------------------------------------------------------------------------------
-# Environment state in a checkpoint (so a resumed run continues the same episodes)
-# --------------------------------------------------------------------------------------
-
-
-def env_snapshot(envs) -> list[dict]:
-    """The state of each sub-environment of a sync vector env, as tensors and ints.
-
-    Covers the classic-control environments, whose whole state is
-    ``unwrapped.state`` (plus CartPole's ``steps_beyond_terminated``) and the
-    ``TimeLimit`` step counter. Each env's RNG is saved separately (its
-    ``np_random`` is passed to :class:`TrainingRun` as a generator).
-
-    Raises:
-        ValueError: for an environment without a ``state`` attribute.
-    """
-    out = []
-    for i, env in enumerate(envs.envs):
-        base = env.unwrapped
-        if not hasattr(base, "state"):
-            raise ValueError(f"envs.envs[{i}] ({base}) has no .state: its state cannot be checkpointed")
-        snap = {"state": torch.from_numpy(np.array(base.state, copy=True))}
-        sbt = getattr(base, "steps_beyond_terminated", None)
-        snap["steps_beyond_terminated"] = -1 if sbt is None else int(sbt)
-        w = env
-        while hasattr(w, "env"):
-            if hasattr(w, "_elapsed_steps"):
-                snap["elapsed_steps"] = int(w._elapsed_steps or 0)
-            w = w.env
-        out.append(snap)
-    return out
-
-
-def restore_env_snapshot(envs, snapshot: list[dict]) -> None:
-    """Put back what :func:`env_snapshot` saved (same number of envs)."""
-    for env, snap in zip(envs.envs, snapshot, strict=True):
-        base = env.unwrapped
-        old = base.state
-        base.state = snap["state"].numpy().astype(np.asarray(old).dtype) if old is not None else snap["state"].numpy()
-        if hasattr(base, "steps_beyond_terminated"):
-            sbt = snap["steps_beyond_terminated"]
-            base.steps_beyond_terminated = None if sbt < 0 else sbt
-        w = env
-        while hasattr(w, "env"):
-            if hasattr(w, "_elapsed_steps") and "elapsed_steps" in snap:
-                w._elapsed_steps = snap["elapsed_steps"]
-            w = w.env
 
 
 # --------------------------------------------------------------------------------------
@@ -319,7 +264,7 @@ def train_actor_critic(
     run = TrainingRun(
         config, model=model, optimizer=optimizer,
         generators={f"env{i}": env.unwrapped.np_random for i, env in enumerate(envs.envs)},
-        history_keys=keys, checkpoint_path=config.checkpoint_path, max_seconds=config.max_seconds,
+        history_keys=keys, checkpoint_path=config.checkpoint_path, resume=config.resume, max_seconds=config.max_seconds,
         total=config.total_steps, desc=config.algorithm, progress=config.progress,
     )
     state = run.restore(default={

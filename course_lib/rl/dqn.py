@@ -50,9 +50,9 @@ from course_lib._runtime import seed_everything
 from course_lib.nets import mlp
 from course_lib.rl import advantage as _advantage
 from course_lib.rl._snapshots import take_snapshots
-from course_lib.rl.actor_critic import env_snapshot, restore_env_snapshot
+from course_lib.rl.envs import env_snapshot, restore_env_snapshot
 from course_lib.rl.value_based import _epsilon_greedy_draws, epsilon_greedy
-from course_lib.training import TrainingRun
+from course_lib.training import RunOptions, TrainingRun
 
 __all__ = [
     "ReplayBatch",
@@ -525,7 +525,7 @@ _LOSSES = ("huber", "mse")
 
 
 @dataclass(frozen=True)
-class DQNConfig:
+class DQNConfig(RunOptions):
     """Hyperparameters of :func:`train_dqn` (frozen, validated in ``__post_init__``).
 
     The defaults solve CartPole-v1 (see ``benchmarks/dqn_cartpole.py``). Intervals are
@@ -587,13 +587,12 @@ class DQNConfig:
     checkpoint_fractions: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
     seed: int = 0
     device: str = "cpu"
-    checkpoint_path: str | None = None
     checkpoint_every: int = 10_000
     checkpoint_buffer: bool = True
-    max_seconds: float | None = None
-    progress: bool = True
+    # max_seconds, checkpoint_path, resume, progress: the shared run fields (RunOptions)
 
     def __post_init__(self):
+        super().__post_init__()
         if not isinstance(self.env_id, str) or not self.env_id:
             raise checks.ArgumentTypeError(f"env_id must be a non-empty str, got {self.env_id!r}")
         for name in ("total_steps", "buffer_size", "batch_size", "train_frequency", "gradient_steps",
@@ -610,7 +609,7 @@ class DQNConfig:
         if self.max_grad_norm is not None:
             checks.positive_float("max_grad_norm", self.max_grad_norm)
         checks.one_of("loss", self.loss, _LOSSES)
-        for name in ("double", "replay", "target_network", "checkpoint_buffer", "progress"):
+        for name in ("double", "replay", "target_network", "checkpoint_buffer"):
             if not isinstance(getattr(self, name), bool):
                 raise checks.ArgumentTypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         object.__setattr__(self, "hidden_sizes", checks.int_sizes("hidden_sizes", self.hidden_sizes))
@@ -625,8 +624,6 @@ class DQNConfig:
             raise ValueError(f"checkpoint_fractions must be increasing values in [0, 1], got {self.checkpoint_fractions}")
         object.__setattr__(self, "checkpoint_fractions", fr)
         checks.device("device", self.device)
-        if self.max_seconds is not None:
-            checks.positive_float("max_seconds", self.max_seconds)
 
 
 def train_dqn(config: DQNConfig = DQNConfig(), *,
@@ -695,7 +692,7 @@ def train_dqn(config: DQNConfig = DQNConfig(), *,
         generators.update({f"env{i}": env.unwrapped.np_random for i, env in enumerate(envs.envs)})
     run = TrainingRun(
         config, model=q_network, optimizer=optimizer, generators=generators, history_keys=DQN_HISTORY_KEYS,
-        checkpoint_path=config.checkpoint_path, max_seconds=config.max_seconds, total=config.total_steps,
+        checkpoint_path=config.checkpoint_path, resume=config.resume, max_seconds=config.max_seconds, total=config.total_steps,
         desc="DQN" + (" (double)" if config.double else ""), unit="env step", progress=config.progress,
         extra_modules={"target_network": target},
     )

@@ -17,7 +17,16 @@ from torch import nn
 from course_lib import checks
 from course_lib.rl.policy_gradient import CategoricalPolicy, reward_to_go
 
-__all__ = ["make_vec_env", "env_generators", "Batch", "collect_batch", "evaluate", "rollout_episode"]
+__all__ = [
+    "make_vec_env",
+    "env_generators",
+    "env_snapshot",
+    "restore_env_snapshot",
+    "Batch",
+    "collect_batch",
+    "evaluate",
+    "rollout_episode",
+]
 
 
 # --------------------------------------------------------------------------------------
@@ -274,6 +283,55 @@ def collect_batch(
         episode_lengths=np.asarray(lengths, dtype=np.int64),
         simulated_steps=int(keep.size),
     )
+
+
+# --------------------------------------------------------------------------------------
+# Snapshots of environment state (for faithful resume of A2C, PPO and DQN)
+# --------------------------------------------------------------------------------------
+
+
+def env_snapshot(envs) -> list[dict]:
+    """The state of each sub-environment of a sync vector env, as tensors and ints.
+
+    Covers the classic-control environments, whose whole state is
+    ``unwrapped.state`` (plus CartPole's ``steps_beyond_terminated``) and the
+    ``TimeLimit`` step counter. Each env's RNG is saved separately (its
+    ``np_random`` is passed to :class:`TrainingRun` as a generator).
+
+    Raises:
+        ValueError: for an environment without a ``state`` attribute.
+    """
+    out = []
+    for i, env in enumerate(envs.envs):
+        base = env.unwrapped
+        if not hasattr(base, "state"):
+            raise ValueError(f"envs.envs[{i}] ({base}) has no .state: its state cannot be checkpointed")
+        snap = {"state": torch.from_numpy(np.array(base.state, copy=True))}
+        sbt = getattr(base, "steps_beyond_terminated", None)
+        snap["steps_beyond_terminated"] = -1 if sbt is None else int(sbt)
+        w = env
+        while hasattr(w, "env"):
+            if hasattr(w, "_elapsed_steps"):
+                snap["elapsed_steps"] = int(w._elapsed_steps or 0)
+            w = w.env
+        out.append(snap)
+    return out
+
+
+def restore_env_snapshot(envs, snapshot: list[dict]) -> None:
+    """Put back what :func:`env_snapshot` saved (same number of envs)."""
+    for env, snap in zip(envs.envs, snapshot, strict=True):
+        base = env.unwrapped
+        old = base.state
+        base.state = snap["state"].numpy().astype(np.asarray(old).dtype) if old is not None else snap["state"].numpy()
+        if hasattr(base, "steps_beyond_terminated"):
+            sbt = snap["steps_beyond_terminated"]
+            base.steps_beyond_terminated = None if sbt < 0 else sbt
+        w = env
+        while hasattr(w, "env"):
+            if hasattr(w, "_elapsed_steps") and "elapsed_steps" in snap:
+                w._elapsed_steps = snap["elapsed_steps"]
+            w = w.env
 
 
 # --------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,8 +15,8 @@ from course_lib import checks
 from course_lib._runtime import seed_everything
 from course_lib.rl.envs import make_vec_env
 from course_lib.rl.policy_gradient import CategoricalPolicy
-from course_lib.rl._snapshots import take_snapshots
-from course_lib.training import TrainingRun
+from course_lib.rl._snapshots import end_update, take_snapshots
+from course_lib.training import RunOptions, TrainingRun
 
 __all__ = ["centered_ranks", "es_gradient_estimate", "ESConfig", "train_es"]
 
@@ -106,7 +105,7 @@ def es_gradient_estimate(
 
 
 @dataclass(frozen=True)
-class ESConfig:
+class ESConfig(RunOptions):
     """Hyperparameters of :func:`train_es` (OpenAI-ES on a :class:`CategoricalPolicy`).
 
     Raises:
@@ -140,18 +139,14 @@ class ESConfig:
     """seeds torch/numpy/python and the per-generation env seeds."""
     device: str = "cpu"
     """torch device of the policy."""
-    progress: bool = True
-    """show a tqdm progress bar."""
     checkpoint_fractions: tuple[float, ...] = ()
-    """same meaning as in :class:`ReinforceConfig`."""
-    checkpoint_path: str | None = None
     """same meaning as in :class:`ReinforceConfig`."""
     checkpoint_every: int = 10
     """write the checkpoint file every this many generations (and at the end)."""
-    max_seconds: float | None = None
-    """training time budget in seconds (``None``: none)."""
+    # max_seconds, checkpoint_path, resume, progress: the shared run fields (RunOptions)
 
     def __post_init__(self):
+        super().__post_init__()
         if not isinstance(self.env_id, str) or not self.env_id:
             raise ValueError(f"env_id must be a non-empty str, got {self.env_id!r}")
         checks.positive_int("num_pairs", self.num_pairs)
@@ -160,7 +155,7 @@ class ESConfig:
         checks.nonnegative_float("weight_decay", self.weight_decay)
         checks.positive_int("total_steps", self.total_steps)
         object.__setattr__(self, "hidden_sizes", checks.int_sizes("hidden_sizes", self.hidden_sizes))
-        for name in ("centered_ranks", "greedy_actions", "progress"):
+        for name in ("centered_ranks", "greedy_actions"):
             if not isinstance(getattr(self, name), bool):
                 raise checks.ArgumentTypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         checks.nonnegative_int("seed", self.seed)
@@ -168,11 +163,7 @@ class ESConfig:
         object.__setattr__(
             self, "checkpoint_fractions", checks.fractions("checkpoint_fractions", self.checkpoint_fractions)
         )
-        if self.checkpoint_path is not None and not isinstance(self.checkpoint_path, (str, os.PathLike)):
-            raise checks.ArgumentTypeError(f"checkpoint_path must be a str path or None, got {self.checkpoint_path!r}")
         checks.positive_int("checkpoint_every", self.checkpoint_every)
-        if self.max_seconds is not None:
-            checks.positive_float("max_seconds", self.max_seconds)
 
 
 @torch.no_grad()
@@ -282,6 +273,7 @@ def train_es(
         generators={"pair_seeds": rng},
         history_keys=("env_steps", "wall_time", "mean_return", "max_return", "num_episodes", "simulated_steps"),
         checkpoint_path=config.checkpoint_path,
+        resume=config.resume,
         max_seconds=config.max_seconds,
         allow_changed=("checkpoint_every", *allow_changed),  # how often a file is written never changes the run
         total=config.total_steps,
@@ -333,22 +325,10 @@ def train_es(
                     num_episodes=P,
                     simulated_steps=state["simulated_steps"],
                 )
-                state["next_snapshot"] = take_snapshots(
-                    snapshots, policy, fractions, state["next_snapshot"], state["env_steps"], config.total_steps
-                )
-                before = state["env_steps"] - int(lengths.sum())
-                stop = run.end_step(
-                    state,
-                    advance=max(min(state["env_steps"], config.total_steps) - before, 0),
-                    mean_return=run.history["mean_return"][-1],
-                )
-                if run.step % config.checkpoint_every == 0:
-                    run.save(state)
-                if callback is not None and callback(policy, run.history) and not stop:
-                    run.stop("callback")
-                    stop = True
-                if stop:
-                    break
+                if end_update(run, state, policy=policy, snapshots=snapshots, fractions=fractions,
+                              total_steps=config.total_steps, checkpoint_every=config.checkpoint_every,
+                              steps_this_update=int(lengths.sum()), callback=callback):
+                    break  # time budget, Ctrl-C, the step budget or the callback
             run.save(state)
     finally:
         envs.close()

@@ -23,7 +23,6 @@ Symbols: ``G_t`` discounted reward-to-go, ``V_w`` the :class:`ValueNetwork`,
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,10 +31,10 @@ import torch
 
 from course_lib import checks
 from course_lib._runtime import seed_everything
-from course_lib.rl._snapshots import take_snapshots
+from course_lib.rl._snapshots import end_update, take_snapshots
 from course_lib.rl.envs import collect_batch, env_generators, make_vec_env
 from course_lib.rl.policy_gradient import CategoricalPolicy, ValueNetwork, reinforce_loss
-from course_lib.training import TrainingDiverged, TrainingRun
+from course_lib.training import RunOptions, TrainingDiverged, TrainingRun
 
 __all__ = ["ReinforceConfig", "train_reinforce", "BASELINES"]
 
@@ -48,13 +47,8 @@ BASELINES = ("none", "mean", "standardize", "value")
 # --------------------------------------------------------------------------------------
 
 
-def _optional_positive_float(name: str, value) -> None:
-    if value is not None:
-        checks.positive_float(name, value)
-
-
 @dataclass(frozen=True)
-class ReinforceConfig:
+class ReinforceConfig(RunOptions):
     """Hyperparameters of :func:`train_reinforce` (defaults tuned on CartPole-v1).
 
     With the defaults, REINFORCE solves CartPole-v1 (mean undiscounted return >= 475
@@ -110,8 +104,6 @@ class ReinforceConfig:
     """seeds torch/numpy/python (:func:`seed_everything`) and the first env reset."""
     device: str = "cpu"
     """torch device of the policy; tiny MLPs are fastest on the CPU."""
-    progress: bool = True
-    """show a tqdm progress bar."""
     checkpoint_fractions: tuple[float, ...] = ()
     """keep in-memory policy ``state_dict`` snapshots once ``env_steps >= f * total_steps``
     for each ``f`` (strictly increasing, in [0, 1]); see :func:`train_reinforce`."""
@@ -124,17 +116,13 @@ class ReinforceConfig:
     """hidden widths of the value network (``baseline="value"`` only)."""
     value_iterations: int = 25
     """full-batch regression steps of the value network per update (``baseline="value"`` only)."""
-    checkpoint_path: str | None = None
-    """file of the resumable checkpoint (model, optimizer, counters, every RNG state,
-    history); ``None``: no file. An existing file there is resumed from."""
     checkpoint_every: int = 10
     """write the checkpoint file every this many updates (and at the end, on Ctrl-C
     and on an exception)."""
-    max_seconds: float | None = None
-    """training time budget in seconds (``None``: none); a run stopped by it says
-    ``history["stop_reason"] == "time_budget"`` and can be resumed."""
+    # max_seconds, checkpoint_path, resume, progress: the shared run fields (RunOptions)
 
     def __post_init__(self):
+        super().__post_init__()
         if not isinstance(self.env_id, str) or not self.env_id:
             raise ValueError(f"env_id must be a non-empty str, got {self.env_id!r}")
         checks.positive_int("num_envs", self.num_envs)
@@ -147,8 +135,6 @@ class ReinforceConfig:
             raise checks.ArgumentTypeError(f"normalize_returns must be a bool, got {self.normalize_returns!r}")
         checks.nonnegative_int("seed", self.seed)
         checks.device("device", self.device)
-        if not isinstance(self.progress, bool):
-            raise checks.ArgumentTypeError(f"progress must be a bool, got {self.progress!r}")
         object.__setattr__(
             self, "checkpoint_fractions", checks.fractions("checkpoint_fractions", self.checkpoint_fractions)
         )
@@ -166,10 +152,7 @@ class ReinforceConfig:
             self, "value_hidden_sizes", checks.int_sizes("value_hidden_sizes", self.value_hidden_sizes)
         )
         checks.positive_int("value_iterations", self.value_iterations)
-        if self.checkpoint_path is not None and not isinstance(self.checkpoint_path, (str, os.PathLike)):
-            raise checks.ArgumentTypeError(f"checkpoint_path must be a str path or None, got {self.checkpoint_path!r}")
         checks.positive_int("checkpoint_every", self.checkpoint_every)
-        _optional_positive_float("max_seconds", self.max_seconds)
 
 
 # --------------------------------------------------------------------------------------
@@ -320,6 +303,7 @@ def train_reinforce(
         generators=env_generators(envs),
         history_keys=keys + (("value_loss",) if use_value else ()),
         checkpoint_path=config.checkpoint_path,
+        resume=config.resume,
         max_seconds=config.max_seconds,
         allow_changed=("checkpoint_every", *allow_changed),  # how often a file is written never changes the run
         total=config.total_steps,
@@ -376,22 +360,10 @@ def train_reinforce(
                     simulated_steps=state["simulated_steps"],
                     **log,
                 )
-                state["next_snapshot"] = take_snapshots(
-                    snapshots, policy, fractions, state["next_snapshot"], state["env_steps"], config.total_steps
-                )
-                before = state["env_steps"] - batch.num_steps
-                stop = run.end_step(  # a consistent boundary: counters, bar, time budget, Ctrl-C
-                    state,
-                    advance=max(min(state["env_steps"], config.total_steps) - before, 0),
-                    mean_return=run.history["mean_return"][-1],
-                )
-                if run.step % config.checkpoint_every == 0:
-                    run.save(state)
-                if callback is not None and callback(policy, run.history) and not stop:
-                    run.stop("callback")
-                    stop = True
-                if stop:
-                    break
+                if end_update(run, state, policy=policy, snapshots=snapshots, fractions=fractions,
+                              total_steps=config.total_steps, checkpoint_every=config.checkpoint_every,
+                              steps_this_update=batch.num_steps, callback=callback):
+                    break  # time budget, Ctrl-C, the step budget or the callback
             run.save(state)
     finally:
         envs.close()

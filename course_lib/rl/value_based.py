@@ -30,7 +30,7 @@ from torch import nn
 
 from course_lib import checks
 from course_lib.nets import mlp
-from course_lib.training import TrainingRun
+from course_lib.training import RunOptions, TrainingRun
 
 __all__ = [
     "epsilon_greedy",
@@ -251,7 +251,7 @@ def _check_td(q_name, reward, next_q, terminated, gamma, with_actions):
 
 
 @dataclass(frozen=True)
-class TabularQConfig:
+class TabularQConfig(RunOptions):
     """Settings of :func:`q_learning` / :func:`sarsa` (validated on construction).
 
     ``alpha`` is the step size; with ``alpha_power > 0`` the step of the ``n``-th visit
@@ -271,11 +271,10 @@ class TabularQConfig:
     eval_every: int = 1_000
     seed: int = 0
     env_kwargs: dict = field(default_factory=dict)
-    checkpoint_path: str | None = None
-    max_seconds: float | None = None
-    progress: bool = True
+    # max_seconds, checkpoint_path, resume, progress: the shared run fields (RunOptions)
 
     def __post_init__(self):
+        super().__post_init__()
         checks.positive_int("total_steps", self.total_steps)
         checks.unit_interval("alpha", self.alpha)
         if checks.nonnegative_float("alpha_power", self.alpha_power) > 1:
@@ -288,8 +287,6 @@ class TabularQConfig:
         checks.nonnegative_int("seed", self.seed)
         if not isinstance(self.env_kwargs, dict):
             raise checks.ArgumentTypeError(f"env_kwargs must be a dict, got {type(self.env_kwargs).__name__}")
-        if self.max_seconds is not None:
-            checks.positive_float("max_seconds", self.max_seconds)
 
 
 class QTable(nn.Module):
@@ -367,7 +364,7 @@ def _td_control(env_id: str, config: TabularQConfig, q_star, on_policy: bool):
 
     run = TrainingRun(config, model=table, generators={"env": env.np_random, "policy": rng},
                       history_keys=("step", "episodes", "mean_return", "q_error"),
-                      checkpoint_path=config.checkpoint_path, max_seconds=config.max_seconds,
+                      checkpoint_path=config.checkpoint_path, resume=config.resume, max_seconds=config.max_seconds,
                       total=config.total_steps, desc="sarsa" if on_policy else "q_learning",
                       unit="env step", progress=config.progress)
     state = run.restore(default={"obs": int(obs), "action": -1, "episode_return": 0.0, "episode_length": 0,
@@ -448,7 +445,7 @@ def collect_transitions(env_id: str = "CartPole-v1", num_steps: int = 10_000, se
 
 
 @dataclass(frozen=True)
-class FittedQConfig:
+class FittedQConfig(RunOptions):
     """Settings of :func:`fitted_q_iteration` (validated on construction).
 
     ``regressor``: ``"extra_trees"`` (Ernst et al. 2005: ``n_estimators`` trees, each
@@ -473,10 +470,10 @@ class FittedQConfig:
     eval_episodes: int = 10
     eval_max_steps: int | None = None
     seed: int = 0
-    max_seconds: float | None = None
-    progress: bool = True
+    # max_seconds, checkpoint_path, resume, progress: the shared run fields (RunOptions)
 
     def __post_init__(self):
+        super().__post_init__()
         checks.one_of("regressor", self.regressor, ("extra_trees", "mlp", "linear"))
         checks.positive_int("iterations", self.iterations)
         checks.unit_interval("gamma", self.gamma)
@@ -491,8 +488,11 @@ class FittedQConfig:
         if self.eval_max_steps is not None:
             checks.positive_int("eval_max_steps", self.eval_max_steps)
         checks.nonnegative_int("seed", self.seed)
-        if self.max_seconds is not None:
-            checks.positive_float("max_seconds", self.max_seconds)
+        if self.checkpoint_path is not None and self.regressor == "extra_trees":
+            raise ValueError(
+                "checkpoint_path must be None with regressor='extra_trees': a checkpoint holds tensors only "
+                "(weights_only=True) and extra-trees are not tensors; use regressor='mlp' or 'linear' to checkpoint"
+            )
 
 
 class FittedQFunction(nn.Module):
@@ -581,6 +581,7 @@ def fitted_q_iteration(dataset: dict, config: FittedQConfig = FittedQConfig()):
     q_function = FittedQFunction(config.regressor, D, A, config.hidden_sizes)
     optimizer = torch.optim.Rprop(q_function.net.parameters(), lr=config.lr) if config.regressor == "mlp" else None
     run = TrainingRun(config, model=q_function, optimizer=optimizer, history_keys=("iteration", "td_error", "q_mean", "eval_return", "seconds"),
+                      checkpoint_path=config.checkpoint_path, resume=config.resume,
                       max_seconds=config.max_seconds, total=config.iterations, desc=f"fitted Q-iteration ({config.regressor})",
                       unit="iteration", progress=config.progress)
     state = run.restore(default={})

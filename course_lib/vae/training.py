@@ -17,7 +17,7 @@ from torch import Tensor
 
 from course_lib import checks, data
 from course_lib._runtime import seed_everything
-from course_lib.training import TrainingRun
+from course_lib.training import RunOptions, TrainingRun
 from course_lib.vae.core import VAE, AutoregressiveVAE, _check_binary_batch, log_mean_exp
 
 __all__ = [
@@ -75,7 +75,7 @@ def binarize_fixed(images: Tensor, seed: int = TEST_BINARIZATION_SEED) -> Tensor
 # Training
 # ----------------------------------------------------------------------------
 @dataclass(frozen=True)
-class VAEConfig:
+class VAEConfig(RunOptions):
     """Hyperparameters of :func:`train_vae`.
 
     Raises:
@@ -101,16 +101,11 @@ class VAEConfig:
     and restore the best parameters (0: never stop early; needs validation digits)."""
     seed: int = 0
     """Seed of the shuffling, the binarization and the reparameterization noise (initialize the model yourself)."""
-    max_seconds: float | None = None
-    """Training time budget in seconds (None: none)."""
-    checkpoint_path: str | None = None
-    """Where to save a checkpoint after every epoch (None: no file)."""
-    resume: bool = True
-    """Continue from ``checkpoint_path`` when it exists."""
-    progress: bool = True
-    """Show a tqdm bar."""
+    # max_seconds, checkpoint_path (written after every epoch), resume, progress:
+    # the shared run fields (RunOptions)
 
     def __post_init__(self):
+        super().__post_init__()
         checks.positive_int("epochs", self.epochs)
         checks.positive_int("batch_size", self.batch_size)
         checks.positive_float("lr", self.lr)
@@ -120,8 +115,6 @@ class VAEConfig:
         checks.nonnegative_float("weight_decay", self.weight_decay)
         checks.nonnegative_int("patience", self.patience)
         checks.nonnegative_int("seed", self.seed)
-        if self.max_seconds is not None:
-            checks.positive_float("max_seconds", self.max_seconds)
 
 
 @torch.no_grad()
