@@ -17,9 +17,12 @@ setup: .setup-stamp
 
 # Build the book (strict: a cell error or a Sphinx warning fails). Each profile
 # has its own execution cache, so a full-profile build never reuses small outputs.
+# The per-profile config lives in $(BUILD)/, so the path of the book's own Sphinx
+# extensions (book/_ext, relative to _config.yml) becomes absolute there.
 book: setup
 	@mkdir -p $(BUILD)
-	sed 's#_build/.jupyter_cache/small#_build/.jupyter_cache/$(PROFILE)#' _config.yml > $(BUILD)/_config.$(PROFILE).yml
+	sed -e 's#_build/.jupyter_cache/small#_build/.jupyter_cache/$(PROFILE)#' \
+	    -e 's#: book/_ext$$#: $(CURDIR)/book/_ext#' _config.yml > $(BUILD)/_config.$(PROFILE).yml
 	COURSE_PROFILE=$(PROFILE) COURSE_STATIC_WIDGETS=1 \
 	  jupyter-book build . --config $(BUILD)/_config.$(PROFILE).yml -W --keep-going
 	$(PYTHON) scripts/check_book.py $(BUILD)/html

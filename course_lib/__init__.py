@@ -15,7 +15,8 @@ Shared pieces below them:
 - :mod:`course_lib.data`: MNIST (embedded subset and the official IDX files), preprocessing.
 - :mod:`course_lib.latent`, :mod:`course_lib.widgets`: interpolation; live and kernel-free widgets.
 - :mod:`course_lib.grading`: the fallback and the reference switch used by graded exercises.
-- :mod:`course_lib.sphinx_ext`, :mod:`course_lib.sphinx_student`: the book's Sphinx extensions.
+
+The book's Sphinx extensions are not part of the library: they live in ``book/_ext/``.
 """
 
 from course_lib._runtime import by_profile, get_device, profile, seed_everything, set_num_threads

@@ -1,5 +1,7 @@
-"""The book's Sphinx extension: marker stripping, exercise roles, per-chapter numbering, labels."""
+"""The book's Sphinx extensions (book/_ext/): marker stripping, exercise roles, per-chapter numbering, labels, student links."""
 
+import pathlib
+import sys
 import types
 
 import nbformat
@@ -8,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 pytest.importorskip("docutils")
-from course_lib import sphinx_ext  # noqa: E402
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "book" / "_ext"))  # the book's extensions are not part of course_lib
+import course_sphinx_ext as sphinx_ext  # noqa: E402
 
 MARKERS = [
     "# BEGIN SOLUTION",

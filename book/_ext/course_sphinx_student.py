@@ -9,9 +9,10 @@ version ``student/NN_slug.ipynb`` (written by ``grading/make_student.py``):
 - the download menu gets "student .ipynb", a link to the student notebook in
   the repository (``<repository url>/raw/<branch>/student/NN_slug.ipynb``):
   no notebook is copied into the site;
-- (``course_lib.sphinx_ext`` removes the master's own .ipynb/.md downloads.)
+- (``course_sphinx_ext`` removes the master's own .ipynb/.md downloads.)
 
-Enabled in ``_config.yml`` under ``sphinx.extra_extensions``.
+Enabled in ``_config.yml`` under ``sphinx.local_extensions`` (it lives in ``book/_ext/``, beside
+``course_sphinx_ext``).
 """
 
 from __future__ import annotations
@@ -62,6 +63,6 @@ def _raw_url(app, path: str) -> str:
 
 
 def setup(app):
-    # after sphinx-book-theme adds its buttons (priority 501), before course_lib.sphinx_ext cleans them (900)
+    # after sphinx-book-theme adds its buttons (priority 501), before course_sphinx_ext cleans them (900)
     app.connect("html-page-context", _point_at_students, priority=800)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,10 +1,10 @@
 """The book's Sphinx extension: what a reader sees of a master notebook.
 
-Loaded by ``_config.yml`` (``sphinx.extra_extensions: [course_lib.sphinx_ext]``;
-it lives in the installed package so that it loads wherever the build's
-config file sits, e.g. ``_build/_config.small.yml`` written by ``make book``).
-Nothing else in ``course_lib`` imports it, and it imports nothing from
-``course_lib``. It changes only the rendered page, never a notebook:
+Loaded by ``_config.yml`` (``sphinx.local_extensions: {course_sphinx_ext: book/_ext}``;
+``make book`` rewrites that path to an absolute one in the per-profile config it
+writes under ``_build/``). It is part of the book, not of ``course_lib``: it
+imports nothing from the library, and ``pip install course-lib`` does not ship
+it. It changes only the rendered page, never a notebook:
 
 * **Exercise cells.** Code cells inside an otter ``# BEGIN SOLUTION`` block
   (or holding the marker themselves) are collapsed behind a "Show solution"
