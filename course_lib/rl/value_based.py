@@ -539,7 +539,7 @@ def _check_dataset(dataset) -> dict:
     return dataset
 
 
-def fitted_q_iteration(dataset: dict, config: FittedQConfig = FittedQConfig()):
+def fitted_q_iteration(dataset: dict, config: FittedQConfig = FittedQConfig(), *, allow_changed: tuple[str, ...] = ()):
     """Fully fitted Q-iteration on a fixed dataset of transitions.
 
     For ``k = 1..K``: targets ``y_i = r_i + gamma (1 - terminated_i) max_a' Q_{k-1}(s'_i, a')``
@@ -550,7 +550,11 @@ def fitted_q_iteration(dataset: dict, config: FittedQConfig = FittedQConfig()):
         dataset: dict with ``obs`` ``(N, D)``, ``actions`` ``(N,)`` int64, ``rewards`` ``(N,)``,
             ``next_obs`` ``(N, D)``, ``terminated`` ``(N,)`` bool; optional ``weights`` ``(N,)``
             (sample weights of the least squares) and ``num_actions``.
-        config: :class:`FittedQConfig` (the regressor is ``config.regressor``).
+        config: :class:`FittedQConfig` (the regressor is ``config.regressor``). With
+            ``config.checkpoint_path`` (``"mlp"`` and ``"linear"`` only) the run is
+            checkpointed after every iteration and resumed from an existing file.
+        allow_changed: config fields that may differ from the checkpoint's when
+            resuming (e.g. ``("iterations",)`` to extend a finished run).
 
     Returns:
         ``(q_function, history)``: a :class:`FittedQFunction` and a history with
@@ -581,12 +585,12 @@ def fitted_q_iteration(dataset: dict, config: FittedQConfig = FittedQConfig()):
     q_function = FittedQFunction(config.regressor, D, A, config.hidden_sizes)
     optimizer = torch.optim.Rprop(q_function.net.parameters(), lr=config.lr) if config.regressor == "mlp" else None
     run = TrainingRun(config, model=q_function, optimizer=optimizer, history_keys=("iteration", "td_error", "q_mean", "eval_return", "seconds"),
-                      checkpoint_path=config.checkpoint_path, resume=config.resume,
+                      checkpoint_path=config.checkpoint_path, resume=config.resume, allow_changed=allow_changed,
                       max_seconds=config.max_seconds, total=config.iterations, desc=f"fitted Q-iteration ({config.regressor})",
                       unit="iteration", progress=config.progress)
     state = run.restore(default={})
     with run:
-        for k in range(1, config.iterations + 1):
+        for k in range(run.step + 1, config.iterations + 1):  # run.step: iterations done (a resumed run skips them)
             with torch.no_grad():
                 y = rewards + config.gamma * not_done * q_function(next_obs).double().amax(-1)  # the max is at s'
             if config.regressor == "linear":
@@ -618,6 +622,7 @@ def fitted_q_iteration(dataset: dict, config: FittedQConfig = FittedQConfig()):
                                                 seed=10_000 + config.seed, max_steps=config.eval_max_steps).mean())
             stop = run.end_step(state, td_error=td_error, eval_return=ret)
             run.log(iteration=k, td_error=td_error, q_mean=float(q_all.amax(-1).mean()), eval_return=ret, seconds=run.seconds)
+            run.save(state)  # after every iteration (a no-op without checkpoint_path)
             if stop:
                 break
     return q_function, run.finish()
