@@ -2,7 +2,8 @@
 
 Submodules, one per chapter topic (the README's layout map says which equations):
 
-- :mod:`course_lib.flows`, :mod:`course_lib.image_flows`: normalizing flows (Ch. 1).
+- :mod:`course_lib.flows`: normalizing flows, NICE and RealNVP (Ch. 1); its image part
+  :mod:`course_lib.flows.image` is also importable as ``course_lib.image_flows``.
 - :mod:`course_lib.autoregressive`: PixelCNN, Gated PixelCNN, PixelRNN (Ch. 2).
 - :mod:`course_lib.vae`: the ELBO, the VAE, IWAE, the pPCA check model (Ch. 3).
 - :mod:`course_lib.rl`: policy gradients, ES, baselines and actor-critic, dynamic
