@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import math
 import os
+import tempfile
 import time
 import urllib.request
 import warnings
@@ -680,3 +681,72 @@ def test_partial_training_copy_is_used_only_without_verify(tmp_path, fake_mnist)
         images, labels = data.load_mnist("train", source="mnist", root=tmp_path, verify=False, download=False)
     np.testing.assert_array_equal(images, arrays["train-images-idx3-ubyte.gz"][:20])
     np.testing.assert_array_equal(labels, arrays["train-labels-idx1-ubyte.gz"][:20])
+
+
+# ----------------------------------------------------------------------------
+# The package: every name of the old single module, patches forwarded to the submodules
+# ----------------------------------------------------------------------------
+
+
+def test_the_package_re_exports_every_name_of_its_submodules():
+    from course_lib.data import _io, mnist, preprocess
+
+    for sub in (mnist, preprocess, _io):
+        for name, value in vars(sub).items():
+            if not name.startswith("__"):
+                assert getattr(data, name) is value, f"course_lib.data.{name} is not {sub.__name__}.{name}"
+    assert data.__all__ == [
+        "MIRRORS", "SHA256", "SHA256_RAW", "MNISTDownloadError", "load_mnist", "default_root",
+        "read_idx", "write_idx", "dequantize", "to_unit_interval", "binarize", "bits_per_dim",
+    ]
+    assert data.tempfile is tempfile and data._fsync_dir is _io._fsync_dir
+
+
+def test_a_patch_of_the_package_reaches_the_submodule_and_its_undo_restores_both(tmp_path):
+    from course_lib.data import _io, mnist
+
+    guard = data._fetch  # the autouse no_network patch, itself forwarded
+    assert mnist._fetch is guard
+    blob = gz_idx_bytes(np.arange(4, dtype=np.uint8))
+
+    def serve(url, out):
+        out.write(blob)
+
+    def fail(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(data, "_fetch", serve)
+        mp.setattr(data, "SHA256", {**data.SHA256, "t10k-labels-idx1-ubyte.gz": sha(blob)})
+        mp.setattr(data, "MIRRORS", ("https://only.invalid/",))
+        mp.setattr(data, "_atomic_write_bytes", fail)  # defined in _io, imported by mnist
+        mp.delattr(data, "ORPHAN_SECONDS")
+        mp.setattr(data, "_not_a_name_of_data", 1, raising=False)
+        assert mnist._fetch is serve and mnist.SHA256 is data.SHA256 and mnist.MIRRORS == ("https://only.invalid/",)
+        assert mnist._atomic_write_bytes is fail and _io._atomic_write_bytes is fail
+        assert not hasattr(mnist, "ORPHAN_SECONDS") and not hasattr(data, "ORPHAN_SECONDS")
+        assert not hasattr(mnist, "_not_a_name_of_data")
+        # the patched fetcher and table are the ones the download code uses
+        path = mnist._download("t10k-labels-idx1-ubyte.gz", tmp_path, "missing")
+        assert path.read_bytes() == blob
+        with pytest.raises(PermissionError):
+            data.write_idx(tmp_path / "x.gz", np.zeros(3, np.uint8))
+    assert data._fetch is guard and mnist._fetch is guard
+    assert mnist.SHA256 is data.SHA256 and data.SHA256["t10k-labels-idx1-ubyte.gz"].startswith("f7ae60f9")
+    assert mnist.MIRRORS is data.MIRRORS and data.MIRRORS[0].startswith("https://ossci-datasets")
+    assert mnist._atomic_write_bytes is _io._atomic_write_bytes is data._atomic_write_bytes
+    assert _io._atomic_write_bytes.__module__ == "course_lib.data._io"
+    assert mnist.ORPHAN_SECONDS == data.ORPHAN_SECONDS == 60.0
+    assert not hasattr(data, "_not_a_name_of_data")
+
+
+def test_both_chapters_draw_their_fixed_test_digits_with_one_function():
+    from course_lib import autoregressive, vae
+
+    pixels = torch.randint(0, 256, (6, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    expected = data.binarize(pixels, stochastic=True, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(data._binarize_seeded(pixels, 1), expected)
+    assert torch.equal(autoregressive.binarize_fixed(pixels, seed=1)[:, 0], expected)
+    assert torch.equal(vae.binarize_fixed(pixels.reshape(6, -1)), expected.reshape(6, -1))
+    with pytest.raises(ValueError, match="seed"):
+        data._binarize_seeded(pixels, -1)

@@ -49,7 +49,7 @@ def binarize_fixed(images, seed: int = 0) -> Tensor:
     from course_lib import data
 
     seed = checks.nonnegative_int("seed", seed)
-    return data.binarize(_pixels(images, "images"), stochastic=True, generator=torch.Generator().manual_seed(seed))
+    return data._binarize_seeded(_pixels(images, "images"), seed)  # the draw of vae.binarize_fixed too
 
 
 @torch.no_grad()

@@ -34,6 +34,14 @@ __all__ = [
 # ----------------------------------------------------------------------------
 # Binarized MNIST (the same binarization as Chapter 2)
 # ----------------------------------------------------------------------------
+def _flat_pixels(images) -> Tensor:
+    """``images`` when it is an (N, D) tensor of integer pixels; else an error naming ``images``."""
+    images = checks.tensor("images", images)
+    if images.ndim != 2 or images.is_floating_point():
+        raise ValueError(f"images must be integer pixels of shape (N, D), got {images.dtype} {tuple(images.shape)}")
+    return images
+
+
 def binarize_dynamic(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Fresh stochastic binarization: pixel ~ Bernoulli(intensity / 255), drawn anew each call.
 
@@ -50,15 +58,12 @@ def binarize_dynamic(images: Tensor, generator: torch.Generator | None = None) -
     Raises:
         ValueError: images not (N, D) integer pixels 0..255 (named).
     """
-    images = checks.tensor("images", images)
-    if images.ndim != 2 or images.is_floating_point():
-        raise ValueError(f"images must be integer pixels of shape (N, D), got {images.dtype} {tuple(images.shape)}")
-    return data.binarize(images, stochastic=True, generator=generator)
+    return data.binarize(_flat_pixels(images), stochastic=True, generator=generator)
 
 
 #: Seed of the one fixed binarization of the test digits. Chapter 2 draws its
-#: test digits with the same seed and the same ``data.binarize`` call, so the
-#: two chapters' negative log-likelihoods are on the very same binary images.
+#: test digits with the same seed and the same function (``data._binarize_seeded``),
+#: so the two chapters' negative log-likelihoods are on the very same binary images.
 TEST_BINARIZATION_SEED = 1
 
 
@@ -68,7 +73,7 @@ def binarize_fixed(images: Tensor, seed: int = TEST_BINARIZATION_SEED) -> Tensor
     Errors as :func:`binarize_dynamic`; ``seed`` must be a non-negative int.
     """
     seed = checks.nonnegative_int("seed", seed)
-    return binarize_dynamic(images, torch.Generator(device=images.device).manual_seed(seed))
+    return data._binarize_seeded(_flat_pixels(images), seed)
 
 
 # ----------------------------------------------------------------------------
