@@ -30,12 +30,22 @@ raw cell (see ``grading/AUTHORING.md``). For each one:
    ``<out>/<chapter>/student/``; the autograder to
    ``<out>/<chapter>/autograder/`` with the zip ``<chapter>-autograder.zip``.
 
+The book's home is written once, as ``repository: url:`` in ``_config.yml``.
+Everything generated reads it from there: the student install cell
+(``course-lib @ git+<url>@v<version>``) and the autograder image's
+requirements, which ``grading/requirements.txt.in`` templates and this script
+writes to ``grading/requirements.txt`` (committed, like ``student/``) and into
+every zip. The hand-written mentions (README, ``book/*.md``,
+``pyproject.toml``'s ``[project.urls]``, the masters' install cells) are
+checked by ``--check`` and rewritten by ``--sync-urls`` (for a fork).
+
 Usage::
 
     python grading/make_student.py                         # every graded chapter into dist/ and student/
     python grading/make_student.py --chapter 04_reinforce  # one chapter
     python grading/make_student.py --check                 # fail if student/ is out of date (CI)
     python grading/make_student.py --out dist --force      # also delete other files in dist/<chapter>
+    python grading/make_student.py --sync-urls             # point README, book/, pyproject, masters at _config.yml's URL
 """
 
 from __future__ import annotations
@@ -54,7 +64,9 @@ from importlib import metadata
 import nbformat
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-REPO_URL = "https://github.com/dgm-drl-book/course-book"
+CONFIG = ROOT / "_config.yml"                               # repository.url: the book's home, written once
+REQUIREMENTS_TEMPLATE = ROOT / "grading" / "requirements.txt.in"
+REQUIREMENTS = ROOT / "grading" / "requirements.txt"        # generated from the template (committed)
 STUDENT_DIR = ROOT / "student"
 BIB = ROOT / "book" / "references.bib"
 PUBLIC_TESTS_DIR = "public_tests"
@@ -85,6 +97,51 @@ def course_lib_version() -> str:
 def release_tag(version: str | None = None) -> str:
     """The git tag of the ``course_lib`` release that matches the book: ``v<__version__>``."""
     return f"v{version or course_lib_version()}"
+
+
+def repository_url(config: pathlib.Path = CONFIG) -> str:
+    """The book's repository, ``repository: url:`` in ``config`` (``_config.yml``), without a trailing ``/`` or ``.git``.
+
+    Raises:
+        StudentError: the file cannot be read, is not YAML, or has no https:// ``repository.url``.
+    """
+    import yaml
+
+    config = pathlib.Path(config)
+    try:
+        data = yaml.safe_load(config.read_text())
+    except OSError as err:
+        raise StudentError(f"cannot read {config}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise StudentError(f"{config} is not valid YAML: {str(err).splitlines()[0]}") from None
+    repo = data.get("repository") if isinstance(data, dict) else None
+    url = str((repo or {}).get("url") or "").strip() if isinstance(repo, dict) or repo is None else ""
+    url = _normalized_url(url)
+    if not re.fullmatch(r"https://[^\s/@]+/[^\s@]+", url):
+        raise StudentError(f"{config}: repository.url must be the book's https:// repository address "
+                           f"(e.g. https://github.com/<owner>/<repo>), not {url!r}")
+    return url
+
+
+def _normalized_url(url: str) -> str:
+    url = url.strip().rstrip("/")
+    return url[: -len(".git")] if url.endswith(".git") else url
+
+
+def requirements_text(config: pathlib.Path = CONFIG, version: str | None = None) -> str:
+    """``grading/requirements.txt``: the template with ``config``'s repository URL and the release tag filled in.
+
+    Raises:
+        StudentError: the template is missing or lacks a ``{repository_url}`` or ``{tag}`` field.
+    """
+    try:
+        template = REQUIREMENTS_TEMPLATE.read_text()
+    except OSError as err:
+        raise StudentError(f"cannot read {REQUIREMENTS_TEMPLATE.relative_to(ROOT)}: {err.strerror}") from None
+    if "{repository_url}" not in template or "{tag}" not in template:
+        raise StudentError(f"{REQUIREMENTS_TEMPLATE.relative_to(ROOT)} must install course-lib from "
+                           "git+{repository_url}@{tag}")
+    return template.format(repository_url=repository_url(config), tag=release_tag(version))
 
 
 def otter_version() -> str:
@@ -293,7 +350,7 @@ _ok = [_install("course_lib", COURSE_LIB), _install("otter", OTTER)]
 if not all(_ok):
     raise RuntimeError(
         "setup failed (see pip's message above). Way out: install from a local copy, "
-        "`git clone {repo} && pip install -e course-book`, "
+        "`git clone {repo} course-book && pip install -e course-book`, "
         "or `pip install otter-grader=={otter}`, then run this cell again."
     ) from None
 for _dist, _want in (("course-lib", "{version}"), ("otter-grader", "{otter}")):
@@ -332,10 +389,12 @@ else:
 """
 
 
-def setup_cells(public_tests: dict[str, str], notebook_name: str) -> list[nbformat.NotebookNode]:
-    """The two first code cells of a student notebook: pinned installs, then the public tests and ``grader``."""
+def setup_cells(public_tests: dict[str, str], notebook_name: str, repo_url: str | None = None) -> list[nbformat.NotebookNode]:
+    """The two first code cells of a student notebook: pinned installs (from ``repo_url``, default
+    ``_config.yml``'s), then the public tests and ``grader``."""
     version = course_lib_version()
-    setup = nbformat.v4.new_code_cell(SETUP_TEMPLATE.format(repo=REPO_URL, tag=release_tag(version), version=version, otter=otter_version()))
+    repo_url = repo_url or repository_url()
+    setup = nbformat.v4.new_code_cell(SETUP_TEMPLATE.format(repo=repo_url, tag=release_tag(version), version=version, otter=otter_version()))
     body = "{\n" + "".join(f"    {name!r}: {text!r},\n" for name, text in sorted(public_tests.items())) + "}"
     tests = nbformat.v4.new_code_cell(TESTS_TEMPLATE.format(tests=body, folder=PUBLIC_TESTS_DIR, notebook=notebook_name))
     return [setup, tests]
@@ -349,6 +408,26 @@ def submit_cells(points: dict[str, float]) -> list[nbformat.NotebookNode]:
 
 
 # ------------------------------------------------------------------ building
+def _master_copy(master: pathlib.Path, folder: pathlib.Path, requirements: pathlib.Path) -> pathlib.Path:
+    """A copy of ``master`` in ``folder`` whose ``# ASSIGNMENT CONFIG`` installs ``requirements`` (the generated file).
+
+    Raises:
+        StudentError: the master's config has no ``requirements:`` line.
+    """
+    nb = nbformat.read(master, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "raw" and cell.source.lstrip().startswith("# ASSIGNMENT CONFIG"):
+            cell.source, n = re.subn(r"^requirements:.*$", f"requirements: {json.dumps(str(requirements))}",
+                                     cell.source, flags=re.M)
+            if n != 1:
+                raise StudentError(f"{master.name}: its ASSIGNMENT CONFIG needs one 'requirements:' line "
+                                   "(see grading/AUTHORING.md)")
+    folder.mkdir(parents=True, exist_ok=True)
+    copy_path = folder / master.name
+    nbformat.write(nb, copy_path)
+    return copy_path
+
+
 def _run_otter_assign(master: pathlib.Path, dest: pathlib.Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "otter", "assign", "-v", str(master), str(dest)],
@@ -359,7 +438,8 @@ def _run_otter_assign(master: pathlib.Path, dest: pathlib.Path) -> None:
         raise StudentError(f"otter assign failed on {master.name}; its output:\n{tail}")
 
 
-def _postprocess(student_nb: nbformat.NotebookNode, master: pathlib.Path, public_tests: dict[str, str]) -> nbformat.NotebookNode:
+def _postprocess(student_nb: nbformat.NotebookNode, master: pathlib.Path, public_tests: dict[str, str],
+                 repo_url: str | None = None) -> nbformat.NotebookNode:
     master_nb = nbformat.read(master, as_version=4)
     chapter = int(re.match(r"\d+", master.stem).group(0)) if re.match(r"\d+", master.stem) else 0
     equations = equation_numbers(master_nb, chapter)
@@ -377,7 +457,7 @@ def _postprocess(student_nb: nbformat.NotebookNode, master: pathlib.Path, public
         if SETUP_TAG in tags:
             if replaced:
                 raise StudentError(f"{master.name}: more than one cell is tagged {SETUP_TAG!r}")
-            cells.extend(setup_cells(public_tests, master.name))
+            cells.extend(setup_cells(public_tests, master.name, repo_url))
             replaced = True
             continue
         if cell.cell_type == "markdown":
@@ -410,8 +490,12 @@ def _postprocess(student_nb: nbformat.NotebookNode, master: pathlib.Path, public
     return student_nb
 
 
-def make_student(master: pathlib.Path, out: pathlib.Path, *, force: bool = False) -> dict[str, pathlib.Path]:
+def make_student(master: pathlib.Path, out: pathlib.Path, *, force: bool = False,
+                 config: pathlib.Path = CONFIG) -> dict[str, pathlib.Path]:
     """Build one chapter: ``<out>/<chapter>/student/`` and ``<out>/<chapter>/autograder/``.
+
+    ``config`` is the Jupyter Book config whose ``repository.url`` the install cell
+    and the autograder's requirements install ``course_lib`` from.
 
     Returns:
         Paths: ``student`` (notebook), ``student_tests`` (public tests folder),
@@ -436,13 +520,17 @@ def make_student(master: pathlib.Path, out: pathlib.Path, *, force: bool = False
         else:
             for name in GENERATED:
                 shutil.rmtree(dest / name, ignore_errors=True)
+    repo_url = repository_url(config)
+    requirements = requirements_text(config)
     with tempfile.TemporaryDirectory(prefix="make_student_") as tmp:
         work = pathlib.Path(tmp) / master.stem
-        _run_otter_assign(master, work)
+        req_path = pathlib.Path(tmp) / "requirements.txt"
+        req_path.write_text(requirements)
+        _run_otter_assign(_master_copy(master, pathlib.Path(tmp) / "src", req_path), work)
         public_dir = work / "student" / "tests"
         public_tests = {p.name: p.read_text() for p in sorted(public_dir.glob("*.py"))}
         student_path = work / "student" / master.name
-        nb = _postprocess(nbformat.read(student_path, as_version=4), master, public_tests)
+        nb = _postprocess(nbformat.read(student_path, as_version=4), master, public_tests, repo_url)
         nbformat.write(nb, student_path)
         public_dir.rename(work / "student" / PUBLIC_TESTS_DIR)
         zips = sorted((work / "autograder").glob("*.zip"))
@@ -461,13 +549,74 @@ def make_student(master: pathlib.Path, out: pathlib.Path, *, force: bool = False
     }
 
 
-def _requirements_problem() -> str | None:
-    """A sentence when grading/requirements.txt does not pin course_lib at the current release tag."""
-    req = ROOT / "grading" / "requirements.txt"
-    want = f"@{release_tag()}"
-    if not req.is_file() or want not in req.read_text():
-        return f"grading/requirements.txt must install course-lib at {want} (course_lib.__version__ is {course_lib_version()})"
+def _requirements_problem(config: pathlib.Path = CONFIG) -> str | None:
+    """A sentence when the committed grading/requirements.txt is not what the template and ``config`` give."""
+    if not REQUIREMENTS.is_file() or REQUIREMENTS.read_text() != requirements_text(config):
+        return (f"grading/requirements.txt is out of date with grading/requirements.txt.in, "
+                f"{_rel(config)}'s repository.url and the release tag {release_tag()}")
     return None
+
+
+# ------------------------------------------------------------------ the repository URL in hand-written files
+# Mentions of the book's repository that a person wrote: pip's git+<url>, `git clone <url>`,
+# pyproject's [project.urls], a Colab link to a notebook on GitHub. Each must be _config.yml's URL.
+_URL_MENTIONS = (
+    re.compile(r"git\+(https?://[^\s\"'`@\\]+)"),
+    re.compile(r"git clone (https?://[^\s\"'`\\]+)"),
+    re.compile(r"^(?:Homepage|Repository|Source)\s*=\s*\"([^\"]+)\"", flags=re.M),
+)
+_COLAB_MENTION = re.compile(r"colab\.research\.google\.com/github/([^/\s\"'`\\]+/[^/\s\"'`\\]+)/")
+
+
+def url_documents(root: pathlib.Path = ROOT) -> list[pathlib.Path]:
+    """The hand-written files that name the repository: README, CHANGELOG, pyproject, book/*.md, AUTHORING, the notebooks."""
+    names = [root / "README.md", root / "CHANGELOG.md", root / "pyproject.toml", root / "grading" / "AUTHORING.md"]
+    names += sorted((root / "book").rglob("*.md")) + sorted((root / "notebooks").glob("*.ipynb"))
+    return [p for p in names if p.is_file()]
+
+
+def sync_url_text(text: str, url: str) -> tuple[str, list[tuple[int, str]]]:
+    """``text`` with every repository mention pointing at ``url``, and the (line, mention) pairs that did not."""
+    wrong: list[tuple[int, str]] = []
+    github = re.fullmatch(r"https://github\.com/([^/]+/[^/]+)", url)
+
+    def fix(match: re.Match, want: str | None) -> str:
+        """The match with group 1 replaced by ``want`` (kept when ``want`` is None: nothing to put there)."""
+        found = match.group(1)
+        if want is not None and (found == want or _normalized_url(found) == want):
+            return match.group(0)
+        wrong.append((text.count("\n", 0, match.start()) + 1, found))
+        if want is None:
+            return match.group(0)
+        start, end = match.start(1) - match.start(), match.end(1) - match.start()
+        return match.group(0)[:start] + want + match.group(0)[end:]
+
+    for pattern in _URL_MENTIONS:
+        text = pattern.sub(lambda m: fix(m, url), text)
+    # Colab opens notebooks from GitHub only: a book hosted elsewhere has no Colab link to point at
+    text = _COLAB_MENTION.sub(lambda m: fix(m, github.group(1) if github else None), text)
+    return text, sorted(wrong)
+
+
+def url_problems(config: pathlib.Path = CONFIG, *, fix: bool = False, root: pathlib.Path = ROOT) -> list[str]:
+    """``file:line: <mention>`` for every hand-written repository mention that is not ``config``'s URL.
+
+    With ``fix``, the files are rewritten to ``config``'s URL (Colab links only when it is on GitHub).
+    """
+    url = repository_url(config)
+    problems = []
+    for path in url_documents(root):
+        text = path.read_text()
+        new, wrong = sync_url_text(text, url)
+        problems += [f"{_rel(path)}:{line}: {found}" for line, found in wrong]
+        if fix and new != text:
+            path.write_text(new)
+    return problems
+
+
+def _rel(path: pathlib.Path) -> str:
+    path = pathlib.Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -481,9 +630,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="build in a temporary folder and fail if student/ differs from what the masters give")
     parser.add_argument("--student-dir", default=str(STUDENT_DIR), help="where the committed student notebooks live (default: student/)")
+    parser.add_argument("--config", default=str(CONFIG),
+                        help="the Jupyter Book config whose repository.url the book's installs use (default: _config.yml)")
+    parser.add_argument("--sync-urls", action="store_true",
+                        help="rewrite the repository URL in README, CHANGELOG, pyproject, book/*.md and notebooks/ "
+                             "to the config's repository.url (for a fork), then stop")
     parser.add_argument("notebooks", nargs="*", help="master notebooks (same as --chapter)")
     args = parser.parse_args(argv)
     try:
+        config = pathlib.Path(args.config).resolve()
+        if args.sync_urls:
+            fixed = url_problems(config, fix=True)
+            print(f"make_student --sync-urls: {len(fixed)} mention(s) now point at {repository_url(config)}"
+                  + "".join(f"\n  {p}" for p in fixed))
+            return 0
         specs = args.chapter + args.notebooks
         chosen = [resolve_chapter(s) for s in specs] if specs else masters()
         if not chosen:
@@ -491,12 +651,15 @@ def main(argv: list[str] | None = None) -> int:
         student_dir = pathlib.Path(args.student_dir).resolve()
         if student_dir.exists() and not student_dir.is_dir():
             raise StudentError(f"--student-dir {args.student_dir} is a file, not a folder")
-        problem = _requirements_problem()
+        urls = url_problems(config)
+        url_note = (f"these name another repository than {_rel(config)}'s repository.url {repository_url(config)} "
+                    f"(`python grading/make_student.py --sync-urls` rewrites them): " + ", ".join(urls)) if urls else None
         if args.check:
-            stale = [problem] if problem else []
+            problem = _requirements_problem(config)
+            stale = [p for p in (problem, url_note) if p]
             with tempfile.TemporaryDirectory(prefix="make_student_check_") as tmp:
                 for master in chosen:
-                    built = make_student(master, pathlib.Path(tmp))["student"]
+                    built = make_student(master, pathlib.Path(tmp), config=config)["student"]
                     committed = student_dir / master.name
                     if not committed.is_file():
                         stale.append(f"{committed.relative_to(ROOT) if committed.is_relative_to(ROOT) else committed} is missing")
@@ -506,18 +669,22 @@ def main(argv: list[str] | None = None) -> int:
                 if not specs and student_dir.is_dir():
                     stale += [f"student/{p.name} has no master" for p in student_dir.glob("*.ipynb") if p.name not in expected]
             if stale:
-                print("make_student --check: " + "; ".join(stale) + ". Run `make student` and commit student/.", file=sys.stderr)
+                print("make_student --check: " + "; ".join(stale) + ". Run `make student` and commit student/ "
+                      "and grading/requirements.txt.", file=sys.stderr)
                 return 1
             print(f"make_student --check: student/ is up to date ({len(chosen)} chapters)")
             return 0
-        if problem:
-            raise StudentError(problem)
+        if url_note:
+            print(f"make_student: warning: {url_note}", file=sys.stderr)
         out = pathlib.Path(args.out).resolve()
         if out.exists() and not out.is_dir():
             raise StudentError(f"--out {args.out} is a file, not a folder")
         student_dir.mkdir(parents=True, exist_ok=True)
+        requirements = requirements_text(config)
+        if not REQUIREMENTS.is_file() or REQUIREMENTS.read_text() != requirements:
+            REQUIREMENTS.write_text(requirements)
         for master in chosen:
-            paths = make_student(master, out, force=args.force)
+            paths = make_student(master, out, force=args.force, config=config)
             shutil.copyfile(paths["student"], student_dir / master.name)
             print(json.dumps({"chapter": master.stem, "student_notebook": str(student_dir / master.name),
                               **{k: str(v) for k, v in paths.items()}}))
