@@ -3,7 +3,7 @@ PYTHON  ?= python3
 PROFILE ?= small
 BUILD   := _build
 
-.PHONY: setup book test test-unit test-notebooks test-browser bench-smoke student student-check clean
+.PHONY: setup book test test-unit test-notebooks test-browser bench-smoke student student-check release clean
 
 # Install what is missing. torch is installed only when absent, pinned to the
 # local CPU build; an existing torch (Colab's CUDA build, say) is kept.
@@ -70,6 +70,13 @@ student: setup
 
 student-check:
 	$(PYTHON) grading/make_student.py --check $(if $(CHAPTER),--chapter $(CHAPTER),)
+
+# The release files: HEAD must carry the tag v<course_lib.__version__> (or TAG=v... naming a tag on
+# HEAD). Builds the course_lib wheel from the tagged commit and every chapter's autograder zip
+# (make student) into dist/release/, listed in dist/release/FILES.txt. See CHANGELOG.md.
+TAG ?=
+release: setup
+	$(PYTHON) scripts/release.py $(if $(TAG),--tag $(TAG),)
 
 clean:
 	rm -rf $(BUILD) dist .setup-stamp

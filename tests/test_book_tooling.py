@@ -86,3 +86,36 @@ def test_check_reports_a_static_mention_that_disagrees(tmp_path):
     config = _config_with_url(tmp_path, NEW)
     assert any("README.md" in p for p in make_student.url_problems(config))
     assert json.dumps(make_student.url_problems(config)).count(OLD) >= 3  # README, setup.md, pyproject at least
+
+
+# ------------------------------------------------------------------ make release
+def _release():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import release
+
+    return release
+
+
+def test_release_refuses_a_tag_that_is_not_the_version():
+    release = _release()
+    version = make_student.course_lib_version()
+    with pytest.raises(release.ReleaseError, match=f"must be v{version}"):
+        release.release_tag("v999.0.0", version)
+    assert release.main(["--tag", "v999.0.0"]) == 2
+
+
+def test_release_checks_versions_and_the_wheel(tmp_path):
+    release = _release()
+    version = make_student.course_lib_version()
+    release.check_versions(version)  # pyproject and CHANGELOG agree with course_lib.__version__
+    with pytest.raises(release.ReleaseError, match="999.0.0"):
+        release.check_versions("999.0.0")
+    good, bad = tmp_path / f"course_lib-{version}-py3-none-any.whl", tmp_path / f"course_lib-{version}-py3-none-any2.whl"
+    for path, names in ((good, ["course_lib/__init__.py", f"course_lib-{version}.dist-info/METADATA"]),
+                        (bad, ["course_lib/__init__.py", "course_sphinx_ext.py"])):
+        with zipfile.ZipFile(path, "w") as zf:
+            for name in names:
+                zf.writestr(name, "")
+    release.check_wheel(good, version)
+    with pytest.raises(release.ReleaseError, match="more than course_lib"):
+        release.check_wheel(bad, version)
