@@ -119,3 +119,26 @@ def test_release_checks_versions_and_the_wheel(tmp_path):
     release.check_wheel(good, version)
     with pytest.raises(release.ReleaseError, match="more than course_lib"):
         release.check_wheel(bad, version)
+
+
+# ------------------------------------------------------------------ Binder
+def _pins(path: pathlib.Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line and not line.startswith("-"):
+            name, version = line.split("==", 1)
+            pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+def test_binder_environment_is_cpu_only_and_pinned_like_the_grader():
+    binder = ROOT / "binder"
+    req = (binder / "requirements.txt").read_text()
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in req, "PyPI's torch would pull CUDA"
+    pins = _pins(binder / "requirements.txt")
+    assert pins["torch"] == _pins(ROOT / "grading" / "requirements.txt.in")["torch"]
+    assert pins["otter-grader"] == _pins(ROOT / "requirements.txt")["otter-grader"]
+    post = binder / "postBuild"
+    assert post.stat().st_mode & 0o111, "binder/postBuild must be executable"
+    assert "pip install" in post.read_text() and " ." in post.read_text(), "postBuild installs this repository's course_lib"

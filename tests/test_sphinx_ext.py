@@ -110,3 +110,61 @@ def test_author_year_labels():
     assert labels["a"] == "Williams, 1992"
     assert labels["b"] == "Kingma and Welling, 2014"
     assert sorted([labels["c"], labels["d"]]) == ["Dinh et al., 2014a", "Dinh et al., 2014b"]
+
+
+# ------------------------------------------------------------------ launch buttons open the student notebook
+@pytest.mark.parametrize("interface", ["classic", "jupyterlab"])
+def test_every_launch_button_opens_the_student_notebook(interface):
+    """sphinx-book-theme's own Colab, Binder and JupyterHub URLs, then course_sphinx_student: student/ only."""
+    launch = pytest.importorskip("sphinx_book_theme.header_buttons.launch")
+    import course_sphinx_student
+
+    stem = sorted((ROOT / "student").glob("*.ipynb"))[-1].stem
+    page = f"notebooks/{stem}"
+    theme = {"repository_url": "https://github.com/some-course/a-book", "repository_branch": "main", "path_to_docs": "",
+             "launch_buttons": {"colab_url": "https://colab.research.google.com", "binderhub_url": "https://mybinder.org",
+                                "jupyterhub_url": "https://hub.example.edu", "deepnote_url": "https://deepnote.com",
+                                "notebook_interface": interface}}
+
+    class Config(dict):  # the theme reads app.config["html_theme_options"], the extension app.config.html_theme_options
+        html_theme_options = theme
+
+    app = types.SimpleNamespace(
+        srcdir=str(ROOT), outdir=str(ROOT / "_build" / "html"), config=Config(html_theme_options=theme),
+        env=types.SimpleNamespace(doc2path=lambda name: str(ROOT / f"{name}.ipynb"), metadata={page: {"kernelspec": {}}}))
+    context = {"pagename": page, "sourcename": f"{page}.ipynb", "header_buttons": [
+        {"label": "download-buttons", "buttons": []}],
+        "github_url": "https://github.com", "github_user": "some-course", "github_repo": "a-book"}
+    launch.add_launch_buttons(app, page, "page.html", context, None)
+    buttons = {b["text"]: b["url"] for g in context["header_buttons"] if g["label"] == "launch-buttons" for b in g["buttons"]}
+    assert set(buttons) == {"Colab", "Binder", "JupyterHub", "Deepnote"}
+    assert all(f"{stem}.ipynb" in u and "student" not in u for u in buttons.values()), "the theme links the master"
+
+    course_sphinx_student._point_at_students(app, page, "page.html", context, None)
+    urls = {b["text"]: b["url"] for g in context["header_buttons"] if g["label"] == "launch-buttons" for b in g["buttons"]}
+    ui = "tree" if interface == "classic" else "lab/tree"
+    assert urls["Colab"] == f"https://colab.research.google.com/github/some-course/a-book/blob/main/student/{stem}.ipynb"
+    assert urls["Binder"] == f"https://mybinder.org/v2/gh/some-course/a-book/main?urlpath={ui}/student/{stem}.ipynb"
+    assert urls["JupyterHub"].startswith("https://hub.example.edu/hub/user-redirect/git-pull?")
+    assert f"urlpath={ui}/a-book/student/{stem}.ipynb" in urls["JupyterHub"]
+    assert f"%2Fmain%2Fstudent/{stem}.ipynb" in urls["Deepnote"]  # the theme leaves the path itself unencoded
+    for url in urls.values():
+        assert "notebooks" not in url, url
+    download = next(g for g in context["header_buttons"] if g["label"] == "download-buttons")["buttons"][0]
+    assert download["url"] == f"https://github.com/some-course/a-book/raw/main/student/{stem}.ipynb"
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("https://mybinder.org/v2/gh/o/r/main?urlpath=tree/notebooks/04_x.ipynb",
+     "https://mybinder.org/v2/gh/o/r/main?urlpath=tree/student/04_x.ipynb"),
+    ("https://hub/hub/user-redirect/git-pull?repo=https%3A//github.com/o/r&urlpath=lab/tree/r/notebooks/04_x.ipynb&branch=main",
+     "https://hub/hub/user-redirect/git-pull?repo=https%3A//github.com/o/r&urlpath=lab/tree/r/student/04_x.ipynb&branch=main"),
+    ("https://deepnote.com/launch?url=https%3A%2F%2Fgithub.com%2Fo%2Fr%2Fblob%2Fmain%2Fnotebooks%2F04_x.ipynb",
+     "https://deepnote.com/launch?url=https%3A%2F%2Fgithub.com%2Fo%2Fr%2Fblob%2Fmain%2Fstudent%2F04_x.ipynb"),
+    ("https://colab.research.google.com/github/o/r/blob/main/notebooks/05_y.ipynb",
+     "https://colab.research.google.com/github/o/r/blob/main/notebooks/05_y.ipynb"),  # another chapter: unchanged
+])
+def test_student_launch_url(url, expected):
+    import course_sphinx_student
+
+    assert course_sphinx_student.student_launch_url(url, "notebooks/04_x.ipynb", "student/04_x.ipynb") == expected

@@ -4,8 +4,11 @@ The book is built from the master notebooks ``notebooks/NN_slug.ipynb``, which
 hold the solutions and the hidden tests. For every chapter page with a student
 version ``student/NN_slug.ipynb`` (written by ``grading/make_student.py``):
 
-- the launch buttons (Colab, and Binder/JupyterHub if configured) open
-  ``student/NN_slug.ipynb`` instead of the master;
+- the launch buttons open ``student/NN_slug.ipynb`` instead of the master:
+  Colab (``.../blob/<branch>/student/NN_slug.ipynb``), Binder
+  (``...?urlpath=tree/student/NN_slug.ipynb``) and JupyterHub through
+  nbgitpuller (``...&urlpath=tree/<repo>/student/NN_slug.ipynb``), whichever
+  ``_config.yml``'s ``launch_buttons`` turns on (see :func:`student_launch_url`);
 - the download menu gets "student .ipynb", a link to the student notebook in
   the repository (``<repository url>/raw/<branch>/student/NN_slug.ipynb``):
   no notebook is copied into the site;
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import pathlib
 
-__all__ = ["setup"]
+__all__ = ["setup", "student_launch_url"]
 
 _MASTER_DIR, _STUDENT_DIR = "notebooks", "student"
 
@@ -41,8 +44,7 @@ def _point_at_students(app, pagename, templatename, context, doctree) -> None:
         if group.get("label") == "launch-buttons":
             for button in group.get("buttons", []):
                 if "url" in button:
-                    button["url"] = button["url"].replace(master_rel, student_rel).replace(
-                        master_rel.replace("/", "%2F"), student_rel.replace("/", "%2F"))
+                    button["url"] = student_launch_url(button["url"], master_rel, student_rel)
         if group.get("label") == "download-buttons":
             group["buttons"].insert(0, {
                 "type": "link",
@@ -52,6 +54,23 @@ def _point_at_students(app, pagename, templatename, context, doctree) -> None:
                 "icon": "fas fa-code",
                 "label": "download-student-notebook-button",
             })
+
+
+def student_launch_url(url: str, master_rel: str, student_rel: str) -> str:
+    """A launch URL (Colab, Binder, JupyterHub, Deepnote) with the master's repository path made the student's.
+
+    sphinx-book-theme writes the notebook's path relative to the repository
+    (``notebooks/NN_slug.ipynb``) in the URL's path (Colab: ``/blob/<branch>/<path>``),
+    in a ``urlpath`` query parameter (Binder: ``urlpath=tree/<path>``; JupyterHub's
+    nbgitpuller link: ``urlpath=tree/<repo>/<path>``, ``/`` left unescaped) or
+    percent-encoded (Deepnote: ``%2F``). Each form becomes the student path; a URL
+    that does not name the master is returned unchanged.
+    """
+    for old, new in ((master_rel, student_rel),
+                     (master_rel.replace("/", "%2F"), student_rel.replace("/", "%2F")),
+                     (master_rel.replace("/", "%2f"), student_rel.replace("/", "%2F"))):
+        url = url.replace(old, new)
+    return url
 
 
 def _raw_url(app, path: str) -> str:
