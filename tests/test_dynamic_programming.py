@@ -1,5 +1,8 @@
 """Properties of course_lib.rl.dynamic_programming (Chapter 6): tables, backups, evaluation, VI, PI, Q-iteration."""
 
+import pickle
+import warnings
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -9,6 +12,10 @@ from course_lib import checks
 from course_lib.rl import dynamic_programming as dp
 
 torch.set_num_threads(1)
+
+NAN = float("nan")
+# state 1 is absorbing (p(1 | 1, a) = 1 for both actions); state 0 moves uniformly
+ABSORBING_1 = torch.tensor([[[0.5, 0.5], [0.5, 0.5]], [[0.0, 1.0], [0.0, 1.0]]], dtype=torch.float64)
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +79,29 @@ def test_cliffwalking_values_are_minus_path_length():
         (dict(transitions=torch.full((2, 2, 2), 0.5), rewards=torch.full((2, 2), float("nan")), gamma=0.9), ValueError, "rewards"),
         (dict(transitions=torch.full((2, 2, 2), 0.5), rewards=torch.zeros(2, 2), gamma=0.9,
               initial_distribution=torch.tensor([0.2, 0.2])), ValueError, "initial_distribution"),
+        # issue 18
+        (dict(transitions=torch.full((2, 2, 2), 0.5), rewards=torch.zeros(2, 2), gamma=0.9,
+              initial_distribution=torch.tensor([NAN, 1.0])), ValueError, "initial_distribution must be finite"),
+        (dict(transitions=torch.full((2, 2, 2), 0.5), rewards=torch.zeros(2, 2), gamma=0.9,
+              initial_distribution=torch.tensor([1.5, -0.5])), ValueError, "initial_distribution must be non-negative"),
+        (dict(transitions=torch.tensor([[[NAN, 1.0], [0.5, 0.5]], [[0.5, 0.5], [0.5, 0.5]]]), rewards=torch.zeros(2, 2),
+              gamma=0.9), ValueError, "transitions must be finite"),
+        (dict(transitions=torch.full((2, 2, 2), 0.4), rewards=torch.zeros(2, 2), gamma=0.9), ValueError, "transitions.*sum to 1"),
+        (dict(transitions=torch.full((2, 2, 2), 0.5), rewards=torch.tensor([[0.0, float("inf")], [0.0, 0.0]]), gamma=0.9),
+         ValueError, "rewards must be finite"),
+        (dict(transitions=torch.full((2, 2, 2), 0.5), rewards=torch.zeros(2, 2), gamma=0.9,
+              next_state_rewards=torch.full((2, 2, 2), NAN)), ValueError, "next_state_rewards must be finite"),
+        (dict(transitions=ABSORBING_1, rewards=torch.tensor([[0.0, 0.0], [1.0, 0.0]]), gamma=0.9, terminal=torch.tensor([False, True])),
+         ValueError, r"rewards\[1, 0\].*terminal state 1.*action 0"),
+        (dict(transitions=ABSORBING_1, rewards=torch.zeros(2, 2), gamma=0.9, terminal=torch.tensor([False, True]),
+              next_state_rewards=torch.zeros(2, 2, 2).index_put_((torch.tensor(1), torch.tensor(1), torch.tensor(1)), torch.tensor(2.0))),
+         ValueError, r"next_state_rewards\[1, 1, 1\].*terminal state 1.*action 1"),
+        (dict(transitions=torch.full((2, 2, 2), 0.5), rewards=torch.zeros(2, 2), gamma=0.9, terminal=torch.tensor([False, True])),
+         ValueError, "terminal state 1 must be absorbing"),
+        (dict(transitions=torch.full((2, 2, 2), 0.5), rewards=torch.zeros(2, 2), gamma=0.9, terminal=torch.tensor([0, 1])),
+         ValueError, "terminal must be a bool"),
+        (dict(transitions=torch.full((2, 2, 2), 0.5), rewards=torch.zeros(2, 2), gamma=0.9, grid_shape=2), ValueError, "grid_shape"),
+        (dict(transitions=torch.full((2, 2, 2), 0.5), rewards=torch.zeros(2, 2), gamma=0.9, name=3), TypeError, "name"),
     ],
 )
 def test_finite_mdp_bad_input(kwargs, exc, name):
@@ -154,6 +184,27 @@ def test_deterministic_and_one_hot_policy_agree():
         (dp.random_mdp, (0, 2), ValueError, "num_states"),
         (dp.random_mdp, (3, 2, 1.0), ValueError, "gamma"),
         (dp.sample_episode, (None, torch.zeros(3, dtype=torch.long), 1.5), ValueError, "epsilon"),
+        # issue 18: NaN/inf tables and malformed policies are refused at the public entry
+        (dp.greedy_policy, (torch.tensor([[NAN, 1.0], [0.0, 1.0]]),), ValueError, "Q must be finite"),
+        (dp.greedy_policy, (torch.tensor([[float("-inf"), 1.0]]),), ValueError, "Q must be finite"),
+        (dp.greedy_policy, (torch.ones(3, 2, dtype=torch.bool),), TypeError, "Q"),
+        (dp.greedy_policy, (torch.zeros(3, 0),), ValueError, "Q"),
+        (dp.q_from_v, (None, torch.tensor([0.0, NAN, 0.0])), ValueError, "V must be finite"),
+        (dp.bellman_optimality_backup, (None, torch.tensor([0.0, float("inf"), 0.0])), ValueError, "V must be finite"),
+        (dp.bellman_optimality_backup_q, (None, torch.full((3, 2), NAN)), ValueError, "Q must be finite"),
+        (dp.bellman_residual, (None, torch.full((3,), NAN)), ValueError, "V must be finite"),
+        (dp.bellman_expectation_backup, (None, torch.zeros(3), torch.full((3, 2), NAN, dtype=torch.float64)), ValueError, "policy must be finite"),
+        (dp.policy_evaluation, (None, torch.full((3, 2), NAN, dtype=torch.float64)), ValueError, "policy must be finite"),
+        (dp.policy_evaluation, (None, torch.tensor([[1.5, -0.5], [0.5, 0.5], [1.0, 0.0]], dtype=torch.float64)), ValueError, "policy.*non-negative"),
+        (dp.policy_evaluation, (None, torch.tensor([[0.5, 0.5], [0.2, 0.2], [1.0, 0.0]], dtype=torch.float64)), ValueError, "policy.*row 1 sums to 0.4"),
+        (dp.policy_evaluation, (None, torch.tensor([True, False, True])), TypeError, "policy"),
+        (dp.policy_matrices, (None, torch.full((3, 2), NAN, dtype=torch.float64)), ValueError, "policy must be finite"),
+        (dp.iterative_policy_evaluation, (None, torch.full((3, 2), NAN, dtype=torch.float64)), ValueError, "policy must be finite"),
+        (dp.policy_iteration, (None, 10, torch.full((3, 2), NAN, dtype=torch.float64)), ValueError, "policy must be finite"),
+        (dp.sample_episode, (None, torch.full((3, 2), NAN, dtype=torch.float64)), ValueError, "policy must be finite"),
+        (lambda mdp: dp.value_iteration(mdp, V0=torch.full((3,), NAN)), (None,), ValueError, "V0 must be finite"),
+        (lambda mdp: dp.value_iteration(mdp, V0=torch.zeros(2, 3)), (None,), ValueError, r"V0 must have shape \(3,\)"),
+        (lambda mdp: dp.value_iteration(mdp, V0=[0.0, 0.0, 0.0]), (None,), TypeError, "V0"),
     ],
 )
 def test_bad_input_table(fn, args, exc, name):
@@ -269,3 +320,114 @@ def test_value_iteration_bound_holds_on_frozenlake(frozenlake):
 def test_value_iteration_bound_bad_input(args, exc, name):
     with pytest.raises(exc, match=name):
         dp.value_iteration_bound(*args)
+
+
+# --------------------------------------------------------------------------------------
+# issue 18: convergence reports, terminal states, finite start values
+# --------------------------------------------------------------------------------------
+
+
+def test_solvers_report_convergence_on_a_normal_gamma():
+    mdp = dp.random_mdp(20, 3, gamma=0.9, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dp.ConvergenceWarning)
+        _, _, h_vi = dp.value_iteration(mdp)
+        _, _, h_span = dp.value_iteration(mdp, stopping="span")
+        _, _, h_pi = dp.policy_iteration(mdp)
+        _, h_q = dp.q_iteration(mdp)
+        _, h_ipe = dp.iterative_policy_evaluation(mdp, torch.zeros(20, dtype=torch.long))
+    for h in (h_vi, h_span, h_pi, h_q, h_ipe):
+        assert isinstance(h, dp.ConvergenceHistory) and isinstance(h, list) and h.converged is True
+    assert h_vi.last_change == h_vi[-1] < 1e-10 and h_vi.tol == 1e-10 and h_vi.max_iterations == 100_000
+    assert h_pi.tol is None
+
+
+@pytest.mark.parametrize("solver", ["value_iteration", "q_iteration"])
+def test_unconverged_run_warns_and_flags_on_gamma_near_one(solver):
+    mdp = dp.random_mdp(8, 3, gamma=0.999999, seed=0)
+    with pytest.warns(dp.ConvergenceWarning, match=r"max_iterations=200.*tol=1e-10") as record:
+        if solver == "value_iteration":
+            V, policy, h = dp.value_iteration(mdp, max_iterations=200)
+        else:
+            Q, h = dp.q_iteration(mdp, max_iterations=200)
+            V = Q.amax(-1)
+    assert h.converged is False and len(h) == 200 and h.last_change >= 1e-10
+    assert f"{h.last_change:.3g}" in str(record[0].message)  # the last change is in the message
+    V_star, _, _ = dp.policy_iteration(mdp)
+    error = (V - V_star).abs().max().item()
+    assert error > 1.0  # the flag is not a false alarm: the values are far from V*
+    assert error <= mdp.gamma / (1 - mdp.gamma) * h[-1] * (1 + 1e-9)  # the bound the message quotes
+
+
+def test_unconverged_iterative_policy_evaluation_warns():
+    mdp = dp.random_mdp(8, 3, gamma=0.999999, seed=0)
+    with pytest.warns(dp.ConvergenceWarning, match=r"iterative_policy_evaluation.*max_iterations=30.*tol=1e-12"):
+        _, h = dp.iterative_policy_evaluation(mdp, torch.zeros(8, dtype=torch.long), max_iterations=30)
+    assert h.converged is False and len(h) == 30
+
+
+def test_capped_policy_iteration_warns_and_returns_a_consistent_pair():
+    mdp = dp.FiniteMDP.from_gymnasium("FrozenLake-v1", gamma=0.99, map_name="8x8")  # 11 rounds to converge
+    with pytest.warns(dp.ConvergenceWarning, match="policy_iteration.*max_iterations=3"):
+        V, policy, h = dp.policy_iteration(mdp, max_iterations=3)
+    assert h.converged is False and len(h) == 3
+    assert torch.allclose(V, dp.policy_evaluation(mdp, policy), atol=1e-12)  # V = V^policy, as documented
+
+
+def test_tol_zero_runs_exactly_max_iterations_without_a_warning():
+    mdp = dp.FiniteMDP.from_gymnasium("FrozenLake-v1", gamma=0.99)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dp.ConvergenceWarning)
+        _, _, h = dp.value_iteration(mdp, tol=0.0, max_iterations=10)  # the chapter's widget: V_k for fixed k
+        _, hq = dp.q_iteration(mdp, tol=0.0, max_iterations=10)
+    assert len(h) == len(hq) == 10 and h.converged is False and hq.converged is False
+
+
+def test_history_still_behaves_as_the_list_it_was():
+    mdp = dp.random_mdp(5, 2, gamma=0.5, seed=0)
+    V, policy, h = dp.value_iteration(mdp)
+    assert h == list(h) and len(h) == len(list(h)) and h[-1] == list(h)[-1]
+    h2 = pickle.loads(pickle.dumps(h))
+    assert h2 == h and h2.converged is True and h2.tol == h.tol and h2.last_change == h.last_change
+
+
+@settings(max_examples=15, deadline=None)
+@given(S=st.integers(1, 10), A=st.integers(1, 4), gamma=st.floats(0.05, 0.999), seed=st.integers(0, 100),
+       cap=st.integers(1, 60))
+def test_converged_flag_is_the_stopping_test(S, A, gamma, seed, cap):
+    mdp = dp.random_mdp(S, A, gamma=gamma, seed=seed)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always", dp.ConvergenceWarning)
+        V, _, h = dp.value_iteration(mdp, tol=1e-6, max_iterations=cap)
+    assert h.converged == (h[-1] < 1e-6)
+    assert len(record) == (0 if h.converged else 1)
+    if not h.converged:
+        assert len(h) == cap
+    V_star = dp.policy_evaluation(mdp, dp.policy_iteration(mdp)[1])
+    assert (V - V_star).abs().max().item() <= gamma / (1 - gamma) * h[-1] + 1e-9
+
+
+def test_terminal_state_with_a_reward_is_refused():
+    mdp = dp.FiniteMDP.from_gymnasium("FrozenLake-v1", gamma=0.9)
+    s = int(mdp.terminal.nonzero()[0, 0])
+    R = mdp.rewards.clone()
+    R[s, 2] = 1.0  # a reward for leaving the (absorbing) terminal state: V(s) would be 1 / (1 - gamma)
+    with pytest.raises(ValueError, match=rf"rewards\[{s}, 2\].*terminal state {s}.*action 2"):
+        dp.FiniteMDP(mdp.transitions, R, mdp.gamma, terminal=mdp.terminal)
+    P = mdp.transitions.clone()
+    P[s, 1] = 1.0 / 16  # not absorbing
+    with pytest.raises(ValueError, match=rf"terminal state {s} must be absorbing.*action 1"):
+        dp.FiniteMDP(P, mdp.rewards, mdp.gamma, terminal=mdp.terminal)
+    # the valid tables still build, and their terminal values are 0
+    V, _, _ = dp.value_iteration(dp.FiniteMDP(mdp.transitions, mdp.rewards, mdp.gamma, terminal=mdp.terminal))
+    assert torch.all(V[mdp.terminal] == 0)
+
+
+def test_nan_start_values_are_refused_and_finite_ones_reach_v_star():
+    mdp = dp.random_mdp(6, 2, gamma=0.8, seed=3)
+    for bad in (torch.full((6,), NAN), torch.tensor([0.0, 1.0, float("inf"), 0.0, 0.0, 0.0])):
+        with pytest.raises(ValueError, match="V0 must be finite"):
+            dp.value_iteration(mdp, V0=bad)
+    V_a, pi_a, _ = dp.value_iteration(mdp, V0=torch.randn(6, dtype=torch.float64) * 10)
+    V_b, pi_b, _ = dp.value_iteration(mdp)
+    assert torch.allclose(V_a, V_b, atol=1e-8) and torch.equal(pi_a, pi_b)

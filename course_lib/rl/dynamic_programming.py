@@ -19,6 +19,8 @@ References:
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +29,8 @@ import torch
 from course_lib import checks
 
 __all__ = [
+    "ConvergenceWarning",
+    "ConvergenceHistory",
     "FiniteMDP",
     "random_mdp",
     "q_from_v",
@@ -70,10 +74,14 @@ class FiniteMDP:
             step is ``r(s, a)``.
 
     Raises:
-        ValueError: naming the field, for a wrong shape, negative probabilities,
-            rows of ``transitions`` (or ``initial_distribution``) that do not sum to 1,
-            non-finite rewards, or ``gamma`` outside ``[0, 1)``.
-        ArgumentTypeError: (a TypeError and a ValueError) for a non-numeric ``gamma``.
+        ValueError: naming the field, for a wrong shape; non-finite or negative
+            probabilities; rows of ``transitions`` (or ``initial_distribution``) that do
+            not sum to 1; non-finite ``rewards`` or ``next_state_rewards``; a terminal
+            state that is not absorbing or has a non-zero reward (the message names the
+            state and the action); ``gamma`` outside ``[0, 1)``; a ``grid_shape`` that is
+            not ``(rows, cols)`` with ``rows * cols = S``.
+        ArgumentTypeError: (a TypeError and a ValueError) for a non-numeric ``gamma`` or
+            table, a ``terminal`` that is not bool, a ``name`` that is not a str.
 
     References:
         Sutton and Barto 2018, section 3.1 (the MDP), eq. 3.2-3.5 (``p`` and ``r(s, a)``).
@@ -96,10 +104,10 @@ class FiniteMDP:
         R = _as_float64("rewards", self.rewards, device=P.device)
         if R.shape != (S, A):
             raise ValueError(f"rewards must have shape (S, A) = ({S}, {A}), got {tuple(R.shape)}")
-        if not bool(torch.isfinite(R).all()):
-            raise ValueError("rewards must be finite")
-        if not bool(torch.isfinite(P).all()) or bool((P < 0).any()):
-            raise ValueError("transitions must be finite and non-negative")
+        _require_finite("rewards", R)
+        _require_finite("transitions", P)
+        if bool((P < 0).any()):
+            raise ValueError("transitions must be non-negative, got a negative probability")
         row_error = (P.sum(-1) - 1).abs().max().item()
         if row_error > 1e-9:
             raise ValueError(f"transitions: every (s, a) row must sum to 1 (worst row is off by {row_error:.3g})")
@@ -108,19 +116,31 @@ class FiniteMDP:
         if p0 is None:
             p0 = torch.full((S,), 1.0 / S, dtype=torch.float64, device=P.device)
         p0 = _as_float64("initial_distribution", p0, device=P.device)
-        if p0.shape != (S,) or bool((p0 < 0).any()) or abs(p0.sum().item() - 1) > 1e-9:
+        if p0.shape != (S,):
             raise ValueError(f"initial_distribution must be a distribution of shape ({S},), got shape {tuple(p0.shape)}")
+        _require_finite("initial_distribution", p0)
+        if bool((p0 < 0).any()) or abs(p0.sum().item() - 1) > 1e-9:
+            raise ValueError(f"initial_distribution must be non-negative and sum to 1, got min {p0.min().item():.3g} "
+                             f"and sum {p0.sum().item():.6g}")
         terminal = self.terminal
         terminal = torch.zeros(S, dtype=torch.bool, device=P.device) if terminal is None else torch.as_tensor(terminal, device=P.device)
         if terminal.shape != (S,) or terminal.dtype != torch.bool:
-            raise ValueError(f"terminal must be a bool tensor of shape ({S},)")
-        if self.grid_shape is not None and (len(self.grid_shape) != 2 or self.grid_shape[0] * self.grid_shape[1] != S):
-            raise ValueError(f"grid_shape must be (rows, cols) with rows * cols = S = {S}, got {self.grid_shape!r}")
+            raise ValueError(f"terminal must be a bool tensor of shape ({S},), got {terminal.dtype} of shape {tuple(terminal.shape)}")
+        if self.grid_shape is not None:
+            grid = self.grid_shape
+            if (isinstance(grid, (str, bytes)) or not hasattr(grid, "__len__") or len(grid) != 2
+                    or not all(isinstance(g, (int, np.integer)) and not isinstance(g, (bool, np.bool_)) for g in grid)
+                    or grid[0] * grid[1] != S):
+                raise ValueError(f"grid_shape must be (rows, cols) with rows * cols = S = {S}, got {grid!r}")
+        if not isinstance(self.name, str):
+            raise checks.ArgumentTypeError(f"name must be a str, got {type(self.name).__name__}")
         R3 = self.next_state_rewards
         if R3 is not None:
             R3 = _as_float64("next_state_rewards", R3, device=P.device)
             if R3.shape != P.shape:
                 raise ValueError(f"next_state_rewards must have shape (S, A, S) = {tuple(P.shape)}, got {tuple(R3.shape)}")
+            _require_finite("next_state_rewards", R3)
+        _check_terminal_states(P, R, R3, terminal)
         for field, value in (("next_state_rewards", R3), ("transitions", P), ("rewards", R), ("gamma", gamma), ("initial_distribution", p0), ("terminal", terminal)):
             object.__setattr__(self, field, value)
 
@@ -210,18 +230,57 @@ def _as_float64(name: str, value, device=None) -> torch.Tensor:
         raise checks.ArgumentTypeError(f"{name} must be a tensor or array of numbers, got {type(value).__name__}") from None
 
 
+def _require_finite(name: str, value: torch.Tensor) -> None:
+    """ValueError naming ``name`` and the first non-finite entry (a float64 table or value function)."""
+    bad = ~torch.isfinite(value)
+    if bool(bad.any()):
+        index = tuple(int(i) for i in bad.nonzero()[0].tolist())
+        raise ValueError(f"{name} must be finite, got {value[index].item()} at index {index} "
+                         f"({int(bad.sum())} non-finite entries of {value.numel()})")
+
+
+def _check_terminal_states(P: torch.Tensor, R: torch.Tensor, R3: torch.Tensor | None, terminal: torch.Tensor) -> None:
+    """Terminal states must be absorbing with reward 0, so that ``V(terminal) = 0``."""
+    if not bool(terminal.any()):
+        return
+    term = terminal.nonzero()[:, 0]
+    stay = P[term, :, term]  # (T, A): p(s | s, a) for each terminal s
+    leaks = stay < 1 - 1e-9
+    if bool(leaks.any()):
+        i, a = (int(x) for x in leaks.nonzero()[0])
+        raise ValueError(f"terminal state {int(term[i])} must be absorbing (transitions[{int(term[i])}, a, {int(term[i])}] = 1), "
+                         f"got {stay[i, a].item():.6g} for action {a}")
+    for name, table in (("rewards", R[term]), ("next_state_rewards", None if R3 is None else R3[term])):
+        if table is None:
+            continue
+        paid = table != 0
+        if bool(paid.any()):
+            where = [int(x) for x in paid.nonzero()[0]]
+            index = ", ".join(str(x) for x in [int(term[where[0]]), *where[1:]])
+            raise ValueError(f"{name}[{index}] = {table[tuple(where)].item():.6g}: terminal state {int(term[where[0]])} "
+                             f"must have reward 0 for every action (a terminal state is absorbing with reward 0), "
+                             f"but action {where[1]} is paid")
+
+
 def _check_mdp(mdp) -> FiniteMDP:
     if not isinstance(mdp, FiniteMDP):
         raise checks.ArgumentTypeError(f"mdp must be a FiniteMDP, got {type(mdp).__name__}")
     return mdp
 
 
-def _check_values(name: str, mdp: FiniteMDP, V, last: tuple[int, ...]) -> torch.Tensor:
+def _check_values(name: str, mdp: FiniteMDP, V, last: tuple[int, ...], batched: bool = True) -> torch.Tensor:
+    """``V`` as float64 on ``mdp.device``: a tensor of shape ``last`` (or ``(N, *last)`` when ``batched``), finite."""
     if not isinstance(V, torch.Tensor):
         raise checks.ArgumentTypeError(f"{name} must be a torch.Tensor, got {type(V).__name__}")
-    if tuple(V.shape[-len(last):]) != last or V.ndim not in (len(last), len(last) + 1):
-        raise ValueError(f"{name} must have shape {last} or (N, *{last}), got {tuple(V.shape)}")
-    return V.to(device=mdp.device, dtype=torch.float64)
+    if V.dtype == torch.bool or V.is_complex():
+        raise checks.ArgumentTypeError(f"{name} must be a real-valued tensor, got dtype {V.dtype}")
+    ndims = (len(last), len(last) + 1) if batched else (len(last),)
+    if tuple(V.shape[-len(last):]) != last or V.ndim not in ndims:
+        shapes = f"{last} or (N, *{last})" if batched else f"{last}"
+        raise ValueError(f"{name} must have shape {shapes}, got {tuple(V.shape)}")
+    V = V.to(device=mdp.device, dtype=torch.float64)
+    _require_finite(name, V)
+    return V
 
 
 def random_mdp(num_states: int, num_actions: int, gamma: float = 0.9, seed: int = 0, device="cpu") -> FiniteMDP:
@@ -255,11 +314,19 @@ def q_from_v(mdp: FiniteMDP, V: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(S, A)`` or ``(N, S, A)``: one batched matrix product ``(S*A, S) @ (S, N)``.
 
+    Raises:
+        ArgumentTypeError: ``mdp`` is not a FiniteMDP or ``V`` not a real tensor.
+        ValueError: ``V`` has the wrong shape or a NaN/inf entry.
+
     References:
         Sutton and Barto 2018, eq. 4.6; CS182 notes Algorithm 15, line 2.
     """
     _check_mdp(mdp)
-    V = _check_values("V", mdp, V, (mdp.num_states,))
+    return _q_from_v(mdp, _check_values("V", mdp, V, (mdp.num_states,)))
+
+
+def _q_from_v(mdp: FiniteMDP, V: torch.Tensor) -> torch.Tensor:
+    """:func:`q_from_v` on a checked float64 ``V`` (the solvers' loops: no per-backup validation)."""
     S, A = mdp.num_states, mdp.num_actions
     expected_next = mdp.transitions.reshape(S * A, S) @ V.reshape(-1, S).T  # (S*A, N)
     Q = mdp.rewards.reshape(S * A, 1) + mdp.gamma * expected_next
@@ -278,8 +345,8 @@ def bellman_optimality_backup(mdp: FiniteMDP, V: torch.Tensor) -> torch.Tensor:
         ``(S,)`` (or ``(N, S)``), float64, on ``mdp.device``.
 
     Raises:
-        ArgumentTypeError: ``mdp`` is not a FiniteMDP or ``V`` not a tensor.
-        ValueError: ``V`` has the wrong shape.
+        ArgumentTypeError: ``mdp`` is not a FiniteMDP or ``V`` not a real tensor.
+        ValueError: ``V`` has the wrong shape or a NaN/inf entry.
 
     References:
         Bellman 1957; Sutton and Barto 2018, eq. 4.10 (value iteration).
@@ -292,31 +359,38 @@ def bellman_optimality_backup_q(mdp: FiniteMDP, Q: torch.Tensor) -> torch.Tensor
 
     The max is over the action at the **next** state; the action ``a`` being scored is fixed.
 
+    Raises:
+        ArgumentTypeError: ``mdp`` is not a FiniteMDP or ``Q`` not a real tensor.
+        ValueError: ``Q`` is not ``(S, A)`` / ``(N, S, A)`` or has a NaN/inf entry.
+
     References:
         Sutton and Barto 2018, eq. 3.20; CS182 notes Algorithm 18, line 3.
     """
     _check_mdp(mdp)
     Q = _check_values("Q", mdp, Q, (mdp.num_states, mdp.num_actions))
-    return q_from_v(mdp, Q.amax(-1))
+    return _q_from_v(mdp, Q.amax(-1))
 
 
 def policy_matrices(mdp: FiniteMDP, policy) -> tuple[torch.Tensor, torch.Tensor]:
     """``P^pi (S, S)`` and ``r^pi (S,)`` of a deterministic or stochastic policy.
 
     Args:
-        policy: ``(S,)`` int64 actions, or ``(S, A)`` probabilities (rows sum to 1).
+        policy: ``(S,)`` integer actions, or ``(S, A)`` float probabilities (rows sum to 1).
+
+    Returns:
+        ``(P_pi, r_pi)``: ``(S, S)`` and ``(S,)`` float64 on ``mdp.device``.
 
     Raises:
+        ArgumentTypeError: ``policy`` is not a tensor, or is a bool tensor.
         ValueError: naming ``policy``, for a wrong shape, an action out of range, or
-            probabilities that are negative or do not sum to 1.
+            probabilities that are NaN/inf, negative or do not sum to 1 (within 1e-9).
 
     References:
         Sutton and Barto 2018, eq. 4.4 in matrix form.
     """
     pi = _policy_probs(mdp, policy)
     if not policy.is_floating_point():  # deterministic: pick the rows, no (S, A, S) product
-        rows = torch.arange(mdp.num_states, device=mdp.device)
-        return mdp.transitions[rows, policy.to(mdp.device).long()], mdp.rewards[rows, policy.to(mdp.device).long()]
+        return _deterministic_matrices(mdp, policy)
     P_pi = torch.einsum("sa,sat->st", pi, mdp.transitions)
     r_pi = (pi * mdp.rewards).sum(-1)
     return P_pi, r_pi
@@ -327,6 +401,8 @@ def _policy_probs(mdp: FiniteMDP, policy) -> torch.Tensor:
     S, A = mdp.num_states, mdp.num_actions
     if not isinstance(policy, torch.Tensor):
         raise checks.ArgumentTypeError(f"policy must be a torch.Tensor, (S,) int64 actions or (S, A) probabilities, got {type(policy).__name__}")
+    if policy.dtype == torch.bool or policy.is_complex():
+        raise checks.ArgumentTypeError(f"policy must hold integer actions or float probabilities, got dtype {policy.dtype}")
     policy = policy.to(mdp.device)
     if policy.shape == (S,) and not policy.is_floating_point():
         if bool(((policy < 0) | (policy >= A)).any()):
@@ -334,8 +410,13 @@ def _policy_probs(mdp: FiniteMDP, policy) -> torch.Tensor:
         return torch.nn.functional.one_hot(policy.long(), A).to(torch.float64)
     if policy.shape == (S, A) and policy.is_floating_point():
         pi = policy.to(torch.float64)
-        if bool((pi < 0).any()) or (pi.sum(-1) - 1).abs().max().item() > 1e-9:
-            raise ValueError("policy: (S, A) probabilities must be non-negative and every row must sum to 1")
+        _require_finite("policy", pi)
+        if bool((pi < 0).any()):
+            raise ValueError(f"policy: (S, A) probabilities must be non-negative, got min {pi.min().item():.3g}")
+        row_error = (pi.sum(-1) - 1).abs()
+        if row_error.max().item() > 1e-9:
+            s = int(row_error.argmax())
+            raise ValueError(f"policy: every row of the (S, A) probabilities must sum to 1, row {s} sums to {pi[s].sum().item():.6g}")
         return pi
     raise ValueError(f"policy must be (S,) = ({S},) integer actions or (S, A) = ({S}, {A}) float probabilities, "
                      f"got shape {tuple(policy.shape)} dtype {policy.dtype}")
@@ -352,7 +433,14 @@ def bellman_expectation_backup(mdp: FiniteMDP, V: torch.Tensor, policy) -> torch
 
 
 def bellman_residual(mdp: FiniteMDP, V: torch.Tensor) -> float:
-    """``||T V - V||_inf``: 0 exactly at the fixed point ``V*`` (reward units)."""
+    """``||T V - V||_inf``: 0 exactly at the fixed point ``V*`` (reward units).
+
+    Args:
+        V: ``(S,)`` (or ``(N, S)``: the largest residual of the ``N``).
+
+    Raises:
+        As :func:`bellman_optimality_backup` (naming ``mdp`` or ``V``).
+    """
     return (bellman_optimality_backup(mdp, V) - V.to(mdp.device, torch.float64)).abs().max().item()
 
 
@@ -360,18 +448,99 @@ def greedy_policy(Q: torch.Tensor) -> torch.Tensor:
     """``argmax_a Q(s, a)`` per state, ``(S,)`` int64 (ties go to the lowest action index).
 
     Raises:
-        ArgumentTypeError: ``Q`` is not a tensor. ValueError: ``Q`` is not ``(S, A)``.
+        ArgumentTypeError: ``Q`` is not a real tensor.
+        ValueError: ``Q`` is not ``(S, A)`` with ``A >= 1``, or has a NaN/inf entry (an
+            argmax would pick the NaN action).
     """
     if not isinstance(Q, torch.Tensor):
         raise checks.ArgumentTypeError(f"Q must be a torch.Tensor of shape (S, A), got {type(Q).__name__}")
-    if Q.ndim != 2:
-        raise ValueError(f"Q must have shape (S, A), got {tuple(Q.shape)}")
+    if Q.dtype == torch.bool or Q.is_complex():
+        raise checks.ArgumentTypeError(f"Q must be a real-valued tensor, got dtype {Q.dtype}")
+    if Q.ndim != 2 or Q.shape[1] < 1:
+        raise ValueError(f"Q must have shape (S, A) with A >= 1, got {tuple(Q.shape)}")
+    if Q.is_floating_point():
+        _require_finite("Q", Q)
     return Q.argmax(-1)
+
+
+# --------------------------------------------------------------------------------------
+# Convergence reports of the iterative solvers
+# --------------------------------------------------------------------------------------
+
+
+class ConvergenceWarning(RuntimeWarning):
+    """An iterative solver hit its ``max_iterations`` cap before its stopping test was met.
+
+    Its values are then only an approximation: :func:`value_iteration` and
+    :func:`q_iteration` are within ``gamma / (1 - gamma) * last_change`` of the fixed
+    point (sup-norm), which is huge for ``gamma`` near 1. Turn it into an error with
+    ``warnings.simplefilter("error", ConvergenceWarning)``.
+    """
+
+
+class ConvergenceHistory(list):
+    """The per-iteration sup-norm changes of a solver (a plain ``list`` of floats) and how the run ended.
+
+    It is the ``history`` the solvers returned before: ``len(history)`` is the number of
+    iterations, ``history[-1]`` the last change, and it compares equal to a list.
+
+    Attributes:
+        converged: ``True`` when the stopping test was met (change ``< tol``; for
+            :func:`policy_iteration`, a stable policy) before ``max_iterations``.
+            ``False`` when the cap was hit (a :class:`ConvergenceWarning` is issued then,
+            except for ``tol=0``, which asks for exactly ``max_iterations`` iterations).
+        tol: the tolerance of the stopping test (``None`` for policy iteration).
+        max_iterations: the cap.
+        last_change: the last quantity compared with ``tol`` (reward units): the
+            sup-norm change, or the span with ``value_iteration(stopping="span")``.
+    """
+
+    def __init__(self, changes=(), *, converged: bool = False, tol: float | None = None,
+                 max_iterations: int | None = None, last_change: float = math.nan):
+        super().__init__(changes)
+        self.converged = bool(converged)
+        self.tol = tol
+        self.max_iterations = max_iterations
+        self.last_change = float(last_change)
+
+
+def _finish(solver: str, changes: list, converged: bool, tol: float | None, max_iterations: int,
+            last_change: float, gamma: float, span: bool = False) -> ConvergenceHistory:
+    """Wrap ``changes`` in a :class:`ConvergenceHistory`; warn when the cap stopped a run that had a target."""
+    history = ConvergenceHistory(changes, converged=converged, tol=tol, max_iterations=max_iterations,
+                                 last_change=last_change)
+    if converged or tol == 0:
+        return history
+    if tol is None:  # policy iteration
+        message = (f"{solver} stopped at max_iterations={max_iterations} before the policy was stable "
+                   f"(last change of V {last_change:.3g}); the returned policy may not be optimal: raise max_iterations")
+    else:
+        sup = changes[-1] if changes else math.nan
+        message = (f"{solver} did not converge: it stopped at max_iterations={max_iterations} with last change "
+                   f"{last_change:.3g} >= tol={tol:g}; the values may be off by up to gamma/(1-gamma) * {sup:.3g} "
+                   f"= {gamma / (1 - gamma) * sup:.3g}")
+        reach = (2 if span else 1) * sup  # span <= 2 * sup-norm change, which shrinks by gamma per iteration
+        if 0 < gamma and reach > tol:
+            message += f"; at most {math.ceil(math.log(tol / reach) / math.log(gamma))} more iterations bring the change below tol"
+        message += ": raise max_iterations or tol"
+    warnings.warn(message, ConvergenceWarning, stacklevel=3)
+    return history
 
 
 # --------------------------------------------------------------------------------------
 # Policy evaluation
 # --------------------------------------------------------------------------------------
+
+
+def _deterministic_matrices(mdp: FiniteMDP, policy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    rows = torch.arange(mdp.num_states, device=mdp.device)
+    actions = policy.to(mdp.device).long()
+    return mdp.transitions[rows, actions], mdp.rewards[rows, actions]
+
+
+def _solve(mdp: FiniteMDP, P_pi: torch.Tensor, r_pi: torch.Tensor) -> torch.Tensor:
+    eye = torch.eye(mdp.num_states, dtype=torch.float64, device=mdp.device)
+    return torch.linalg.solve(eye - mdp.gamma * P_pi, r_pi)
 
 
 def policy_evaluation(mdp: FiniteMDP, policy) -> torch.Tensor:
@@ -392,17 +561,32 @@ def policy_evaluation(mdp: FiniteMDP, policy) -> torch.Tensor:
     References:
         Sutton and Barto 2018, eq. 4.4 (the linear system of section 4.1).
     """
-    P_pi, r_pi = policy_matrices(mdp, policy)
-    eye = torch.eye(mdp.num_states, dtype=torch.float64, device=mdp.device)
-    return torch.linalg.solve(eye - mdp.gamma * P_pi, r_pi)
+    return _solve(mdp, *policy_matrices(mdp, policy))
 
 
 def iterative_policy_evaluation(mdp: FiniteMDP, policy, tol: float = 1e-12, max_iterations: int = 100_000):
     """``V <- T^pi V`` from ``V = 0`` until the sup-norm change is below ``tol``.
 
+    Each sweep shrinks the change by ``gamma``, and the first change is at most
+    ``r_max = max |r|``, so about ``log(tol / r_max) / log(gamma)`` sweeps are needed.
+
+    Args:
+        mdp: the MDP.
+        policy: ``(S,)`` int64 actions or ``(S, A)`` probabilities (see :func:`policy_matrices`).
+        tol: stop when the change is ``< tol`` (reward units, ``> 0``).
+        max_iterations: at most this many sweeps.
+
     Returns:
-        ``(V, history)``: ``V`` ``(S,)`` float64, ``history`` the list of per-iteration
-        sup-norm changes ``||V_{k+1} - V_k||_inf``.
+        ``(V, history)``: ``V`` ``(S,)`` float64, ``history`` a :class:`ConvergenceHistory`
+        (the list of per-iteration sup-norm changes ``||V_{k+1} - V_k||_inf``, with
+        ``history.converged``).
+
+    Raises:
+        ArgumentTypeError / ValueError: naming ``mdp``, ``policy``, ``tol`` or ``max_iterations``.
+
+    Warns:
+        ConvergenceWarning: ``max_iterations`` sweeps ran and the change is still ``>= tol``
+        (``history.converged`` is then ``False``).
 
     References:
         Sutton and Barto 2018, section 4.1, "Iterative policy evaluation".
@@ -411,14 +595,15 @@ def iterative_policy_evaluation(mdp: FiniteMDP, policy, tol: float = 1e-12, max_
     max_iterations = checks.positive_int("max_iterations", max_iterations)
     pi = _policy_probs(mdp, policy)
     V = torch.zeros(mdp.num_states, dtype=torch.float64, device=mdp.device)
-    history = []
+    history, converged = [], False
     for _ in range(max_iterations):
-        V_new = (q_from_v(mdp, V) * pi).sum(-1)
+        V_new = (_q_from_v(mdp, V) * pi).sum(-1)
         history.append((V_new - V).abs().max().item())
         V = V_new
         if history[-1] < tol:
+            converged = True
             break
-    return V, history
+    return V, _finish("iterative_policy_evaluation", history, converged, tol, max_iterations, history[-1], mdp.gamma)
 
 
 # --------------------------------------------------------------------------------------
@@ -430,22 +615,40 @@ def value_iteration(mdp: FiniteMDP, tol: float = 1e-10, max_iterations: int = 10
                     stopping: str = "sup", V0: torch.Tensor | None = None):
     """``V_{k+1} = T V_k`` from ``V_0 = 0`` until the change is below ``tol``.
 
+    How many backups: the sup-norm change shrinks by ``gamma`` per backup and the first
+    one (from ``V_0 = 0``) is at most ``r_max = max |r(s, a)|``, so the ``"sup"`` test
+    fires after at most ``value_iteration_bound(gamma, r_max * (1 - gamma), tol)``
+    backups, about ``log(tol / r_max) / log(gamma)``: 2,300 for ``gamma = 0.99``,
+    ``r_max = 1`` and the default ``tol``, but 23 million for ``gamma = 0.999999``, far
+    beyond the default cap (then a :class:`ConvergenceWarning`). An accuracy ``delta``
+    (``||V_k - V*||_inf <= delta``) is guaranteed after ``value_iteration_bound(gamma,
+    r_max, delta)`` backups; run exactly that many with ``tol=0``.
+
     Args:
         mdp: the MDP.
-        tol: stop when the change is ``< tol`` (reward units).
+        tol: stop when the change is ``< tol`` (reward units). ``tol=0`` turns the test
+            off: exactly ``max_iterations`` backups, ``converged`` is ``False`` and no
+            warning is issued.
         max_iterations: at most this many backups.
         stopping: ``"sup"``: the change is ``||V_{k+1} - V_k||_inf``, which bounds the
             error ``||V_{k+1} - V*||_inf <= gamma/(1-gamma) * change``;
             ``"span"``: the change is ``max(V_{k+1}-V_k) - min(V_{k+1}-V_k)`` (pymdptoolbox's rule).
-        V0: ``(S,)`` start values (default 0).
+        V0: ``(S,)`` finite start values (default 0).
 
     Returns:
         ``(V, policy, history)``: ``V`` ``(S,)`` float64; ``policy`` ``(S,)`` int64, greedy
-        with respect to ``V``; ``history`` the list of per-iteration sup-norm changes
-        (``len(history)`` is the number of backups).
+        with respect to ``V``; ``history`` a :class:`ConvergenceHistory`: the list of
+        per-iteration sup-norm changes (``len(history)`` is the number of backups), with
+        ``history.converged`` (the stopping test was met) and ``history.last_change``.
 
     Raises:
-        ValueError / ArgumentTypeError: naming the argument.
+        ValueError / ArgumentTypeError: naming the argument (``mdp``, ``tol``,
+            ``max_iterations``, ``stopping``, or ``V0`` that is not an ``(S,)`` tensor of
+            finite numbers).
+
+    Warns:
+        ConvergenceWarning: naming ``max_iterations`` and ``tol``, with the last change,
+        when the cap stopped the run before the change fell below ``tol > 0``.
 
     References:
         Sutton and Barto 2018, eq. 4.10 and the box "Value Iteration" (section 4.4);
@@ -455,10 +658,13 @@ def value_iteration(mdp: FiniteMDP, tol: float = 1e-10, max_iterations: int = 10
     tol = checks.nonnegative_float("tol", tol)
     max_iterations = checks.positive_int("max_iterations", max_iterations)
     checks.one_of("stopping", stopping, ("sup", "span"))
-    V = torch.zeros(mdp.num_states, dtype=torch.float64, device=mdp.device) if V0 is None else _check_values("V0", mdp, V0, (mdp.num_states,)).clone()
-    history = []
+    if V0 is None:
+        V = torch.zeros(mdp.num_states, dtype=torch.float64, device=mdp.device)
+    else:
+        V = _check_values("V0", mdp, V0, (mdp.num_states,), batched=False).clone()
+    history, converged = [], False
     for _ in range(max_iterations):
-        V_new = bellman_optimality_backup(mdp, V)
+        V_new = _q_from_v(mdp, V).amax(-1)
         diff = V_new - V
         sup = diff.abs().max()
         change = sup if stopping == "sup" else diff.max() - diff.min()
@@ -466,8 +672,10 @@ def value_iteration(mdp: FiniteMDP, tol: float = 1e-10, max_iterations: int = 10
         history.append(sup)
         V = V_new
         if change < tol:
+            converged = True
             break
-    return V, greedy_policy(q_from_v(mdp, V)), history
+    history = _finish("value_iteration", history, converged, tol, max_iterations, change, mdp.gamma, span=stopping == "span")
+    return V, _q_from_v(mdp, V).argmax(-1), history
 
 
 def value_iteration_bound(gamma: float, r_max: float, delta: float) -> int:
@@ -503,15 +711,27 @@ def value_iteration_bound(gamma: float, r_max: float, delta: float) -> int:
 def policy_iteration(mdp: FiniteMDP, max_iterations: int = 1_000, policy0: torch.Tensor | None = None):
     """Exact evaluation (one linear solve) then greedy improvement, until the policy is stable.
 
+    Policy iteration stops after finitely many rounds (at most ``A**S`` policies, in
+    practice a handful: 11 on FrozenLake 8x8), so the cap is rarely reached.
+
     Args:
+        mdp: the MDP.
         max_iterations: at most this many evaluate-improve rounds.
-        policy0: ``(S,)`` start policy (default: action 0 everywhere).
+        policy0: ``(S,)`` start policy (default: action 0 everywhere); ``(S, A)``
+            probabilities start from their argmax.
 
     Returns:
         ``(V, policy, history)``: ``V = V^pi`` ``(S,)`` of the final ``policy`` ``(S,)``
-        int64; ``history`` the list of per-iteration sup-norm changes
-        ``||V^{pi_{k+1}} - V^{pi_k}||_inf`` (the first against ``V = 0``), one per
-        evaluation.
+        int64; ``history`` a :class:`ConvergenceHistory`: the list of per-iteration
+        sup-norm changes ``||V^{pi_{k+1}} - V^{pi_k}||_inf`` (the first against ``V = 0``),
+        one per evaluation, with ``history.converged`` (the policy is stable, hence optimal).
+
+    Raises:
+        ValueError / ArgumentTypeError: naming ``mdp``, ``max_iterations`` or ``policy0``.
+
+    Warns:
+        ConvergenceWarning: naming ``max_iterations``, when the cap stopped the rounds before
+        the policy was stable; ``V`` and ``policy`` are then the last evaluated pair.
 
     Ties in the improvement step keep the current action when it is among the best,
     so the loop cannot cycle between equally good policies.
@@ -527,26 +747,45 @@ def policy_iteration(mdp: FiniteMDP, max_iterations: int = 1_000, policy0: torch
     V_prev = torch.zeros(S, dtype=torch.float64, device=mdp.device)
     history = []
     for _ in range(max_iterations):
-        V = policy_evaluation(mdp, policy)
+        V = _solve(mdp, *_deterministic_matrices(mdp, policy))
         history.append((V - V_prev).abs().max().item())
-        Q = q_from_v(mdp, V)
+        Q = _q_from_v(mdp, V)
         current = Q.gather(1, policy[:, None])[:, 0]
         best = Q.amax(-1)
         # improve only where another action is better by more than round-off
         improve = best > current + 1e-12 * (1 + best.abs())
         if not bool(improve.any()):
-            return V, policy, history
+            return V, policy, _finish("policy_iteration", history, True, None, max_iterations, history[-1], mdp.gamma)
+        if len(history) == max_iterations:  # the cap: return the last evaluated pair, V = V^policy
+            break
         policy = torch.where(improve, Q.argmax(-1), policy)
         V_prev = V
-    return V, policy, history
+    return V, policy, _finish("policy_iteration", history, False, None, max_iterations, history[-1], mdp.gamma)
 
 
 def q_iteration(mdp: FiniteMDP, tol: float = 1e-10, max_iterations: int = 100_000):
     """``Q_{k+1} = r + gamma P max_a' Q_k(., a')`` from ``Q_0 = 0`` until the sup-norm change is below ``tol``.
 
+    The change shrinks by ``gamma`` per iteration, as in :func:`value_iteration` (the
+    same iteration bound applies).
+
+    Args:
+        mdp: the MDP.
+        tol: stop when the change is ``< tol`` (reward units); ``tol=0``: exactly
+            ``max_iterations`` iterations, no warning.
+        max_iterations: at most this many backups.
+
     Returns:
-        ``(Q, history)``: ``Q`` ``(S, A)`` float64, ``history`` the list of per-iteration
-        sup-norm changes ``||Q_{k+1} - Q_k||_inf``. ``greedy_policy(Q)`` is the argmax policy.
+        ``(Q, history)``: ``Q`` ``(S, A)`` float64, ``history`` a :class:`ConvergenceHistory`
+        (the list of per-iteration sup-norm changes ``||Q_{k+1} - Q_k||_inf``, with
+        ``history.converged``). ``greedy_policy(Q)`` is the argmax policy.
+
+    Raises:
+        ValueError / ArgumentTypeError: naming ``mdp``, ``tol`` or ``max_iterations``.
+
+    Warns:
+        ConvergenceWarning: naming ``max_iterations`` and ``tol``, with the last change,
+        when the cap stopped the run before the change fell below ``tol > 0``.
 
     References:
         Sutton and Barto 2018, eq. 3.20 (Bellman optimality for ``q*``); CS182 notes
@@ -556,14 +795,15 @@ def q_iteration(mdp: FiniteMDP, tol: float = 1e-10, max_iterations: int = 100_00
     tol = checks.nonnegative_float("tol", tol)
     max_iterations = checks.positive_int("max_iterations", max_iterations)
     Q = torch.zeros(mdp.num_states, mdp.num_actions, dtype=torch.float64, device=mdp.device)
-    history = []
+    history, converged = [], False
     for _ in range(max_iterations):
-        Q_new = bellman_optimality_backup_q(mdp, Q)
+        Q_new = _q_from_v(mdp, Q.amax(-1))
         history.append((Q_new - Q).abs().max().item())
         Q = Q_new
         if history[-1] < tol:
+            converged = True
             break
-    return Q, history
+    return Q, _finish("q_iteration", history, converged, tol, max_iterations, history[-1], mdp.gamma)
 
 
 # --------------------------------------------------------------------------------------
