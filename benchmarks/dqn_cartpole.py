@@ -1,162 +1,119 @@
-"""Benchmark: our DQN against Stable-Baselines3's DQN on CartPole-v1, side by side in one run.
+"""Benchmark (Chapter 7): our DQN against Stable-Baselines3's DQN on CartPole-v1, side by side in one run.
 
-Protocol, the same for both, per seed (``seed = 0, 1, ..., n-1``):
+What is measured: for each held-out seed, the environment steps and the training
+seconds (evaluations excluded) until a 100-episode **greedy** evaluation (epsilon
+= 0 for both; its own envs, no RNG draws) has a mean undiscounted return >= 475;
+then the medians over all seeds (an unsolved seed counts at the budget), the ratio
+lines and the issue's target (ours <= 0.8x SB3's median steps and <= 0.5x its
+median seconds, 10/10 seeds).
 
-- every 1,000 training environment steps, a 100-episode **greedy** (epsilon = 0)
-  evaluation with :func:`course_lib.rl.evaluate_greedy` (gymnasium's vectorized
-  CartPole, seeded apart from training); *solved* = mean undiscounted return >= 475;
-  training stops at the first pass;
-- ``steps``: training env steps at the passing evaluation (evaluation steps are not
-  counted); ``seconds``: wall time from the start of training to the pass, including
-  the evaluations (same evaluation code for both, so it costs both the same);
-- a seed not solved within ``--budget`` steps (or cut by ``--max-seconds``) counts as
-  unsolved and enters the medians with ``steps = budget`` and its seconds.
+Protocol: ``benchmarks/protocol.py``, stated in ``benchmarks/README.md``: seeds
+100-109 (our defaults were tuned on seeds 0-4, see ``benchmarks/HISTORY.md``); an
+evaluation after the first update past each 1,000 steps, no gate (the training
+returns of an epsilon-greedy learner are not those of the greedy policy), for
+ours through :func:`course_lib.rl.train_dqn`'s callback with ``log_every = 1000``
+and for SB3 after its update (the next rollout's start and the end of training);
+the budget is the zoo's ``n_timesteps`` for CartPole-v1, 50,000 steps, for both;
+ours and SB3's interleaved seed by seed in one process, one torch thread.
 
-Ours: :class:`course_lib.rl.DQNConfig` defaults (exploration over 6,000 steps).
-SB3: ``stable_baselines3.DQN`` with the rl-baselines3-zoo hyperparameters for
+Ours: :class:`course_lib.rl.DQNConfig` defaults (exploration over 6,000 steps, kept in
+steps when the budget changes; a 4-128-128-2 Q-network). SB3:
+``stable_baselines3.DQN`` with the rl-baselines3-zoo hyperparameters for
 CartPole-v1 (``hyperparams/dqn.yml``: lr 2.3e-3, batch 64, buffer 100,000,
 learning_starts 1,000, gamma 0.99, target_update_interval 10, train_freq 256,
-gradient_steps 128, exploration over 0.16 x 50,000 steps to 0.04, net_arch [256, 256]).
-SB3 is a benchmark-only optional extra: ``pip install --no-deps stable-baselines3``
-(it must not replace torch); without it only ``ours`` runs and the ratio line says so.
-
-Threads: ``--threads`` (default 1) via :func:`course_lib.set_num_threads`, printed.
-
-Profiles: ``small`` (5 seeds, 50,000-step budget) and ``full`` (10 seeds, 100,000);
-``--seeds``/``--budget`` override. ``--max-seconds`` caps each algorithm's total
-training time (each seed gets what is left), so ``--profile full --max-seconds 5``
-finishes anywhere.
+gradient_steps 128, exploration over 0.16 x 50,000 steps to 0.04, net_arch
+[256, 256]). SB3 is an optional extra (``pip install --no-deps
+stable-baselines3``); without it only ``ours`` runs and the ratio line says so.
 
 Usage::
 
-    python benchmarks/dqn_cartpole.py [--profile small|full] [--seeds 5] [--budget 50000]
-        [--max-seconds S] [--threads 1] [--only ours|sb3]
+    python benchmarks/dqn_cartpole.py [--seeds 10] [--budget 50000] [--max-seconds S] [--threads 1] [--only ours|sb3]
+    python benchmarks/dqn_cartpole.py --max-seconds 5            # smoke run (CI)
 
-Lines printed: ``threads=<int>``; one ``algo=... seed=...`` line per seed; then per algorithm
-``algo=<ours|sb3> solved_median_steps=<int> solved_median_seconds=<float> seeds_solved=<k>/<n>``;
-last ``ratio_steps_ours_vs_sb3=<float> ratio_seconds_ours_vs_sb3=<float>``.
+Lines: ``threads=...`` first; one line per seed; the summary line of each; the ratio
+line ``ratio_steps_ours_vs_sb3 ratio_seconds_ours_vs_sb3``; the ``target`` line.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import course_lib  # noqa: E402
-from course_lib.rl import DQNConfig, evaluate_greedy, train_dqn  # noqa: E402
+import protocol  # noqa: E402
+from course_lib.rl import DQNConfig, train_dqn  # noqa: E402
 
-PROFILES = {"small": dict(seeds=5, budget=50_000), "full": dict(seeds=10, budget=100_000)}
-SOLVED_RETURN = 475.0
-EVAL_EVERY = 1_000
-EVAL_EPISODES = 100
-ZOO = dict(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1_000, gamma=0.99,
-           target_update_interval=10, train_freq=256, gradient_steps=128, exploration_final_eps=0.04)
-ZOO_EXPLORATION_STEPS = 0.16 * 50_000
+ENV = "CartPole-v1"
+ZOO = dict(n_timesteps=50_000, learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1_000,
+           gamma=0.99, target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
+           exploration_final_eps=0.04, net_arch=[256, 256])
+BUDGET = ZOO["n_timesteps"]
 
 
-def run_ours(seed: int, budget: int, max_seconds: float | None) -> dict:
+def run_ours(seed: int, budget: int, share: float | None) -> protocol.Run:
     base = DQNConfig()
     eps_steps = base.exploration_fraction * base.total_steps  # keep the default schedule in steps
     config = dataclasses.replace(base, seed=seed, total_steps=budget, exploration_fraction=eps_steps / budget,
-                                 eval_every=EVAL_EVERY, eval_episodes=EVAL_EPISODES, stop_at_return=SOLVED_RETURN,
-                                 max_seconds=max_seconds, progress=False)
-    start = time.perf_counter()
-    _, history = train_dqn(config)
-    seconds = time.perf_counter() - start
-    solved = history["stop_reason"] == "solved"
-    return {"solved": solved, "steps": history["env_steps"][-1] if solved else budget, "seconds": seconds}
+                                 eval_every=0, stop_at_return=None, log_every=protocol.EVAL_EVERY, progress=False)
+    run = protocol.Run("ours", ENV, seed, budget, gate=None, max_seconds=share)
+    callback = protocol.trainer_callback(run, lambda q: protocol.greedy(q), lambda history: 0.0)
+    run.clock = protocol.Clock()
+    q, _ = train_dqn(config, callback=callback)
+    run.finish()
+    run.params = protocol.params(q)
+    run.params_detail = f"q_network:{run.params}(target_network_copy_not_counted)"
+    return run
 
 
-def run_sb3(seed: int, budget: int, max_seconds: float | None) -> dict:
+def run_sb3(seed: int, budget: int, share: float | None) -> protocol.Run:
     import gymnasium as gym
     from stable_baselines3 import DQN
-    from stable_baselines3.common.callbacks import BaseCallback
 
-    class SolvedCallback(BaseCallback):
-        def __init__(self):
-            super().__init__()
-            self.solved_at = None
-            self.start = time.perf_counter()
-
-        def _on_step(self) -> bool:
-            if max_seconds is not None and time.perf_counter() - self.start >= max_seconds:
-                return False
-            if self.num_timesteps % EVAL_EVERY:
-                return True
-            returns = evaluate_greedy(self.model.q_net, "CartPole-v1", EVAL_EPISODES, seed=10_000 + seed)
-            if returns.mean() >= SOLVED_RETURN:
-                self.solved_at = self.num_timesteps
-                return False
-            return True
-
-    start = time.perf_counter()
-    model = DQN("MlpPolicy", gym.make("CartPole-v1"), seed=seed, device="cpu", verbose=0,
-                exploration_fraction=ZOO_EXPLORATION_STEPS / budget, policy_kwargs=dict(net_arch=[256, 256]), **ZOO)
-    callback = SolvedCallback()
-    model.learn(total_timesteps=budget, callback=callback)
-    seconds = time.perf_counter() - start
-    solved = callback.solved_at is not None
-    return {"solved": solved, "steps": callback.solved_at if solved else budget, "seconds": seconds}
+    zoo = {k: v for k, v in ZOO.items() if k not in ("n_timesteps", "net_arch")}
+    run = protocol.Run("sb3", ENV, seed, budget, gate=None, max_seconds=share)
+    model = DQN("MlpPolicy", gym.make(ENV), seed=seed, device="cpu", verbose=0,
+                policy_kwargs=dict(net_arch=ZOO["net_arch"]), **zoo)
+    model.learn(total_timesteps=ZOO["n_timesteps"], callback=protocol.sb3_callback(run, protocol.greedy(model.q_net)))
+    run.finish()
+    run.params = protocol.params(model.q_net)
+    run.params_detail = f"q_network:{run.params}(target_network_copy_not_counted)"
+    return run
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--profile", choices=tuple(PROFILES), default="small")
-    parser.add_argument("--seeds", type=int)
-    parser.add_argument("--budget", type=int)
-    parser.add_argument("--max-seconds", type=float)
-    parser.add_argument("--threads", type=int, default=1)
+    protocol.add_arguments(parser)
+    parser.add_argument("--budget", type=int, default=BUDGET, help="steps per seed (unsolved counts here)")
     parser.add_argument("--only", choices=("ours", "sb3"))
     args = parser.parse_args(argv)
-    prof = PROFILES[args.profile]
-    seeds, budget = args.seeds or prof["seeds"], args.budget or prof["budget"]
-    course_lib.set_num_threads(args.threads)
-    print(f"threads={args.threads}")
-    # torch.optim imports torch._dynamo lazily on the first optimizer (seconds): pay it
-    # before any timing, so that neither algorithm is charged for it
-    import torch
-    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-    print(f"profile={args.profile} seeds={seeds} budget={budget} eval_every={EVAL_EVERY} "
-          f"eval_episodes={EVAL_EPISODES} solved_return={SOLVED_RETURN}")
-    algos = {"ours": run_ours, "sb3": run_sb3}
-    try:
-        import stable_baselines3  # noqa: F401
-    except ImportError:
-        print("sb3=not_installed (pip install --no-deps stable-baselines3)")
-        algos.pop("sb3")
+    seed_list = protocol.seeds(args.seeds)
+    threads = protocol.set_threads(args.threads)
+    have_sb3 = protocol.have("stable_baselines3")
+    protocol.header("dqn_cartpole", threads, profile=args.profile, seeds=len(seed_list), budget=args.budget, env=ENV,
+                    action_rule="greedy", gate=None, sb3=have_sb3)
+    methods = {"ours": run_ours, "sb3": run_sb3}
+    if not have_sb3:
+        print("# sb3 skipped: stable-baselines3 is not installed (pip install --no-deps stable-baselines3)")
+        methods.pop("sb3")
     if args.only:
-        algos = {args.only: algos[args.only]} if args.only in algos else {}
-    summary = {}
-    for name, fn in algos.items():
-        records, spent = [], 0.0
-        for seed in range(seeds):
-            left = None if args.max_seconds is None else args.max_seconds - spent
-            if left is not None and left <= 0:
-                break
-            course_lib.seed_everything(seed)
-            rec = fn(seed, budget, left)
-            spent += rec["seconds"]
-            records.append(rec)
-            print(f"algo={name} seed={seed} solved={rec['solved']} steps={rec['steps']} seconds={rec['seconds']:.2f}",
-                  flush=True)
-        steps = [r["steps"] for r in records] or [budget]
-        secs = [r["seconds"] for r in records] or [float("nan")]
-        summary[name] = (statistics.median(steps), statistics.median(secs))
-        print(f"algo={name} solved_median_steps={int(statistics.median(steps))} "
-              f"solved_median_seconds={statistics.median(secs):.2f} "
-              f"seeds_solved={sum(r['solved'] for r in records)}/{seeds}", flush=True)
-    if "ours" in summary and "sb3" in summary:
-        print(f"ratio_steps_ours_vs_sb3={summary['ours'][0] / summary['sb3'][0]:.3f} "
-              f"ratio_seconds_ours_vs_sb3={summary['ours'][1] / summary['sb3'][1]:.3f}")
+        methods = {args.only: methods[args.only]} if args.only in methods else {}
+    protocol.warm_up()
+    runs, skipped = protocol.run_seeds(list(methods), seed_list,
+                                       lambda m, seed, share: methods[m](seed, args.budget, share), args.max_seconds)
+    summaries = {m: protocol.summarize(runs[m], skipped[m]) for m in methods if runs[m]}
+    if "ours" in summaries and "sb3" in summaries:
+        rs, rt = protocol.print_ratios(summaries["ours"], summaries["sb3"])
+        protocol.print_target("ch7_dqn_cartpole_vs_sb3_dqn",
+                              [("ratio_steps", rs, "<=", 0.8), ("ratio_seconds", rt, "<=", 0.5),
+                               ("ours_solved", summaries["ours"].solved, ">=", 10), ("seeds", len(seed_list), ">=", 10)],
+                              ours="dqn", peer="sb3_dqn", env=ENV)
     else:
-        print("ratio_steps_ours_vs_sb3=nan ratio_seconds_ours_vs_sb3=nan (both algorithms needed)")
-    return summary
+        print("ratio_steps_ours_vs_sb3=nan ratio_seconds_ours_vs_sb3=nan (both methods needed)")
+    return summaries
 
 
 if __name__ == "__main__":
