@@ -35,6 +35,7 @@ __all__ = [
     "nonnegative_int",
     "positive_float",
     "nonnegative_float",
+    "finite_float",
     "unit_interval",
     "temperature",
     "int_sizes",
@@ -107,6 +108,21 @@ def nonnegative_float(name: str, value) -> float:
     value = _real(name, value, "a finite float >= 0")
     if value < 0 or math.isinf(value):
         raise ValueError(f"{name} must be a finite float >= 0, got {value!r}")
+    return value
+
+
+def finite_float(name: str, value) -> float:
+    """``value`` as a finite ``float`` of any sign (a schedule's endpoint, a target return).
+
+    Python and NumPy numbers are accepted alike (``np.float32(1.0)``, ``np.int64(3)``).
+
+    Raises:
+        ArgumentTypeError (a TypeError and a ValueError): not a real number (a str, a bool, None).
+        ValueError: NaN or infinite.
+    """
+    value = _real(name, value, "a finite float")
+    if math.isinf(value):
+        raise ValueError(f"{name} must be a finite float, got {value!r}")
     return value
 
 

@@ -84,7 +84,10 @@ class ActorCriticConfig(RunOptions):
 
     Raises:
         ValueError: from ``__post_init__`` for any field outside its range (the
-            message names the field).
+            message names the field), and a ``num_minibatches`` that does not divide
+            ``num_envs * n_steps``.
+        checks.ArgumentTypeError (a TypeError and a ValueError): a field of the wrong
+            kind (``shared="yes"``, ``n_steps=2.5``).
     """
 
     env_id: str = "CartPole-v1"
@@ -118,7 +121,8 @@ class ActorCriticConfig(RunOptions):
     n_epochs: int = 1
     """passes over each rollout (PPO); 1 for A2C."""
     num_minibatches: int = 1
-    """minibatches per epoch; 1 for A2C."""
+    """minibatches per epoch; 1 for A2C. It must divide ``num_envs * n_steps``, so that every
+    epoch uses every transition of the rollout once."""
     return_window: int = 20
     """``mean_return`` averages the last this-many completed episodes."""
     seed: int = 0
@@ -128,6 +132,9 @@ class ActorCriticConfig(RunOptions):
     # max_seconds, checkpoint_path, resume, progress: the shared run fields (RunOptions)
     checkpoint_fractions: tuple[float, ...] = ()
     """keep copies of the weights once ``env_steps >= f * total_steps`` (in ``history["checkpoints"]``)."""
+    checkpoint_every: int = 10
+    """with a ``checkpoint_path``: write the resumable checkpoint every this many updates (and at the end).
+    How often never changes the run, so it may differ between a checkpoint and its resume."""
 
     def __post_init__(self):
         super().__post_init__()
@@ -140,8 +147,11 @@ class ActorCriticConfig(RunOptions):
         checks.unit_interval("gamma", self.gamma)
         checks.unit_interval("gae_lambda", self.gae_lambda)
         object.__setattr__(self, "hidden_sizes", checks.int_sizes("hidden_sizes", self.hidden_sizes))
-        if not isinstance(self.shared, (bool, np.bool_)):
-            raise checks.ArgumentTypeError(f"shared must be a bool, got {self.shared!r}")
+        for name in ("shared", "normalize_advantages"):
+            value = getattr(self, name)
+            if not isinstance(value, (bool, np.bool_)):
+                raise checks.ArgumentTypeError(f"{name} must be a bool, got {value!r}")
+            object.__setattr__(self, name, bool(value))
         if self.shared and not self.hidden_sizes:
             raise ValueError("shared=True needs at least one hidden layer in hidden_sizes, got ()")
         checks.nonnegative_float("value_coef", self.value_coef)
@@ -152,11 +162,15 @@ class ActorCriticConfig(RunOptions):
             checks.positive_float("clip_range", self.clip_range)
         checks.positive_int("n_epochs", self.n_epochs)
         checks.positive_int("num_minibatches", self.num_minibatches)
-        if self.num_minibatches > self.num_envs * self.n_steps:
+        batch_size = self.num_envs * self.n_steps
+        if batch_size % self.num_minibatches:
+            divisors = [d for d in range(1, min(batch_size, 64) + 1) if batch_size % d == 0]
             raise ValueError(
-                f"num_minibatches must be <= num_envs * n_steps = {self.num_envs * self.n_steps}, "
-                f"got {self.num_minibatches}"
+                f"num_minibatches must divide the batch size num_envs * n_steps = {self.num_envs} * {self.n_steps} "
+                f"= {batch_size}, so that every epoch uses every transition; got {self.num_minibatches} "
+                f"(divisors of {batch_size}: {divisors}{', ...' if batch_size > 64 else ''})"
             )
+        checks.positive_int("checkpoint_every", self.checkpoint_every)
         checks.positive_int("return_window", self.return_window)
         checks.nonnegative_int("seed", self.seed)
         checks.device("device", self.device)
@@ -211,6 +225,11 @@ def train_actor_critic(
             returns ``True`` training stops (``history["stop_reason"] = "callback"``).
             Used by the benchmark to stop when solved.
 
+    With ``config.checkpoint_path`` the resumable checkpoint is written every
+    ``config.checkpoint_every`` updates and when the loop ends (also by an error at
+    an update boundary, Ctrl-C or the time budget); a run killed in between resumes
+    from the last one to the same weights and history as a run never stopped.
+
     Returns:
         ``(policy, value_network, history)``: the :class:`CategoricalPolicy` and the
         critic (a :class:`ValueNetwork`, or a :class:`SharedValueHead` when
@@ -234,7 +253,9 @@ def train_actor_critic(
             Discrete action space (naming the space).
         course_lib.training.TrainingDiverged: for a non-finite loss, gradient or
             parameter.
-        course_lib.training.CheckpointError: for a checkpoint written with another config.
+        course_lib.training.CheckpointError: for a checkpoint written with another config,
+            a damaged checkpoint file, or a ``checkpoint_path`` that cannot be written
+            (raised before training).
 
     References:
         Mnih et al. (2016), Algorithm S3 (A3C, here synchronous: A2C); Schulman et
@@ -265,6 +286,7 @@ def train_actor_critic(
         config, model=model, optimizer=optimizer,
         generators={f"env{i}": env.unwrapped.np_random for i, env in enumerate(envs.envs)},
         history_keys=keys, checkpoint_path=config.checkpoint_path, resume=config.resume, max_seconds=config.max_seconds,
+        allow_changed=("checkpoint_every",),  # how often the file is written never changes the run
         total=config.total_steps, desc=config.algorithm, progress=config.progress,
     )
     state = run.restore(default={
@@ -362,6 +384,9 @@ def train_actor_critic(
                 bar_advance = max(0, min(batch_size, config.total_steps - state["env_steps"] + batch_size))
                 if run.end_step(state, advance=bar_advance, mean_return=run.history["mean_return"][-1]):
                     break
+                if config.checkpoint_path and run.step % config.checkpoint_every == 0 \
+                        and state["env_steps"] < config.total_steps:  # the last one is written after the loop
+                    run.save(state)
                 if callback is not None and callback(policy, run.history):
                     run.stop("callback")
                     break

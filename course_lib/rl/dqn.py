@@ -35,7 +35,6 @@ References:
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
@@ -127,6 +126,11 @@ class ReplayBuffer:
         obs_dtype: ``torch.float32`` (vectors) or ``torch.uint8`` (frames, 4x less memory).
         device: where the tensors live (sampling happens there).
 
+    What :meth:`add` stores is what it was given, or it refuses: observations must be
+    values ``obs_dtype`` holds exactly when it is an integer type (for ``uint8``:
+    integers in ``[0, 255]``; a floating ``obs_dtype`` rounds to its precision), actions
+    integers, ``terminated`` booleans or 0/1.
+
     Raises:
         ValueError: naming ``capacity``, ``obs_shape``, ``obs_dtype`` or ``device``.
 
@@ -152,23 +156,46 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self.size
 
-    def _as(self, name: str, value, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
-        t = torch.as_tensor(value)
-        if tuple(t.shape) != shape:
+    def _as(self, name: str, value, shape: tuple | None, dtype: torch.dtype) -> torch.Tensor:
+        """``value`` as a tensor of ``shape`` and ``dtype`` on the buffer's device, refusing what
+        the conversion would change. The checks on the values run only when the dtype
+        differs, so the usual call (the env's own dtypes) pays for none of them."""
+        try:
+            t = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError):
+            raise checks.ArgumentTypeError(
+                f"{name} must be a tensor or array of numbers, got {type(value).__name__}"
+            ) from None
+        if shape is None:  # obs: (N, *obs_shape), any N
+            if t.ndim != 1 + len(self.obs_shape) or tuple(t.shape[1:]) != self.obs_shape:
+                raise ValueError(f"{name} must have shape (N, *{self.obs_shape}), got {tuple(t.shape)}")
+        elif tuple(t.shape) != shape:
             raise ValueError(f"{name} must have shape {shape}, got {tuple(t.shape)}")
+        if t.dtype != dtype:
+            _check_convertible(name, t, dtype)
         return t.to(device=self.device, dtype=dtype)
 
     def add(self, obs, action, reward, next_obs, terminated) -> None:
         """Store ``N`` transitions: ``obs``/``next_obs`` ``(N, *obs_shape)``, the others ``(N,)``.
 
+        Tensors, NumPy arrays and lists are accepted. Values are stored exactly or refused:
+
+        - ``obs``, ``next_obs``: with an integer ``obs_dtype`` (``uint8`` frames) only
+          integers that it holds (``uint8``: ``[0, 255]``; ``0.5``, ``300`` or ``-1`` are
+          refused rather than rounded or wrapped); a floating ``obs_dtype`` takes any
+          real number (rounded to its precision, as ``torch.float32`` does);
+        - ``action``: integers (action indices; ``1.0`` is accepted, ``1.7`` and bools are not);
+        - ``reward``: real numbers (stored as float32);
+        - ``terminated``: bools, or numbers that are all 0 or 1.
+
         Raises:
-            ValueError: for a shape that does not match (naming the argument).
+            ValueError: for a shape that does not match, or a value the buffer cannot
+                store as given (naming the argument).
+            checks.ArgumentTypeError (a TypeError and a ValueError): something that is not
+                numbers (a str, None), or bool actions.
         """
-        obs_t = torch.as_tensor(obs)
-        if obs_t.ndim != 1 + len(self.obs_shape) or tuple(obs_t.shape[1:]) != self.obs_shape:
-            raise ValueError(f"obs must have shape (N, *{self.obs_shape}), got {tuple(obs_t.shape)}")
+        obs_t = self._as("obs", obs, None, self.obs.dtype)
         n = obs_t.shape[0]
-        obs_t = obs_t.to(device=self.device, dtype=self.obs.dtype)
         next_t = self._as("next_obs", next_obs, (n, *self.obs_shape), self.obs.dtype)
         act_t = self._as("action", action, (n,), torch.int64)
         rew_t = self._as("reward", reward, (n,), torch.float32)
@@ -217,9 +244,87 @@ class ReplayBuffer:
                 "terminated": self.terminated, "position": self.position, "size": self.size}
 
     def load_state_dict(self, state: dict) -> None:
-        for key in ("obs", "next_obs", "actions", "rewards", "terminated"):
+        """Restore what :meth:`state_dict` returned, from a buffer of the same capacity, ``obs_shape`` and ``obs_dtype``.
+
+        Every field is checked before anything is copied, so a refused state leaves the
+        buffer as it was.
+
+        Raises:
+            ValueError: naming the field (``state['size']``, ...): a missing key, a tensor
+                of another shape or dtype than this buffer's, ``size`` not in
+                ``[0, capacity]``, ``position`` not in ``[0, capacity)``, or ``position !=
+                size`` while the buffer is not full (a ring buffer fills in order).
+            checks.ArgumentTypeError (a TypeError and a ValueError): ``state`` not a dict,
+                a field of the wrong kind (a list for a tensor, a float for ``size``).
+        """
+        if not isinstance(state, dict):
+            raise checks.ArgumentTypeError(f"state must be a dict from ReplayBuffer.state_dict(), got {type(state).__name__}")
+        keys = ("obs", "next_obs", "actions", "rewards", "terminated")
+        missing = [k for k in (*keys, "position", "size") if k not in state]
+        if missing:
+            raise ValueError(f"state is missing {missing} (a ReplayBuffer.state_dict() has {[*keys, 'position', 'size']})")
+        for key in keys:
+            ours, theirs = getattr(self, key), state[key]
+            if not isinstance(theirs, torch.Tensor):
+                raise checks.ArgumentTypeError(f"state[{key!r}] must be a torch.Tensor, got {type(theirs).__name__}")
+            if theirs.shape != ours.shape or theirs.dtype != ours.dtype:
+                raise ValueError(
+                    f"state[{key!r}] must be a {ours.dtype} tensor of shape {tuple(ours.shape)} (capacity "
+                    f"{self.capacity}, obs_shape {self.obs_shape}), got {theirs.dtype} {tuple(theirs.shape)}"
+                )
+        position, size = (_state_int(f"state[{k!r}]", state[k]) for k in ("position", "size"))
+        if size > self.capacity:
+            raise ValueError(f"state['size'] must be in [0, capacity] = [0, {self.capacity}], got {size}")
+        if position >= self.capacity:
+            raise ValueError(f"state['position'] must be in [0, capacity) = [0, {self.capacity}), got {position}")
+        if size < self.capacity and position != size:
+            raise ValueError(
+                f"state['position'] must equal state['size'] = {size} while the buffer is not full "
+                f"(capacity {self.capacity}), got {position}"
+            )
+        for key in keys:
             getattr(self, key).copy_(state[key])
-        self.position, self.size = int(state["position"]), int(state["size"])
+        self.position, self.size = position, size
+
+
+def _state_int(name: str, value) -> int:
+    """An int field of a saved state: an int, a NumPy integer or a 0-dim integer tensor, >= 0."""
+    if isinstance(value, torch.Tensor) and value.ndim == 0 and not value.is_floating_point() \
+            and value.dtype != torch.bool:
+        value = value.item()
+    return checks.nonnegative_int(name, value)
+
+
+def _check_convertible(name: str, t: torch.Tensor, dtype: torch.dtype) -> None:
+    """Refuse a tensor whose conversion to ``dtype`` would change its values (ReplayBuffer.add).
+
+    To bool: only 0 and 1. To an integer dtype: integers it holds (no fraction, no NaN,
+    nothing outside its range); bools into action indices are refused. To a floating
+    dtype: any real number (rounding to its precision is what storing as float means).
+    """
+    if t.is_complex():
+        raise checks.ArgumentTypeError(f"{name} must hold real numbers, got a {t.dtype} tensor")
+    if dtype == torch.bool:
+        checks.binary(name, t)  # "terminated must contain only 0 and 1, got ..."
+        return
+    if dtype.is_floating_point:
+        return
+    if t.dtype == torch.bool:
+        if name == "action":
+            raise checks.ArgumentTypeError("action must hold integer action indices, got a bool tensor")
+        return
+    info = torch.iinfo(dtype)
+    if not t.is_floating_point():
+        source = torch.iinfo(t.dtype)
+        if info.min <= source.min and source.max <= info.max:
+            return
+        bad = (t < info.min) | (t > info.max)
+    else:
+        bad = (t != t.round()) | (t < info.min) | (t > info.max)  # NaN != NaN: refused too
+    if bool(bad.any()):
+        what = "integer action indices" if name == "action" else f"integers in [{info.min}, {info.max}] (stored as {dtype})"
+        example = t[bad].flatten()[0].item()
+        raise ValueError(f"{name} must hold {what}; got {int(bad.sum())} other entries (e.g. {example!r})")
 
 
 # --------------------------------------------------------------------------------------
@@ -341,15 +446,17 @@ def linear_schedule(start: float, end: float, duration: int, step: int) -> float
     Returns:
         the value at ``step`` (float).
 
+    Python and NumPy numbers are accepted alike (``np.float32(1.0)``, ``np.int64(100)``).
+
     Raises:
-        ValueError: non-finite ``start``/``end``, negative ``duration``/``step`` (naming it).
+        ValueError: non-finite ``start``/``end``, negative ``duration``/``step`` (naming it);
+            :class:`checks.ArgumentTypeError` (a TypeError and a ValueError) for a non-number.
 
     References:
         Mnih et al. 2015, Extended Data Table 1 (epsilon from 1 to 0.1 over 1M frames).
     """
-    for name, v in (("start", start), ("end", end)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"{name} must be a finite float, got {v!r}")
+    start = checks.finite_float("start", start)
+    end = checks.finite_float("end", end)
     duration = checks.nonnegative_int("duration", duration)
     step = checks.nonnegative_int("step", step)
     if duration == 0:
@@ -555,6 +662,11 @@ class DQNConfig(RunOptions):
             ``history["checkpoints"]`` (the widget's checkpoints).
         checkpoint_path, checkpoint_every (env steps), checkpoint_buffer (save the replay
             buffer too, for a bit-identical resume), max_seconds, progress, seed, device.
+
+    Raises:
+        ValueError: a field outside its range (named), ``learning_starts`` or
+            ``batch_size`` above ``total_steps`` (no gradient step would ever be taken).
+        checks.ArgumentTypeError (a TypeError and a ValueError): a field of the wrong kind.
     """
 
     env_id: str = "CartPole-v1"
@@ -610,15 +722,28 @@ class DQNConfig(RunOptions):
             checks.positive_float("max_grad_norm", self.max_grad_norm)
         checks.one_of("loss", self.loss, _LOSSES)
         for name in ("double", "replay", "target_network", "checkpoint_buffer"):
-            if not isinstance(getattr(self, name), bool):
-                raise checks.ArgumentTypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not isinstance(value, (bool, np.bool_)):
+                raise checks.ArgumentTypeError(f"{name} must be a bool, got {value!r}")
+            object.__setattr__(self, name, bool(value))
         object.__setattr__(self, "hidden_sizes", checks.int_sizes("hidden_sizes", self.hidden_sizes))
         if self.batch_size > self.buffer_size:
             raise ValueError(f"buffer_size={self.buffer_size} must be >= batch_size={self.batch_size}")
-        if self.stop_at_return is not None and self.eval_every == 0:
-            raise ValueError("stop_at_return needs eval_every > 0 (an evaluation to compare with)")
-        if self.stop_at_return is not None and not math.isfinite(float(self.stop_at_return)):
-            raise ValueError(f"stop_at_return must be finite or None, got {self.stop_at_return!r}")
+        # a run that could never take a gradient step would "complete" untrained
+        if self.learning_starts > self.total_steps:
+            raise ValueError(
+                f"learning_starts={self.learning_starts} must be <= total_steps={self.total_steps}: "
+                "no gradient step would be taken before the budget ends"
+            )
+        if self.batch_size > self.total_steps:
+            raise ValueError(
+                f"batch_size={self.batch_size} must be <= total_steps={self.total_steps}: the buffer "
+                "would never hold a minibatch, so no gradient step would be taken"
+            )
+        if self.stop_at_return is not None:
+            checks.finite_float("stop_at_return", self.stop_at_return)
+            if self.eval_every == 0:
+                raise ValueError("stop_at_return needs eval_every > 0 (an evaluation to compare with)")
         fr = tuple(float(f) for f in self.checkpoint_fractions)
         if any(not 0.0 <= f <= 1.0 for f in fr) or list(fr) != sorted(fr):
             raise ValueError(f"checkpoint_fractions must be increasing values in [0, 1], got {self.checkpoint_fractions}")
