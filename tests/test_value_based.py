@@ -14,6 +14,11 @@ from course_lib.rl import value_based as ql
 
 torch.set_num_threads(1)
 
+NAN = float("nan")
+GOOD_DATA = {"obs": torch.zeros(4, 2), "actions": torch.tensor([0, 1, 1, 0]), "rewards": torch.ones(4),
+             "next_obs": torch.zeros(4, 2), "terminated": torch.tensor([False, False, True, False])}
+LINEAR = ql.FittedQConfig(regressor="linear", iterations=1, progress=False)
+
 
 # --------------------------------------------------------------------------------------
 # epsilon-greedy
@@ -98,6 +103,40 @@ def test_td_targets_cut_bootstrap_only_on_terminated():
         (ql.baird_counterexample, (0,), ValueError, "sweeps"),
         (ql.baird_counterexample, (10, 0.0), ValueError, "alpha"),
         (ql.collect_transitions, ("CartPole-v1", 0), ValueError, "num_steps"),
+        # issue 18: NaN/inf, wrong shapes and kinds are refused, naming the argument
+        (ql.epsilon_greedy, (torch.tensor([NAN, 1.0]), 0.0), ValueError, "q_values"),
+        (ql.epsilon_greedy, (torch.tensor([[0.0, 1.0], [float("inf"), 0.0]]), 0.1), ValueError, "q_values"),
+        (ql.epsilon_greedy_probs, (torch.tensor([1.0, NAN]), 0.1), ValueError, "q_values"),
+        (ql.q_learning_td_target, (torch.tensor([NAN, 0.0]), torch.zeros(2, 3), torch.zeros(2, dtype=torch.bool), 0.9), ValueError, "reward"),
+        (ql.q_learning_td_target, (torch.zeros(2), torch.full((2, 3), NAN), torch.zeros(2, dtype=torch.bool), 0.9), ValueError, "next_q_values"),
+        (ql.sarsa_td_target, (torch.zeros(2), torch.tensor([0.0, float("-inf")]), torch.zeros(2, dtype=torch.bool), 0.9), ValueError, "next_q_value"),
+        (ql.sarsa_td_target, (torch.tensor([True, False]), torch.zeros(2), torch.zeros(2, dtype=torch.bool), 0.9), TypeError, "reward"),
+        (ql.QTable, (0, 2), ValueError, "num_states"),
+        (ql.QTable, (True, 2), TypeError, "num_states"),
+        (ql.QTable, (3, 2, NAN), ValueError, "initial_q"),
+        (ql.q_learning, ("FrozenLake-v1", ql.TabularQConfig(total_steps=10, progress=False), torch.full((16, 4), NAN)), ValueError, "q_star"),
+        (ql.sarsa, ("FrozenLake-v1", ql.TabularQConfig(total_steps=10, progress=False), [[0.0] * 4] * 16), TypeError, "q_star"),
+        (ql.fitted_q_iteration, (dict(GOOD_DATA, rewards=torch.tensor([1.0, NAN, 0.0, 0.0])), LINEAR), ValueError, r"dataset\['rewards'\]"),
+        (ql.fitted_q_iteration, (dict(GOOD_DATA, obs=torch.full((4, 2), float("inf"))), LINEAR), ValueError, r"dataset\['obs'\]"),
+        (ql.fitted_q_iteration, (dict(GOOD_DATA, actions=torch.tensor([0, 1, 1, -1])), LINEAR), ValueError, r"dataset\['actions'\].*\[0, 2\)"),
+        (ql.fitted_q_iteration, (dict(GOOD_DATA, num_actions=1), LINEAR), ValueError, r"dataset\['actions'\].*\[0, 1\)"),
+        (ql.fitted_q_iteration, (dict(GOOD_DATA, actions=torch.tensor([0.0, 1.0, 1.0, 0.7])), LINEAR), TypeError, r"dataset\['actions'\]"),
+        (ql.fitted_q_iteration, (dict(GOOD_DATA, num_actions=True), LINEAR), TypeError, "num_actions"),
+        (ql.fitted_q_iteration, (dict(GOOD_DATA, terminated=torch.tensor([0.0, 0.5, 0.0, 1.0])), LINEAR), ValueError, r"dataset\['terminated'\]"),
+        (ql.fitted_q_iteration, (dict(GOOD_DATA, weights=torch.tensor([1.0, -1.0, 1.0, 1.0])), LINEAR), ValueError, r"dataset\['weights'\]"),
+        (ql.fitted_q_iteration, (dict(GOOD_DATA, weights=torch.ones(3)), LINEAR), ValueError, r"dataset\['weights'\]"),
+        (ql.fitted_q_iteration, (dict(GOOD_DATA, obs=torch.tensor(1.0), next_obs=torch.tensor(1.0)), LINEAR), ValueError, r"dataset\['obs'\]"),
+        (ql.evaluate_q_function, (lambda o: torch.full((o.shape[0], 2), NAN), "CartPole-v1", 2, 0, 3), ValueError, "q_function"),
+        (ql.evaluate_q_function, (lambda o: o, "CartPole-v1", 2, 0, 3), ValueError, "q_function"),
+        (ql.evaluate_q_function, (3, "CartPole-v1", 2), TypeError, "q_function"),
+        (ql.evaluate_q_function, (lambda o: o, 3, 2), TypeError, "env_id"),
+        (ql.evaluate_q_function, (lambda o: o, "Pendulum-v1", 2), ValueError, "env_id"),
+        (ql.collect_transitions, (3, 10), TypeError, "env_id"),
+        (ql.collect_transitions, ("Pendulum-v1", 10), ValueError, "env_id"),
+        (ql.collect_transitions, ("CartPole-v1", 10, 0, "greedy"), TypeError, "q_function"),
+        (ql.collect_transitions, ("CartPole-v1", 10, 0, lambda o: torch.zeros(1, 3), 0.0), ValueError, "q_function"),
+        (ql.FittedQFunction, ("svm", 2, 2), ValueError, "kind"),
+        (lambda: ql.FittedQFunction("linear", 2, 2)(torch.zeros(3, 4)), (), ValueError, "obs"),
     ],
 )
 def test_bad_input_table(fn, args, exc, name):
@@ -119,6 +158,11 @@ def test_bad_input_table(fn, args, exc, name):
         (ql.FittedQConfig, {"min_samples_split": 1}, "min_samples_split"),
         (ql.FittedQConfig, {"hidden_sizes": (0,)}, "hidden_sizes"),
         (ql.FittedQConfig, {"eval_env_id": 3}, "eval_env_id"),
+        # issue 18
+        (ql.TabularQConfig, {"initial_q": float("inf")}, "initial_q"),
+        (ql.TabularQConfig, {"alpha_power": NAN}, "alpha_power"),
+        (ql.FittedQConfig, {"eval_max_steps": True}, "eval_max_steps"),
+        (ql.FittedQConfig, {"min_samples_split": np.float64(3.0)}, "min_samples_split"),
     ],
 )
 def test_config_validation(cls, kwargs, name):
@@ -246,3 +290,60 @@ def test_baird_diverges_and_refit_converges():
     assert w[-1] > 5 * w[0]
     assert out["fitted_values"][-1].abs().max() < 0.01 * out["fitted_values"][0].abs().max()
     assert torch.all(out["tabular_values"].abs().amax(1).diff() <= 1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# issue 18: NumPy scalars are accepted wherever a Python number is
+# --------------------------------------------------------------------------------------
+
+
+def test_configs_store_numpy_scalars_as_python_numbers():
+    cfg = ql.TabularQConfig(total_steps=np.int64(500), alpha=np.float32(0.5), alpha_power=np.float64(0.0), gamma=np.float32(0.9),
+                            epsilon=np.float32(0.25), initial_q=np.float32(1.0), max_episode_steps=np.int32(50),
+                            eval_every=np.int64(100), seed=np.uint8(3))
+    for name in ("total_steps", "max_episode_steps", "eval_every", "seed"):
+        assert type(getattr(cfg, name)) is int
+    for name in ("alpha", "alpha_power", "gamma", "epsilon", "initial_q"):
+        assert type(getattr(cfg, name)) is float
+    assert cfg.epsilon == float(np.float32(0.25)) and cfg.total_steps == 500
+    fcfg = ql.FittedQConfig(iterations=np.int64(2), gamma=np.float32(0.5), lr=np.float32(0.01), eval_max_steps=np.int64(7),
+                            hidden_sizes=(np.int64(8),), seed=np.int64(1))
+    assert type(fcfg.iterations) is int and type(fcfg.gamma) is float and type(fcfg.lr) is float
+    assert type(fcfg.eval_max_steps) is int and fcfg.hidden_sizes == (8,) and type(fcfg.seed) is int
+
+
+def test_numpy_scalar_config_checkpoints_and_resumes(tmp_path):
+    # a checkpoint holds the config: a NumPy scalar in it made the file unloadable (weights_only)
+    cfg = ql.TabularQConfig(total_steps=2_000, epsilon=np.float32(0.3), gamma=np.float64(0.95), eval_every=100,
+                            progress=False, checkpoint_path=str(tmp_path / "q.pt"), max_seconds=0.01)
+    _, h_part = ql.q_learning("FrozenLake-v1", cfg)
+    Q, h = ql.q_learning("FrozenLake-v1", dataclasses.replace(cfg, max_seconds=None))
+    assert h["stop_reason"] == "completed" and h["step"][-1] == 2_000
+    Q_plain, _ = ql.q_learning("FrozenLake-v1", dataclasses.replace(cfg, epsilon=float(np.float32(0.3)), gamma=0.95,
+                                                                     checkpoint_path=None, max_seconds=None))
+    assert torch.equal(Q, Q_plain)
+
+
+def test_numpy_scalars_give_the_python_number_results():
+    q = torch.tensor([[0.0, 2.0, 1.0]]).expand(500, 3)
+    eps = np.float32(0.3)
+    a = ql.epsilon_greedy(q, eps, torch.Generator().manual_seed(0))
+    b = ql.epsilon_greedy(q, float(eps), torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
+    assert torch.equal(ql.epsilon_greedy_probs(q, eps), ql.epsilon_greedy_probs(q, float(eps)))
+    r, nq, term = torch.tensor([1.0, 2.0]), torch.tensor([[1.0, 3.0], [0.0, 1.0]]), torch.tensor([False, True])
+    assert torch.equal(ql.q_learning_td_target(r, nq, term, np.float64(0.5)), ql.q_learning_td_target(r, nq, term, 0.5))
+    out_np = ql.bandit_testbed(np.float32(0.5), np.int64(20), np.int32(4), np.int64(30), initial_value=np.float32(1.0),
+                               step_size=np.float64(0.25), seed=np.int64(2))
+    out_py = ql.bandit_testbed(float(np.float32(0.5)), 20, 4, 30, initial_value=1.0, step_size=0.25, seed=2)
+    assert all(torch.equal(out_np[k], out_py[k]) for k in out_py)
+    out = ql.baird_counterexample(np.int64(5), np.float32(0.01), np.float64(0.99))
+    assert out["weights"].shape == (6, 8)
+
+
+def test_fqi_dataset_checks_keep_valid_results():
+    # integer num_actions given as a 0-d tensor, float 0/1 terminated flags: accepted, same fit as the plain forms
+    data = dict(GOOD_DATA, obs=torch.eye(4)[:, :2].contiguous(), next_obs=torch.eye(4)[[1, 2, 3, 0], :2].contiguous())
+    q1, _ = ql.fitted_q_iteration(data, LINEAR)
+    q2, _ = ql.fitted_q_iteration(dict(data, num_actions=torch.tensor(2), terminated=data["terminated"].float()), LINEAR)
+    assert torch.equal(q1.weight, q2.weight)

@@ -20,6 +20,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -69,7 +70,9 @@ def epsilon_greedy_probs(q_values: torch.Tensor, epsilon: float) -> torch.Tensor
         probabilities of the same shape as ``q_values`` (float64). Ties go to the lowest index.
 
     Raises:
-        ArgumentTypeError / ValueError: naming ``q_values`` or ``epsilon``.
+        ArgumentTypeError / ValueError: naming ``q_values`` (not a float tensor of shape
+            ``(A,)`` / ``(B, A)``, or a NaN/inf entry: the argmax would be meaningless) or
+            ``epsilon`` (outside ``[0, 1]``; NumPy scalars are accepted).
 
     References:
         Sutton and Barto 2018, section 2.2 and section 5.4 (epsilon-soft policies); CS182 notes 7.6.2.
@@ -93,7 +96,9 @@ def epsilon_greedy(q_values: torch.Tensor, epsilon: float, generator: torch.Gene
         int64 action(s): shape ``()`` for ``(A,)`` input, ``(B,)`` for ``(B, A)``.
 
     Raises:
-        ArgumentTypeError / ValueError: naming the argument.
+        ArgumentTypeError / ValueError: naming the argument (``q_values`` with a NaN/inf
+            entry, of the wrong shape or not float; ``epsilon`` outside ``[0, 1]``; a
+            ``generator`` that is not a ``torch.Generator``).
 
     References:
         Sutton and Barto 2018, section 2.2; Mnih et al. 2015 (DQN's behaviour policy).
@@ -126,7 +131,15 @@ def _check_q_values(q_values) -> torch.Tensor:
         raise checks.ArgumentTypeError(f"q_values must be a torch.Tensor of shape (A,) or (B, A), got {type(q_values).__name__}")
     if q_values.ndim not in (1, 2) or q_values.shape[-1] < 1 or not q_values.is_floating_point():
         raise ValueError(f"q_values must be a float tensor of shape (A,) or (B, A) with A >= 1, got {tuple(q_values.shape)} {q_values.dtype}")
-    return q_values
+    return checks.finite("q_values", q_values)
+
+
+def _finite_float(name: str, value) -> float:
+    """``value`` as a finite ``float`` (NumPy scalars accepted; bools, strings, NaN and inf refused)."""
+    value = checks._real(name, value, "a finite float")
+    if math.isinf(value):
+        raise ValueError(f"{name} must be a finite float, got {value!r}")
+    return value
 
 
 # --------------------------------------------------------------------------------------
@@ -149,7 +162,8 @@ def bandit_testbed(epsilon: float, num_runs: int = 2000, num_arms: int = 10, ste
         ``Q`` and ``q_star`` ``(R, k)``, ``counts`` ``(R, k)``.
 
     Raises:
-        ArgumentTypeError / ValueError: naming the argument.
+        ArgumentTypeError / ValueError: naming the argument (``epsilon`` and ``step_size``
+            outside ``[0, 1]``, sizes < 1, a non-finite ``initial_value``, bools for ints).
 
     References:
         Sutton and Barto 2018, section 2.3 (Figure 2.2), eq. 2.3-2.5, section 2.6
@@ -159,14 +173,13 @@ def bandit_testbed(epsilon: float, num_runs: int = 2000, num_arms: int = 10, ste
     R = checks.positive_int("num_runs", num_runs)
     k = checks.positive_int("num_arms", num_arms)
     steps = checks.positive_int("steps", steps)
-    if not np.isfinite(checks._real("initial_value", initial_value, "a finite float")):
-        raise ValueError(f"initial_value must be a finite float, got {initial_value!r}")
+    initial_value = _finite_float("initial_value", initial_value)
     if step_size is not None:
         step_size = checks.unit_interval("step_size", step_size)
     gen = torch.Generator().manual_seed(checks.nonnegative_int("seed", seed))
     q_star = torch.randn(R, k, generator=gen, dtype=torch.float64)
     best = q_star.argmax(-1)
-    Q = torch.full((R, k), float(initial_value), dtype=torch.float64)
+    Q = torch.full((R, k), initial_value, dtype=torch.float64)
     counts = torch.zeros(R, k, dtype=torch.float64)
     rows = torch.arange(R)
     average_reward = torch.zeros(steps, dtype=torch.float64)
@@ -207,13 +220,15 @@ def q_learning_td_target(reward: torch.Tensor, next_q_values: torch.Tensor, term
         the target, shape of ``reward``, dtype of ``next_q_values``.
 
     Raises:
-        ArgumentTypeError / ValueError: naming the argument.
+        ArgumentTypeError / ValueError: naming the argument (not a tensor, a bool
+            ``reward``, a ``terminated`` that is not bool, mismatched shapes, a NaN/inf
+            ``reward`` or ``next_q_values``, ``gamma`` outside ``[0, 1]``).
 
     References:
         Watkins and Dayan 1992; Sutton and Barto 2018, eq. 6.8; CS182 notes Algorithm 19
         (the max is over the action at the next state ``s'``).
     """
-    reward, next_q_values, terminated = _check_td("next_q_values", reward, next_q_values, terminated, gamma, with_actions=True)
+    reward, next_q_values, terminated, gamma = _check_td("next_q_values", reward, next_q_values, terminated, gamma, with_actions=True)
     return reward + gamma * (~terminated).to(next_q_values.dtype) * next_q_values.amax(-1)
 
 
@@ -222,11 +237,15 @@ def sarsa_td_target(reward: torch.Tensor, next_q_value: torch.Tensor, terminated
 
     Args:
         reward, terminated: ``()`` or ``(B,)``; next_q_value: ``Q(s', a')``, same shape.
+        gamma: discount in ``[0, 1]``.
+
+    Raises:
+        As :func:`q_learning_td_target`, naming ``next_q_value``.
 
     References:
         Sutton and Barto 2018, eq. 6.7 (on-policy TD control).
     """
-    reward, next_q_value, terminated = _check_td("next_q_value", reward, next_q_value, terminated, gamma, with_actions=False)
+    reward, next_q_value, terminated, gamma = _check_td("next_q_value", reward, next_q_value, terminated, gamma, with_actions=False)
     return reward + gamma * (~terminated).to(next_q_value.dtype) * next_q_value
 
 
@@ -234,7 +253,9 @@ def _check_td(q_name, reward, next_q, terminated, gamma, with_actions):
     for name, value in (("reward", reward), (q_name, next_q), ("terminated", terminated)):
         if not isinstance(value, torch.Tensor):
             raise checks.ArgumentTypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    checks.unit_interval("gamma", gamma)
+    gamma = checks.unit_interval("gamma", gamma)
+    if reward.dtype == torch.bool:
+        raise checks.ArgumentTypeError("reward must be a numeric tensor, got dtype torch.bool")
     if terminated.dtype != torch.bool:
         raise ValueError(f"terminated must be a bool tensor, got {terminated.dtype}")
     batch = tuple(next_q.shape[:-1]) if with_actions else tuple(next_q.shape)
@@ -242,7 +263,9 @@ def _check_td(q_name, reward, next_q, terminated, gamma, with_actions):
         raise ValueError(f"{q_name} must have shape (A,) or (B, A), got {tuple(next_q.shape)}")
     if tuple(reward.shape) != batch or tuple(terminated.shape) != batch:
         raise ValueError(f"reward and terminated must have shape {batch} to match {q_name}, got {tuple(reward.shape)} and {tuple(terminated.shape)}")
-    return reward.to(next_q.dtype), next_q, terminated
+    checks.finite("reward", reward)
+    checks.finite(q_name, next_q)
+    return reward.to(next_q.dtype), next_q, terminated, gamma
 
 
 # --------------------------------------------------------------------------------------
@@ -258,7 +281,12 @@ class TabularQConfig(RunOptions):
     to ``(s, a)`` is ``alpha / n**alpha_power`` (``0.5 < alpha_power <= 1`` meets the
     Robbins-Monro conditions of Watkins and Dayan's convergence theorem).
     ``max_episode_steps`` truncates (not terminates) an episode. Every ``eval_every``
-    environment steps the history gets one entry.
+    environment steps the history gets one entry. NumPy scalars are accepted and stored
+    as Python ``int``/``float`` (so checkpoints stay loadable); bools are refused for ints.
+
+    Raises:
+        ArgumentTypeError / ValueError: naming the field (out of range, NaN, a non-finite
+            ``initial_q``, a bool or float where an int belongs).
     """
 
     total_steps: int = 50_000
@@ -275,26 +303,34 @@ class TabularQConfig(RunOptions):
 
     def __post_init__(self):
         super().__post_init__()
-        checks.positive_int("total_steps", self.total_steps)
-        checks.unit_interval("alpha", self.alpha)
-        if checks.nonnegative_float("alpha_power", self.alpha_power) > 1:
-            raise ValueError(f"alpha_power must be in [0, 1], got {self.alpha_power!r}")
-        checks.unit_interval("gamma", self.gamma)
-        checks.unit_interval("epsilon", self.epsilon)
-        checks._real("initial_q", self.initial_q, "a finite float")
-        checks.positive_int("max_episode_steps", self.max_episode_steps)
-        checks.positive_int("eval_every", self.eval_every)
-        checks.nonnegative_int("seed", self.seed)
+        _set_checked(self, (("total_steps", checks.positive_int), ("alpha", checks.unit_interval),
+                            ("alpha_power", checks.unit_interval), ("gamma", checks.unit_interval),
+                            ("epsilon", checks.unit_interval), ("initial_q", _finite_float),
+                            ("max_episode_steps", checks.positive_int), ("eval_every", checks.positive_int),
+                            ("seed", checks.nonnegative_int)))
         if not isinstance(self.env_kwargs, dict):
             raise checks.ArgumentTypeError(f"env_kwargs must be a dict, got {type(self.env_kwargs).__name__}")
 
 
+def _set_checked(config, fields) -> None:
+    """Check each ``(name, checker)`` field of a frozen config and store the checker's plain-Python value."""
+    for name, checker in fields:
+        object.__setattr__(config, name, checker(name, getattr(config, name)))
+
+
 class QTable(nn.Module):
-    """The parameters of tabular TD control: ``q`` ``(S, A)`` and the visit ``counts`` ``(S, A)``."""
+    """The parameters of tabular TD control: ``q`` ``(S, A)`` and the visit ``counts`` ``(S, A)``, float64.
+
+    Raises:
+        ArgumentTypeError / ValueError: sizes that are not ints >= 1, a non-finite ``initial_q``.
+    """
 
     def __init__(self, num_states: int, num_actions: int, initial_q: float = 0.0):
         super().__init__()
-        self.q = nn.Parameter(torch.full((num_states, num_actions), float(initial_q), dtype=torch.float64), requires_grad=False)
+        num_states = checks.positive_int("num_states", num_states)
+        num_actions = checks.positive_int("num_actions", num_actions)
+        initial_q = _finite_float("initial_q", initial_q)
+        self.q = nn.Parameter(torch.full((num_states, num_actions), initial_q, dtype=torch.float64), requires_grad=False)
         self.counts = nn.Parameter(torch.zeros(num_states, num_actions, dtype=torch.float64), requires_grad=False)
 
 
@@ -317,7 +353,8 @@ def q_learning(env_id: str, config: TabularQConfig = TabularQConfig(), q_star: t
 
     Raises:
         ValueError / ArgumentTypeError: naming the argument (a non-Discrete env, a
-            ``q_star`` of the wrong shape, a config that is not a TabularQConfig).
+            ``q_star`` that is not a tensor, of the wrong shape or with NaN/inf entries,
+            a config that is not a TabularQConfig).
 
     References:
         Watkins and Dayan 1992; Sutton and Barto 2018, eq. 6.8 and the box "Q-learning
@@ -347,9 +384,11 @@ def _td_control(env_id: str, config: TabularQConfig, q_star, on_policy: bool):
         raise ValueError(f"env_id {env_id!r} must have Discrete observation and action spaces")
     S, A = int(env.observation_space.n), int(env.action_space.n)
     if q_star is not None:
-        if not isinstance(q_star, torch.Tensor) or q_star.shape != (S, A):
-            raise ValueError(f"q_star must be a tensor of shape (S, A) = ({S}, {A})")
-        q_star = q_star.detach().cpu().double().numpy()
+        if not isinstance(q_star, torch.Tensor):
+            raise checks.ArgumentTypeError(f"q_star must be a tensor of shape (S, A) = ({S}, {A}), got {type(q_star).__name__}")
+        if q_star.shape != (S, A):
+            raise ValueError(f"q_star must be a tensor of shape (S, A) = ({S}, {A}), got {tuple(q_star.shape)}")
+        q_star = checks.finite("q_star", q_star.detach().cpu().double()).numpy()
     gamma, eps = config.gamma, config.epsilon
     table = QTable(S, A, config.initial_q)
     Q, N = table.q.data.numpy(), table.counts.data.numpy()  # views: updates land in the module
@@ -423,18 +462,27 @@ def collect_transitions(env_id: str = "CartPole-v1", num_steps: int = 10_000, se
         dict of tensors: ``obs`` ``(N, D)`` float32, ``actions`` ``(N,)`` int64, ``rewards``
         ``(N,)`` float32, ``next_obs`` ``(N, D)``, ``terminated`` ``(N,)`` bool, and
         ``num_actions`` (int).
+
+    Raises:
+        ArgumentTypeError / ValueError: naming the argument (an ``env_id`` that is not a
+            str or whose env has no flat Box observation or no Discrete actions, a
+            ``q_function`` that is not callable or returns NaN/inf or a wrong shape,
+            ``num_steps`` < 1, ``epsilon`` outside ``[0, 1]``).
     """
     num_steps = checks.positive_int("num_steps", num_steps)
     epsilon = checks.unit_interval("epsilon", epsilon)
-    env = gym.make(env_id)
-    A = int(env.action_space.n)
-    gen = torch.Generator().manual_seed(checks.nonnegative_int("seed", seed))
+    seed = checks.nonnegative_int("seed", seed)
+    if q_function is not None and not callable(q_function):
+        raise checks.ArgumentTypeError(f"q_function must be a callable (B, D) -> (B, A) or None, got {type(q_function).__name__}")
+    env = gym.make(_check_env_id(env_id))
+    A = _check_box_discrete_env(env_id, env.observation_space, env.action_space)
+    gen = torch.Generator().manual_seed(seed)
     obs, _ = env.reset(seed=seed)
     env.action_space.seed(seed)
     buf = {k: [] for k in ("obs", "actions", "rewards", "next_obs", "terminated")}
     for _ in range(num_steps):
         o = torch.as_tensor(obs, dtype=torch.float32)
-        q = torch.zeros(A) if q_function is None else q_function(o[None])[0].float()
+        q = torch.zeros(A) if q_function is None else _q_outputs(q_function, o[None], A)[0].float()
         a = int(epsilon_greedy(q, epsilon if q_function is not None else 1.0, gen))
         next_obs, r, terminated, truncated, _ = env.step(a)
         for k, v in zip(buf, (o, a, float(r), torch.as_tensor(next_obs, dtype=torch.float32), bool(terminated))):
@@ -442,6 +490,30 @@ def collect_transitions(env_id: str = "CartPole-v1", num_steps: int = 10_000, se
         obs = env.reset()[0] if (terminated or truncated) else next_obs
     return {"obs": torch.stack(buf["obs"]), "actions": torch.tensor(buf["actions"]), "rewards": torch.tensor(buf["rewards"]),
             "next_obs": torch.stack(buf["next_obs"]), "terminated": torch.tensor(buf["terminated"]), "num_actions": A}
+
+
+def _check_env_id(env_id) -> str:
+    if not isinstance(env_id, str):
+        raise checks.ArgumentTypeError(f"env_id must be a gymnasium env id (a str), got {type(env_id).__name__}")
+    return env_id
+
+
+def _check_box_discrete_env(env_id: str, observation_space, action_space) -> int:
+    """The number of actions of an env with a flat Box observation and Discrete actions."""
+    if not (isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 1
+            and isinstance(action_space, gym.spaces.Discrete)):
+        raise ValueError(f"env_id {env_id!r} must have a flat Box observation and Discrete actions, "
+                         f"got {observation_space} and {action_space}")
+    return int(action_space.n)
+
+
+def _q_outputs(q_function, obs: torch.Tensor, num_actions: int) -> torch.Tensor:
+    """``q_function(obs)`` checked: a ``(B, A)`` tensor of finite Q-values (a NaN would be a silent argmax)."""
+    q = torch.as_tensor(q_function(obs))
+    if q.shape != (obs.shape[0], num_actions):
+        raise ValueError(f"q_function must return Q-values of shape (B, A) = ({obs.shape[0]}, {num_actions}), "
+                         f"got {tuple(q.shape)}")
+    return checks.finite("q_function's output", q)
 
 
 @dataclass(frozen=True)
@@ -455,7 +527,11 @@ class FittedQConfig(RunOptions):
     action, no intercept; with one-hot states this is tabular Q-iteration).
     With ``eval_env_id`` set, the greedy policy is played for ``eval_episodes`` after
     every iteration (episodes capped at ``eval_max_steps``) and its mean undiscounted
-    return is logged.
+    return is logged. NumPy scalars are accepted and stored as Python ``int``/``float``
+    (so checkpoints stay loadable); bools are refused for ints.
+
+    Raises:
+        ArgumentTypeError / ValueError: naming the field.
     """
 
     regressor: str = "extra_trees"
@@ -475,19 +551,16 @@ class FittedQConfig(RunOptions):
     def __post_init__(self):
         super().__post_init__()
         checks.one_of("regressor", self.regressor, ("extra_trees", "mlp", "linear"))
-        checks.positive_int("iterations", self.iterations)
-        checks.unit_interval("gamma", self.gamma)
-        checks.positive_int("n_estimators", self.n_estimators)
-        checks.positive_int("min_samples_split", self.min_samples_split, minimum=2)
-        object.__setattr__(self, "hidden_sizes", checks.int_sizes("hidden_sizes", self.hidden_sizes))
-        checks.positive_int("epochs", self.epochs)
-        checks.positive_float("lr", self.lr)
+        _set_checked(self, (("iterations", checks.positive_int), ("gamma", checks.unit_interval),
+                            ("n_estimators", checks.positive_int),
+                            ("min_samples_split", lambda name, v: checks.positive_int(name, v, minimum=2)),
+                            ("hidden_sizes", checks.int_sizes), ("epochs", checks.positive_int),
+                            ("lr", checks.positive_float), ("eval_episodes", checks.positive_int),
+                            ("seed", checks.nonnegative_int)))
         if self.eval_env_id is not None and not isinstance(self.eval_env_id, str):
             raise checks.ArgumentTypeError(f"eval_env_id must be a str or None, got {type(self.eval_env_id).__name__}")
-        checks.positive_int("eval_episodes", self.eval_episodes)
         if self.eval_max_steps is not None:
-            checks.positive_int("eval_max_steps", self.eval_max_steps)
-        checks.nonnegative_int("seed", self.seed)
+            _set_checked(self, (("eval_max_steps", checks.positive_int),))
         if self.checkpoint_path is not None and self.regressor == "extra_trees":
             raise ValueError(
                 "checkpoint_path must be None with regressor='extra_trees': a checkpoint holds tensors only "
@@ -501,10 +574,18 @@ class FittedQFunction(nn.Module):
     ``kind`` is the regressor; ``net`` the MLP (``"mlp"``), ``weight`` ``(A, D)`` the linear
     maps (``"linear"``), ``trees`` the fitted scikit-learn ensemble (``"extra_trees"``,
     inputs ``[s, one_hot(a)]``). Before the first fit it returns zeros (``Q_0 = 0``).
+
+    Raises:
+        ArgumentTypeError / ValueError: on construction, naming ``kind``, ``obs_dim``,
+            ``num_actions`` or ``hidden_sizes``; on a call, ``obs`` that is not ``(B, obs_dim)``.
     """
 
     def __init__(self, kind: str, obs_dim: int, num_actions: int, hidden_sizes=(64, 64)):
         super().__init__()
+        checks.one_of("kind", kind, ("extra_trees", "mlp", "linear"))
+        obs_dim = checks.positive_int("obs_dim", obs_dim)
+        num_actions = checks.positive_int("num_actions", num_actions)
+        hidden_sizes = checks.int_sizes("hidden_sizes", hidden_sizes)
         self.kind, self.obs_dim, self.num_actions = kind, obs_dim, num_actions
         self.net = mlp([obs_dim, *hidden_sizes, num_actions]) if kind == "mlp" else None
         self.weight = nn.Parameter(torch.zeros(num_actions, obs_dim, dtype=torch.float64), requires_grad=False)
@@ -512,6 +593,8 @@ class FittedQFunction(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         obs = torch.as_tensor(obs)
+        if obs.ndim != 2 or obs.shape[1] != self.obs_dim:
+            raise ValueError(f"obs must have shape (B, obs_dim) = (B, {self.obs_dim}), got {tuple(obs.shape)}")
         if self.kind == "mlp":
             return self.net(obs.float())
         if self.kind == "linear":
@@ -524,19 +607,50 @@ class FittedQFunction(nn.Module):
 
 
 def _check_dataset(dataset) -> dict:
+    """The dataset's tensors, checked once: shapes, finite numbers, integer actions in range, 0/1 flags."""
     if not isinstance(dataset, dict):
         raise checks.ArgumentTypeError(f"dataset must be a dict of tensors, got {type(dataset).__name__}")
     missing = {"obs", "actions", "rewards", "next_obs", "terminated"} - set(dataset)
     if missing:
         raise ValueError(f"dataset is missing the keys {sorted(missing)}")
-    obs, next_obs = torch.as_tensor(dataset["obs"]), torch.as_tensor(dataset["next_obs"])
-    n = obs.shape[0]
-    if obs.ndim != 2 or next_obs.shape != obs.shape or n == 0:
+    data = {}
+    for key in ("obs", "actions", "rewards", "next_obs", "terminated", "weights"):
+        if key in dataset:
+            try:
+                data[key] = torch.as_tensor(dataset[key])
+            except (TypeError, ValueError, RuntimeError):
+                raise checks.ArgumentTypeError(f"dataset[{key!r}] must be a tensor or array of numbers, "
+                                               f"got {type(dataset[key]).__name__}") from None
+    obs, next_obs = data["obs"], data["next_obs"]
+    if obs.ndim != 2 or next_obs.shape != obs.shape or obs.shape[0] == 0:
         raise ValueError(f"dataset['obs'] and dataset['next_obs'] must both be (N, D) with N >= 1, got {tuple(obs.shape)} and {tuple(next_obs.shape)}")
-    for key in ("actions", "rewards", "terminated"):
-        if torch.as_tensor(dataset[key]).shape != (n,):
-            raise ValueError(f"dataset[{key!r}] must have shape (N,) = ({n},), got {tuple(torch.as_tensor(dataset[key]).shape)}")
-    return dataset
+    n = obs.shape[0]
+    for key in ("actions", "rewards", "terminated", "weights"):
+        if key in data and data[key].shape != (n,):
+            raise ValueError(f"dataset[{key!r}] must have shape (N,) = ({n},), got {tuple(data[key].shape)}")
+    for key in ("obs", "next_obs", "rewards", "weights"):
+        if key in data:
+            checks.finite(f"dataset[{key!r}]", data[key])
+    actions = data["actions"]
+    if actions.dtype == torch.bool or actions.is_floating_point() or actions.is_complex():
+        raise checks.ArgumentTypeError(f"dataset['actions'] must hold integer action indices, got dtype {actions.dtype}")
+    A = int(actions.max()) + 1
+    if "num_actions" in dataset:
+        num = dataset["num_actions"]
+        if isinstance(num, torch.Tensor) and num.ndim == 0 and not (num.is_floating_point() or num.dtype == torch.bool):
+            num = int(num)
+        A = checks.positive_int("dataset['num_actions']", num)
+    if int(actions.min()) < 0 or int(actions.max()) >= A:
+        raise ValueError(f"dataset['actions'] must be in [0, num_actions) = [0, {A}), "
+                         f"got min {int(actions.min())} and max {int(actions.max())}")
+    checks.binary("dataset['terminated']", data["terminated"])
+    if "weights" in data:
+        w = data["weights"]
+        if bool((w < 0).any()) or not float(w.sum()) > 0:
+            raise ValueError(f"dataset['weights'] must be non-negative with a positive sum, got min {float(w.min()):.3g} "
+                             f"and sum {float(w.sum()):.3g}")
+    data["num_actions"] = A
+    return data
 
 
 def fitted_q_iteration(dataset: dict, config: FittedQConfig = FittedQConfig(), *, allow_changed: tuple[str, ...] = ()):
@@ -564,23 +678,26 @@ def fitted_q_iteration(dataset: dict, config: FittedQConfig = FittedQConfig(), *
         ``seconds``, and ``stop_reason``.
 
     Raises:
-        ValueError / ArgumentTypeError: naming ``dataset`` or ``config``.
+        ValueError / ArgumentTypeError: naming ``dataset`` (a missing key, mismatched
+            shapes, NaN/inf in ``obs``, ``next_obs``, ``rewards`` or ``weights``, actions
+            that are not integers in ``[0, num_actions)``, a ``terminated`` that is not
+            0/1, negative weights) or ``config``.
 
     References:
         Ernst, Geurts and Wehenkel 2005, section 3 (Figure 1, the FQI algorithm) and
         section 4 (extra-trees); Riedmiller 2005 (NFQ, Rprop); CS182 notes Algorithm 18.
     """
-    dataset = _check_dataset(dataset)
+    data = _check_dataset(dataset)
     if not isinstance(config, FittedQConfig):
         raise checks.ArgumentTypeError(f"config must be a FittedQConfig, got {type(config).__name__}")
-    obs = torch.as_tensor(dataset["obs"]).double()
-    next_obs = torch.as_tensor(dataset["next_obs"]).double()
-    actions = torch.as_tensor(dataset["actions"]).long()
-    rewards = torch.as_tensor(dataset["rewards"]).double()
-    not_done = (~torch.as_tensor(dataset["terminated"]).bool()).double()
-    A = int(dataset.get("num_actions", int(actions.max()) + 1))
+    obs = data["obs"].double()
+    next_obs = data["next_obs"].double()
+    actions = data["actions"].long()
+    rewards = data["rewards"].double()
+    not_done = (~data["terminated"].bool()).double()
+    A = data["num_actions"]
     n, D = obs.shape
-    w = torch.as_tensor(dataset.get("weights", torch.ones(n)), dtype=torch.float64)
+    w = torch.as_tensor(data.get("weights", torch.ones(n)), dtype=torch.float64)
     torch.manual_seed(config.seed)
     q_function = FittedQFunction(config.regressor, D, A, config.hidden_sizes)
     optimizer = torch.optim.Rprop(q_function.net.parameters(), lr=config.lr) if config.regressor == "mlp" else None
@@ -637,6 +754,7 @@ def evaluate_q_function(q_function, env_id: str = "CartPole-v1", episodes: int =
 
     Args:
         q_function: callable ``(B, D) -> (B, A)``.
+        env_id: a gymnasium env with a flat Box observation and Discrete actions.
         episodes: number of episodes (env ``i`` is reset with seed ``seed + i``).
         max_steps: cap on episode length (default: the env's own time limit).
 
@@ -644,21 +762,27 @@ def evaluate_q_function(q_function, env_id: str = "CartPole-v1", episodes: int =
         ``(episodes,)`` float array of undiscounted returns.
 
     Raises:
-        ValueError / ArgumentTypeError: naming the argument.
+        ValueError / ArgumentTypeError: naming the argument (a ``q_function`` that is not
+            callable, or returns Q-values of the wrong shape or with NaN/inf entries, whose
+            argmax would be meaningless; an ``env_id`` that is not a str or whose env does
+            not have a flat Box observation and Discrete actions).
     """
+    if not callable(q_function):
+        raise checks.ArgumentTypeError(f"q_function must be a callable (B, D) -> (B, A), got {type(q_function).__name__}")
     episodes = checks.positive_int("episodes", episodes)
     seed = checks.nonnegative_int("seed", seed)
     if max_steps is not None:
         max_steps = checks.positive_int("max_steps", max_steps)
-    envs = gym.make_vec(env_id, num_envs=episodes, vectorization_mode="sync",
+    envs = gym.make_vec(_check_env_id(env_id), num_envs=episodes, vectorization_mode="sync",
                         vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
     try:
+        A = _check_box_discrete_env(env_id, envs.single_observation_space, envs.single_action_space)
         obs, _ = envs.reset(seed=seed)
         returns, running = np.zeros(episodes), np.ones(episodes, dtype=bool)
         t = 0
         while running.any() and (max_steps is None or t < max_steps):
             with torch.no_grad():
-                actions = q_function(torch.as_tensor(obs, dtype=torch.float32)).argmax(-1).cpu().numpy()
+                actions = _q_outputs(q_function, torch.as_tensor(obs, dtype=torch.float32), A).argmax(-1).cpu().numpy()
             obs, r, terminated, truncated, _ = envs.step(actions)
             returns += r * running
             running &= ~(terminated | truncated)
