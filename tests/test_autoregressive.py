@@ -390,3 +390,241 @@ def test_sampling_window_is_exact(name):
     top = 11 - model.vertical_reach
     cropped = model(b[:, :, top:], **kwargs)[:, :, -1]
     assert not torch.allclose(cropped, logits_full[:, :, 11])
+
+
+# ----------------------------------------------------------------------------
+# Issue 18: a resumed run's history, the accepted inputs, the sampling bound, load_pretrained
+# ----------------------------------------------------------------------------
+def _same_run(a, b, ha, hb):
+    """Bit-identical weights, and equal histories apart from the wall-clock ``seconds``."""
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name
+    assert set(ha) == set(hb)
+    nan_free = lambda v: [("nan" if e != e else e) for e in v] if isinstance(v, list) else v  # noqa: E731
+    for key in ha:
+        if key != "seconds":
+            assert nan_free(ha[key]) == nan_free(hb[key]), key
+
+
+def _cond_run(path=None, stop_after=None, how="time_budget", monkeypatch=None):
+    """Train the conditional Gated PixelCNN 3 epochs of 3 steps, with test data; stop after ``stop_after`` steps."""
+    images, labels = toy_images()
+    test_x = ar.binarize_fixed(images[:8], seed=5).double()
+    model = small("gated_cond", seed=1)
+    steps = {"n": 0}
+    if stop_after is not None and how == "time_budget":
+        from course_lib import training
+
+        def out_of_time(run):
+            return run.step >= stop_after
+        monkeypatch.setattr(training.TrainingRun, "out_of_time", out_of_time)
+
+    def hook(module, args):
+        if module.training:
+            steps["n"] += 1
+            if how == "interrupted" and steps["n"] == stop_after:
+                import os
+                import signal
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: the run stops at the end of this step
+
+    handle = model.register_forward_pre_hook(hook)
+    cfg = ar.TrainConfig(epochs=3, batch_size=16, lr=5e-3, seed=2, checkpoint_path=path, progress=False)
+    try:
+        return ar.train(model, images, cfg, labels=labels, test_data=test_x, test_labels=labels[:8])
+    finally:
+        handle.remove()
+        if monkeypatch is not None:
+            monkeypatch.undo()
+
+
+@pytest.mark.parametrize("how", ["time_budget", "interrupted"])
+@pytest.mark.parametrize("stop_after", [1, 5, 8])
+def test_resumed_history_equals_the_uninterrupted_one(tmp_path, monkeypatch, how, stop_after):
+    """Stopped inside an epoch (steps 1, 5, 8 of 3 x 3) and resumed: the same weights AND history (issue 18)."""
+    ref, ref_hist = _cond_run()
+    assert ref_hist["epoch"] == [1, 2, 3] and ref_hist["step"] == [3, 6, 9]
+    assert ref_hist["epoch_complete"] == [True, True, True]
+    path = str(tmp_path / "run.pt")
+    _, cut = _cond_run(path, stop_after, how, monkeypatch)
+    assert cut["stop_reason"] == how
+    assert cut["step"][-1] == stop_after and cut["epoch_complete"][-1] is False   # the partial epoch is reported
+    model, hist = _cond_run(path)
+    assert hist["stop_reason"] == "completed"
+    _same_run(ref, model, ref_hist, hist)
+
+
+def test_resume_twice_inside_one_epoch(tmp_path, monkeypatch):
+    """Two stops in the same epoch (after steps 4 and 5), then the rest: still the uninterrupted history."""
+    ref, ref_hist = _cond_run()
+    path = str(tmp_path / "run.pt")
+    _cond_run(path, 4, "time_budget", monkeypatch)
+    _, cut = _cond_run(path, 5, "time_budget", monkeypatch)
+    assert cut["epoch"] == [1, 2] and cut["step"] == [3, 5]        # the first partial entry was dropped
+    model, hist = _cond_run(path)
+    _same_run(ref, model, ref_hist, hist)
+
+
+def test_resume_from_a_checkpoint_without_epoch_complete(tmp_path, monkeypatch):
+    """A checkpoint written before the epoch_complete column: its partial last entry is still recognised."""
+    from course_lib import training
+
+    ref, ref_hist = _cond_run()
+    path = str(tmp_path / "run.pt")
+    _cond_run(path, 5, "time_budget", monkeypatch)
+    saved = training.load_checkpoint(path)
+    del saved["history"]["epoch_complete"]
+    training.save_checkpoint(path, saved)
+    model, hist = _cond_run(path)
+    _same_run(ref, model, ref_hist, hist)
+
+
+def test_training_accepts_the_same_pixels_in_every_valid_form():
+    """uint8 tensor, uint8 / uint16 NumPy, int64 tensor, (N, 1, H, W): bit-identical training; labels as NumPy too."""
+    import numpy as np
+
+    images, labels = toy_images(n=16)
+    cfg = ar.TrainConfig(epochs=1, batch_size=8, lr=5e-3, progress=False)
+    forms = [images, images.numpy(), images.numpy().astype(np.uint16), images.long(), images[:, None]]
+    runs = [ar.train(small("gated_cond"), form, cfg, labels=labels.numpy() if i % 2 else labels) for i, form in enumerate(forms)]
+    for model, hist in runs[1:]:
+        _same_run(runs[0][0], model, runs[0][1], hist)
+    images[0, 0, 0] = 255                                                   # the edges of the range are accepted
+    images[0, 0, 1] = 0
+    ar.train(small("gated"), images.long(), cfg)
+
+
+def test_sample_size_bound():
+    """Images over max_pixels (default 64 x 64) are refused before any work; max_pixels lifts the bound."""
+    model = small("pixelcnn")
+    assert ar.MAX_SAMPLE_PIXELS == 64 * 64
+    a = model.sample(2, (1, 4, 4), generator=torch.Generator().manual_seed(0))
+    b = model.sample(2, (1, 4, 4), generator=torch.Generator().manual_seed(0), max_pixels=16)
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="max_pixels=15"):
+        model.sample(2, (1, 4, 4), max_pixels=15)
+    with pytest.raises(ValueError, match="max_pixels=4,096"):
+        model.sample(1, (1, 64, 65))
+    given = torch.zeros(1, 1, 64, 65)
+    given[0, 0, 0, 0] = float("nan")                                        # one pixel to draw: cheap
+    for limit in (None, 64 * 65):
+        out = model.sample(1, (1, 64, 65), given=given, max_pixels=limit)
+        assert out.shape == (1, 1, 64, 65) and out[0, 0, 0, 0] in (0.0, 1.0)
+
+
+def test_integer_labels_of_any_dtype_and_numpy_indices():
+    """uint8/int32 labels sample and score as int64 ones; NumPy ints and 0-d tensors are valid pixels/channels."""
+    import numpy as np
+
+    model = small("gated_cond")
+    x = ar.binarize_fixed(toy_images(n=3)[0]).double()
+    y = torch.tensor([0, 2, 1])
+    ref = model.log_prob(x, y=y)
+    for dtype in (torch.uint8, torch.int32):
+        assert torch.equal(model.log_prob(x, y=y.to(dtype)), ref)
+        draws = [model.sample(3, (1, 4, 4), generator=torch.Generator().manual_seed(3), y=lab) for lab in (y, y.to(dtype))]
+        assert torch.equal(*draws)
+    grey = small("pixelcnn")
+    field = ar.receptive_field(grey, (2, 1), (4, 4), channel=0)
+    assert torch.equal(field, ar.receptive_field(grey, (np.int64(2), np.int32(1)), (4, 4), channel=np.int64(0)))
+    assert torch.equal(field, ar.receptive_field(grey, np.array([2, 1]), (4, 4)))
+    assert torch.equal(field, ar.receptive_field(grey, (torch.tensor(2), torch.tensor(1)), (4, 4)))
+
+
+def test_evaluate_nll_matches_log_prob_and_checks_up_front():
+    model = small("gated_cond")
+    x = ar.binarize_fixed(toy_images(n=5)[0]).double()
+    y = torch.tensor([0, 1, 2, 0, 1])
+    expected = -model.log_prob(x, y=y).mean().item()
+    assert math.isclose(ar.evaluate_nll(model, x, y, batch_size=2), expected, rel_tol=1e-12)
+    assert math.isclose(ar.evaluate_nll(model, x, y.to(torch.uint8)), expected, rel_tol=1e-12)
+
+
+def test_constructor_messages_name_the_argument_passed():
+    """first_kernel_size errors say first_kernel_size (not kernel_size); hidden_channels < in_channels says hidden_channels."""
+    for make in (ar.PixelCNN, ar.GatedPixelCNN, ar.RowLSTM, ar.DiagonalBiLSTM):
+        with pytest.raises(ValueError, match=r"^first_kernel_size must be odd"):
+            make(first_kernel_size=4)
+    with pytest.raises(ValueError, match=r"^kernel_size must be odd"):
+        ar.PixelCNN(kernel_size=4)
+    with pytest.raises(ValueError, match=r"^hidden_channels must be at least in_channels=3"):
+        ar.PixelCNN(in_channels=3, hidden_channels=2)
+    ar.PixelCNN(in_channels=3, hidden_channels=3, num_layers=1)        # the smallest valid width
+
+
+# -- load_pretrained -----------------------------------------------------------
+SHIPPED_SHA256 = "aeda3996a383cfc8f9162665218143cbe815f1bcef428c09c616955351b58344"
+
+
+def test_load_pretrained_rebuilds_the_shipped_model_and_samples_with_labels():
+    model, meta = ar.load_pretrained(sha256=SHIPPED_SHA256.upper())      # either case
+    assert isinstance(model, ar.GatedPixelCNN) and not model.training and model.num_classes == 10
+    assert meta["arch"] == {"hidden_channels": 24, "num_layers": 4, "kernel_size": 3, "num_classes": 10}
+    assert meta["sha256"] == SHIPPED_SHA256 and meta["steps"] == 250 and abs(meta["test_nll_nats"] - 102.43) < 0.01
+    saved = torch.load(ar.PRETRAINED_PATH, map_location="cpu", weights_only=True)   # what the notebook did before
+    for name, value in saved["state_dict"].items():
+        assert torch.equal(model.state_dict()[name], value), name
+    labels = torch.tensor([3, 7])
+    samples = model.sample(2, (1, 28, 28), generator=torch.Generator().manual_seed(0), y=labels)
+    assert samples.shape == (2, 1, 28, 28) and set(samples.unique().tolist()) <= {0.0, 1.0}
+    assert torch.isfinite(model.log_prob(samples, y=labels)).all()
+
+
+class _Foreign:
+    """Not a tensor or a plain container: weights_only loading refuses it."""
+
+
+def _pretrained_file(tmp_path, case):
+    path = tmp_path / f"{case}.pt"
+    good = torch.load(ar.PRETRAINED_PATH, map_location="cpu", weights_only=True)
+    if case == "empty":
+        path.write_bytes(b"")
+    elif case == "text":
+        path.write_text("not a checkpoint")
+    elif case == "truncated":
+        blob = open(ar.PRETRAINED_PATH, "rb").read()
+        path.write_bytes(blob[: len(blob) // 2])
+    elif case == "foreign object":
+        torch.save({**good, "note": _Foreign()}, path)
+    elif case == "no arch":
+        torch.save({"state_dict": good["state_dict"]}, path)
+    elif case == "bad arch":
+        torch.save({**good, "arch": {**good["arch"], "kernel_size": 4}}, path)
+    elif case == "unknown arch key":
+        torch.save({**good, "arch": {**good["arch"], "depth": 3}}, path)
+    elif case == "wrong weights":
+        torch.save({**good, "arch": {**good["arch"], "hidden_channels": 16}}, path)
+    elif case == "missing weight":
+        torch.save({**good, "state_dict": dict(list(good["state_dict"].items())[1:])}, path)
+    elif case == "nan weights":
+        sd = dict(good["state_dict"])
+        name = next(iter(sd))
+        sd[name] = torch.full_like(sd[name], float("nan"))
+        torch.save({**good, "state_dict": sd}, path)
+    elif case == "a directory":
+        path.mkdir()
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["empty", "text", "truncated", "foreign object", "no arch", "bad arch", "unknown arch key",
+     "wrong weights", "missing weight", "nan weights", "a directory", "missing"],
+)
+def test_load_pretrained_bad_file_raises_checkpoint_error_naming_the_path(tmp_path, case):
+    from course_lib.training import CheckpointError
+
+    path = _pretrained_file(tmp_path, case)
+    with pytest.raises(CheckpointError) as info:
+        ar.load_pretrained(path)
+    assert repr(path) in str(info.value)
+
+
+def test_load_pretrained_checks_the_digest(tmp_path):
+    from course_lib.training import CheckpointError
+
+    copy = tmp_path / "copy.pt"
+    copy.write_bytes(open(ar.PRETRAINED_PATH, "rb").read())
+    ar.load_pretrained(copy, sha256=SHIPPED_SHA256)                      # os.PathLike, right digest
+    with pytest.raises(CheckpointError, match="expected 0{64}") as info:
+        ar.load_pretrained(copy, sha256="0" * 64)
+    assert str(copy) in str(info.value)

@@ -9,12 +9,14 @@ and predicts one Bernoulli logit per pixel (and channel). ``forward(x)`` gives
 all the logits in one parallel pass over a complete image; causality (logit i
 never depends on x_j for j >= i) is what makes that pass a valid likelihood,
 and :func:`receptive_field` checks it by gradient. Sampling is sequential:
-one network evaluation per pixel (:meth:`AutoregressiveModel.sample`).
+one network evaluation per pixel (:meth:`AutoregressiveModel.sample`, which refuses
+images of more than :data:`MAX_SAMPLE_PIXELS` = 64 x 64 pixels unless given ``max_pixels``).
 
 Modules: :mod:`~course_lib.autoregressive.core` (masks, PixelCNN, Gated
 PixelCNN, receptive fields), :mod:`~course_lib.autoregressive.pixelrnn` (Row
 LSTM, Diagonal BiLSTM), :mod:`~course_lib.autoregressive.training` (data,
-evaluation, training); every public name is importable from here.
+evaluation, training), :mod:`~course_lib.autoregressive.pretrained` (the
+shipped checkpoint); every public name is importable from here.
 
 ========================  =====================================================
 piece                     what it is
@@ -29,6 +31,8 @@ piece                     what it is
 :func:`bernoulli_nll`     per-image negative log-likelihood from logits (nats)
 :func:`receptive_field`   which inputs a pixel's logit depends on (by gradient)
 :func:`train`             maximum likelihood through ``course_lib.training``
+:func:`evaluate_nll`      mean test NLL in nats per image
+:func:`load_pretrained`   the shipped class-conditional Gated PixelCNN
 ========================  =====================================================
 
 Units: log-likelihoods in nats per image; bits/dim = nats / (D ln 2) with
@@ -47,12 +51,13 @@ References:
 """
 
 
-from course_lib.autoregressive import core, pixelrnn, training
+from course_lib.autoregressive import core, pixelrnn, pretrained, training
 from course_lib.autoregressive.core import *  # noqa: F401,F403
 from course_lib.autoregressive.core import _GatedLayer, _down_shift  # noqa: F401  (shown in Chapter 2)
 from course_lib.autoregressive.pixelrnn import *  # noqa: F401,F403
 from course_lib.autoregressive.pixelrnn import _DiagonalBiLSTMLayer, _RowLSTMLayer  # noqa: F401  (shown in Chapter 2)
 from course_lib.autoregressive.training import *  # noqa: F401,F403
 from course_lib.autoregressive.training import _epoch_draw  # noqa: F401
+from course_lib.autoregressive.pretrained import *  # noqa: F401,F403
 
-__all__ = core.__all__ + pixelrnn.__all__ + training.__all__
+__all__ = core.__all__ + pixelrnn.__all__ + training.__all__ + pretrained.__all__

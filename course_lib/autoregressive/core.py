@@ -5,6 +5,9 @@ Part of :mod:`course_lib.autoregressive` (see its docstring for the overview and
 
 from __future__ import annotations
 
+import numbers
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -21,18 +24,24 @@ __all__ = [
     "bernoulli_nll",
     "input_gradient",
     "receptive_field",
+    "MAX_SAMPLE_PIXELS",
 ]
 
 MASK_TYPES = ("A", "B")
+
+#: Default bound on the H x W pixels of one :meth:`AutoregressiveModel.sample` call (64 x 64):
+#: sampling runs one network evaluation per pixel and channel, one after another.
+MAX_SAMPLE_PIXELS = 64 * 64
 
 
 # ----------------------------------------------------------------------------
 # Masks (pure functions)
 # ----------------------------------------------------------------------------
-def _odd_kernel(kernel_size) -> int:
-    k = checks.positive_int("kernel_size", kernel_size)
+def _odd_kernel(kernel_size, name: str = "kernel_size") -> int:
+    """``kernel_size`` as an odd positive int; errors name ``name`` (the caller's argument)."""
+    k = checks.positive_int(name, kernel_size)
     if k % 2 == 0:
-        raise ValueError(f"kernel_size must be odd (the centre is the current pixel), got {k}")
+        raise ValueError(f"{name} must be odd (the centre is the current pixel), got {k}")
     return k
 
 
@@ -202,19 +211,22 @@ class AutoregressiveModel(nn.Module):
             )
         return x
 
-    def _check_y(self, y, batch: int) -> Tensor | None:
+    def _check_y(self, y, batch: int, name: str = "y") -> Tensor | None:
+        """Labels (batch,) as an int64 tensor (None for an unconditional model); errors name ``name``."""
         if self.num_classes is None:
             if y is not None:
-                raise ValueError("y must be None: this model has no num_classes (it is not class-conditional)")
+                raise ValueError(f"{name} must be None: this model has no num_classes (it is not class-conditional)")
             return None
         if y is None:
-            raise ValueError(f"y must be given: this model is conditioned on {self.num_classes} classes")
-        checks.tensor("y", y)
-        if y.shape != (batch,) or y.dtype.is_floating_point:
-            raise ValueError(f"y must be an integer tensor of shape ({batch},), got {tuple(y.shape)} {y.dtype}")
+            raise ValueError(f"{name} must be given: this model is conditioned on {self.num_classes} classes")
+        checks.tensor(name, y)
+        if y.shape != (batch,) or y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+            raise ValueError(f"{name} must be an integer tensor of shape ({batch},), got {tuple(y.shape)} {y.dtype}")
         if batch and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
-            raise ValueError(f"y must hold labels in 0..{self.num_classes - 1}, got range [{int(y.min())}, {int(y.max())}]")
-        return y
+            raise ValueError(
+                f"{name} must hold labels in 0..{self.num_classes - 1}, got range [{int(y.min())}, {int(y.max())}]"
+            )
+        return y.long()  # nn.Embedding takes int64 (or int32) indices only; uint8 labels are common
 
     def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Exact log-likelihood of binary images: (B, C, H, W) -> (B,) in nats.
@@ -240,6 +252,8 @@ class AutoregressiveModel(nn.Module):
         given: Tensor | None = None,
         generator: torch.Generator | None = None,
         y: Tensor | None = None,
+        *,
+        max_pixels: int | None = MAX_SAMPLE_PIXELS,
     ) -> Tensor:
         """Draw images pixel by pixel in raster order (channels in order inside a pixel).
 
@@ -250,30 +264,55 @@ class AutoregressiveModel(nn.Module):
         and a convolutional model (finite ``vertical_reach``) only on the rows
         within its reach above row i.
 
+        Because the cost grows with the image (a 512 x 512 image is 262,144
+        sequential evaluations, hours on a CPU), images of more than
+        ``max_pixels`` pixels H x W are refused unless asked for: by default
+        at most :data:`MAX_SAMPLE_PIXELS` = 4,096 (64 x 64).
+
         Args:
             n: number of images (positive int).
             image_shape: (C, H, W) with C = ``in_channels`` and H, W >= 2.
             given: optional (n, C, H, W) tensor; NaN marks the pixels to sample,
                 every other entry (0 or 1) is kept as given (completions).
-            generator: the ``torch.Generator`` for the Bernoulli draws.
+            generator: the ``torch.Generator`` (on the CPU) for the Bernoulli
+                draws; ``None``: the global one.
             y: (n,) integer labels, required when the model has ``num_classes``.
+            max_pixels: refuse images with more than this many pixels H x W
+                (a positive int); ``None``: no bound.
 
         Returns:
             (n, C, H, W) float tensor of 0s and 1s on the model's device.
 
         Raises:
-            ValueError: a bad ``n``, ``image_shape``, ``y``; a ``given`` of the
-                wrong shape or with known entries other than 0/1.
+            ValueError: ``n`` < 1; an ``image_shape`` that is not (``in_channels``, H, W)
+                with H, W >= 2, or with more than ``max_pixels`` pixels; a bad ``y``;
+                a ``given`` of the wrong shape or with known entries other than 0/1.
+            ArgumentTypeError (a TypeError and a ValueError): a non-int ``n``
+                (``2.5``, ``True``) or ``max_pixels``, an ``image_shape`` that is not
+                a tuple of ints, a ``given`` or ``y`` that is not a tensor, a
+                ``generator`` that is not a ``torch.Generator``.
 
         References:
             van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §2 (sequential generation).
         """
         n = checks.positive_int("n", n)
         if not (isinstance(image_shape, (tuple, list)) and len(image_shape) == 3):
-            raise ValueError(f"image_shape must be a (C, H, W) tuple, got {image_shape!r}")
+            raise checks.ArgumentTypeError(f"image_shape must be a (C, H, W) tuple of ints, got {image_shape!r}")
         c, h, w = (checks.positive_int("image_shape", v) for v in image_shape)
         if c != self.in_channels or h < 2 or w < 2:
             raise ValueError(f"image_shape must be ({self.in_channels}, H, W) with H, W >= 2, got {tuple(image_shape)}")
+        if max_pixels is not None:
+            max_pixels = checks.positive_int("max_pixels", max_pixels)
+            if h * w > max_pixels:
+                raise ValueError(
+                    f"image_shape {tuple(image_shape)} has {h * w:,} pixels, more than max_pixels={max_pixels:,}: "
+                    f"sampling runs {c * h * w:,} network evaluations one after another; pass a larger "
+                    "max_pixels (or max_pixels=None) to sample it anyway"
+                )
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise checks.ArgumentTypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        if generator is not None and generator.device.type != "cpu":
+            raise ValueError(f"generator must be a CPU torch.Generator (the draws are made on the CPU), got one on {generator.device}")
         y = self._check_y(y, n)
         device, dtype = next(self.parameters()).device, self._dtype()
         if given is None:
@@ -342,7 +381,10 @@ class PixelCNN(AutoregressiveModel):
     (Conditional PixelCNN §2.2); :func:`receptive_field` shows it.
 
     Raises:
-        ValueError: bad sizes (from :func:`checks.positive_int`, :func:`channel_mask`).
+        ValueError: a size out of range (an even or non-positive kernel size,
+            ``hidden_channels < in_channels``, ``num_layers < 0``); the message
+            names the argument.
+        ArgumentTypeError (a TypeError and a ValueError): a size that is not an int.
 
     References:
         van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §3.4, Table 2.
@@ -352,8 +394,10 @@ class PixelCNN(AutoregressiveModel):
         super().__init__()
         self.in_channels = checks.positive_int("in_channels", in_channels)
         hidden = checks.positive_int("hidden_channels", hidden_channels)
+        if hidden < self.in_channels:  # each colour group needs its own hidden channels
+            raise ValueError(f"hidden_channels must be at least in_channels={self.in_channels} (one colour group each), got {hidden}")
         checks.nonnegative_int("num_layers", num_layers)
-        _odd_kernel(kernel_size), _odd_kernel(first_kernel_size)
+        _odd_kernel(kernel_size), _odd_kernel(first_kernel_size, "first_kernel_size")
         g = self.in_channels
         self.input_conv = MaskedConv2d(in_channels, hidden, first_kernel_size, "A", g)
         self.layers = nn.ModuleList(MaskedConv2d(hidden, hidden, kernel_size, "B", g) for _ in range(num_layers))
@@ -435,7 +479,9 @@ class GatedPixelCNN(AutoregressiveModel):
     Shapes: ``forward(x, y=None)``: (B, 1, H, W) [and (B,) labels] -> logits (B, 1, H, W).
 
     Raises:
-        ValueError: ``in_channels`` other than 1, bad sizes, a bad ``y``.
+        ValueError: ``in_channels`` other than 1, a size out of range (the
+            message names the argument), a bad ``y``.
+        ArgumentTypeError (a TypeError and a ValueError): a size that is not an int.
 
     References:
         van den Oord et al. 2016, "Conditional Image Generation with PixelCNN
@@ -450,7 +496,7 @@ class GatedPixelCNN(AutoregressiveModel):
         self.in_channels = 1
         hidden = checks.positive_int("hidden_channels", hidden_channels)
         checks.nonnegative_int("num_layers", num_layers)
-        _odd_kernel(kernel_size), _odd_kernel(first_kernel_size)
+        _odd_kernel(kernel_size), _odd_kernel(first_kernel_size, "first_kernel_size")
         self.num_classes = None if num_classes is None else checks.positive_int("num_classes", num_classes)
         self.layers = nn.ModuleList([_GatedLayer(1, hidden, first_kernel_size, True, self.num_classes)])
         self.layers.extend(_GatedLayer(hidden, hidden, kernel_size, False, self.num_classes) for _ in range(num_layers))
@@ -460,7 +506,7 @@ class GatedPixelCNN(AutoregressiveModel):
 
     def forward(self, x: Tensor, y: Tensor | None = None, num_layers: int | None = None) -> Tensor:
         """Logits (B, 1, H, W); ``num_layers`` truncates the stack after that many later layers."""
-        self._check_y(y, x.shape[0])
+        y = self._check_y(y, x.shape[0])
         v, h = x, x
         for layer in self.layers[: None if num_layers is None else num_layers + 1]:
             v, h = layer(v, h, y)
@@ -471,7 +517,9 @@ class GatedPixelCNN(AutoregressiveModel):
 # Receptive fields, by gradient
 # ----------------------------------------------------------------------------
 def _image_shape(image_shape, in_channels: int) -> tuple[int, int, int]:
-    if not isinstance(image_shape, (tuple, list)) or len(image_shape) not in (2, 3):
+    if not isinstance(image_shape, (tuple, list)):
+        raise checks.ArgumentTypeError(f"image_shape must be an (H, W) or (C, H, W) tuple of ints, got {image_shape!r}")
+    if len(image_shape) not in (2, 3):
         raise ValueError(f"image_shape must be (H, W) or (C, H, W), got {image_shape!r}")
     shape = tuple(checks.positive_int("image_shape", v) for v in image_shape)
     if len(shape) == 2:
@@ -479,6 +527,30 @@ def _image_shape(image_shape, in_channels: int) -> tuple[int, int, int]:
     if shape[0] != in_channels or shape[1] < 2 or shape[2] < 2:
         raise ValueError(f"image_shape must be ({in_channels}, H, W) with H, W >= 2, got {tuple(image_shape)}")
     return shape
+
+
+def _is_index(value) -> bool:
+    """An int, a NumPy integer or a 0-d integer tensor (not a bool, not a float such as 1.5)."""
+    if isinstance(value, torch.Tensor):
+        return value.ndim == 0 and not (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool)
+    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _pixel_and_channel(pixel, channel, shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Check ``pixel`` = (row, column) and ``channel`` against a (C, H, W) image; return them as ints."""
+    c, h, w = shape
+    if isinstance(pixel, np.ndarray) and pixel.ndim == 1:
+        pixel = tuple(pixel)
+    if not (isinstance(pixel, (tuple, list)) and len(pixel) == 2 and all(_is_index(v) for v in pixel)):
+        raise checks.ArgumentTypeError(f"pixel must be a (row, column) pair of ints, got {pixel!r}")
+    row, col = int(pixel[0]), int(pixel[1])
+    if not (0 <= row < h and 0 <= col < w):
+        raise ValueError(f"pixel must be a (row, column) inside the {h} x {w} image, got {(row, col)!r}")
+    if not _is_index(channel):
+        raise checks.ArgumentTypeError(f"channel must be an int in 0..{c - 1}, got {channel!r} ({type(channel).__name__})")
+    if not 0 <= int(channel) < c:
+        raise ValueError(f"channel must be in 0..{c - 1}, got {channel!r}")
+    return row, col, int(channel)
 
 
 def input_gradient(model: nn.Module, pixel: tuple[int, int], image_shape, channel: int = 0, num_probes: int = 4, seed: int = 0, **forward_kwargs) -> Tensor:
@@ -489,23 +561,29 @@ def input_gradient(model: nn.Module, pixel: tuple[int, int], image_shape, channe
 
     Args:
         model: a module with ``forward(x, **forward_kwargs)`` -> logits of x's shape.
-        pixel: (row, column) of the output pixel.
+        pixel: (row, column) of the output pixel: ints (NumPy integers and
+            0-d integer tensors too) with 0 <= row < H, 0 <= column < W.
         image_shape: (H, W) or (C, H, W).
-        channel: the output channel whose logit is differentiated.
-        num_probes, seed: number of random inputs and their seed.
+        channel: the output channel whose logit is differentiated, an int in 0..C-1.
+        num_probes, seed: number of random inputs (positive int) and their seed (int >= 0).
+
+    Returns:
+        (C, H, W) float64 tensor on the CPU, >= 0.
 
     Raises:
-        ValueError: a pixel or channel outside the image, a bad image_shape.
+        ValueError: a pixel or channel outside the image, a bad image_shape,
+            ``num_probes`` < 1, a negative ``seed``.
+        ArgumentTypeError (a TypeError and a ValueError): a pixel that is not a
+            pair of ints (``(1.5, 2)``), a channel that is not an int (``0.5``),
+            a non-int ``num_probes`` or ``seed``.
 
     References:
         Conditional PixelCNN (van den Oord et al. 2016), §2.2, Figure 1 (right): the blind spot.
     """
     c, h, w = _image_shape(image_shape, getattr(model, "in_channels", 1))
-    if not (isinstance(pixel, (tuple, list)) and len(pixel) == 2 and 0 <= pixel[0] < h and 0 <= pixel[1] < w):
-        raise ValueError(f"pixel must be a (row, column) inside the {h} x {w} image, got {pixel!r}")
-    if not 0 <= channel < c:
-        raise ValueError(f"channel must be in 0..{c - 1}, got {channel!r}")
+    row, col, channel = _pixel_and_channel(pixel, channel, (c, h, w))
     num_probes = checks.positive_int("num_probes", num_probes)
+    seed = checks.nonnegative_int("seed", seed)
     param = next(model.parameters())
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(num_probes, c, h, w, generator=gen).to(device=param.device, dtype=param.dtype).requires_grad_(True)
@@ -518,7 +596,7 @@ def input_gradient(model: nn.Module, pixel: tuple[int, int], image_shape, channe
     try:
         with torch.enable_grad():
             out = model(x, **forward_kwargs)
-            (grad,) = torch.autograd.grad(out[:, channel, pixel[0], pixel[1]].sum(), x)
+            (grad,) = torch.autograd.grad(out[:, channel, row, col].sum(), x)
     finally:
         model.train(was_training)
     return grad.abs().sum(0).detach().to(torch.float64).cpu()
@@ -530,7 +608,7 @@ def receptive_field(model: nn.Module, pixel: tuple[int, int], image_shape, **kwa
     Args:
         model: one of this module's models (or any module mapping (B, C, H, W)
             to logits of the same shape).
-        pixel: (row, column).
+        pixel: (row, column), ints inside the image (NumPy integers accepted).
         image_shape: (H, W) or (C, H, W).
         kwargs: passed to :func:`input_gradient` (``channel``, ``num_probes``,
             ``seed``, forward keywords such as ``num_layers``).
@@ -540,7 +618,8 @@ def receptive_field(model: nn.Module, pixel: tuple[int, int], image_shape, **kwa
         a non-zero gradient.
 
     Raises:
-        ValueError: as :func:`input_gradient`.
+        ValueError, ArgumentTypeError: as :func:`input_gradient` (naming
+            ``pixel``, ``channel``, ``image_shape``, ...).
 
     References:
         Conditional PixelCNN (van den Oord et al. 2016), §2.2, Figure 1.

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_lib import checks
-from course_lib.autoregressive.core import AutoregressiveModel, MaskedConv2d, _down_shift, _output_head
+from course_lib.autoregressive.core import AutoregressiveModel, MaskedConv2d, _down_shift, _odd_kernel, _output_head
 
 __all__ = ["RowLSTM", "DiagonalBiLSTM", "skew", "unskew"]
 
@@ -64,7 +64,9 @@ class RowLSTM(AutoregressiveModel):
     Shapes: ``forward``: (B, 1, H, W) -> logits (B, 1, H, W).
 
     Raises:
-        ValueError: ``in_channels`` other than 1, bad sizes.
+        ValueError: ``in_channels`` other than 1, a size out of range (an even
+            ``first_kernel_size``, ``num_layers < 0``; the message names the argument).
+        ArgumentTypeError (a TypeError and a ValueError): a size that is not an int.
 
     References:
         van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §3.1 (eq. 3), Figure 2 (centre).
@@ -77,6 +79,7 @@ class RowLSTM(AutoregressiveModel):
         self.in_channels = 1
         hidden = checks.positive_int("hidden_channels", hidden_channels)
         checks.nonnegative_int("num_layers", num_layers)
+        _odd_kernel(first_kernel_size, "first_kernel_size")
         self.input_conv = MaskedConv2d(1, hidden, first_kernel_size, "A")
         self.layers = nn.ModuleList(_RowLSTMLayer(hidden) for _ in range(num_layers))
         self.head = _output_head(hidden, 1, 1)
@@ -190,7 +193,9 @@ class DiagonalBiLSTM(AutoregressiveModel):
     Shapes: ``forward``: (B, 1, H, W) -> logits (B, 1, H, W).
 
     Raises:
-        ValueError: ``in_channels`` other than 1, bad sizes.
+        ValueError: ``in_channels`` other than 1, a size out of range (an even
+            ``first_kernel_size``, ``num_layers < 0``; the message names the argument).
+        ArgumentTypeError (a TypeError and a ValueError): a size that is not an int.
 
     References:
         van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §3.2, Figure 3.
@@ -203,6 +208,7 @@ class DiagonalBiLSTM(AutoregressiveModel):
         self.in_channels = 1
         hidden = checks.positive_int("hidden_channels", hidden_channels)
         checks.nonnegative_int("num_layers", num_layers)
+        _odd_kernel(first_kernel_size, "first_kernel_size")
         self.input_conv = MaskedConv2d(1, hidden, first_kernel_size, "A")
         self.layers = nn.ModuleList(_DiagonalBiLSTMLayer(hidden, raw_channels=1 if i == 0 else 0) for i in range(num_layers))
         self.head = _output_head(hidden, 1, 1)
