@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import pickle
 import signal
 import threading
 from typing import Any, Callable, Mapping
@@ -227,13 +228,135 @@ class _Timeout(BaseException):
     """Raised inside a probe call that ran past its time limit (a BaseException, so ``except Exception`` in the student's code does not swallow it)."""
 
 
+class _Exited(Exception):
+    """The probe called ``sys.exit()`` (or raised ``SystemExit``)."""
+
+
+def _can_fork() -> bool:
+    """Fork a probe child: Linux (Colab included), and no CUDA context (a forked child cannot use it)."""
+    import multiprocessing
+    import sys
+
+    if not sys.platform.startswith("linux") or "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    try:
+        return not torch.cuda.is_initialized()
+    except Exception:  # an exotic torch build without the query
+        return False
+
+
+def _detached(value: Any, depth: int = 0) -> Any:
+    """``value`` with every tensor detached (a graph cannot cross a pipe); containers rebuilt."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if depth < 20 and isinstance(value, (tuple, list)):
+        items = [_detached(v, depth + 1) for v in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    if depth < 20 and isinstance(value, dict):
+        return {k: _detached(v, depth + 1) for k, v in value.items()}
+    return value
+
+
+def _probe_child(fn: Callable, args: tuple, conn) -> None:
+    """The forked child: run ``fn(*args)`` and send ("ok", value) / ("exit", code) / ("error", type, text)."""
+    import io
+    import os
+    import sys
+
+    out = io.StringIO()
+    sys.stdout = sys.stderr = out           # no Jupyter/zmq output machinery in a forked child
+    try:
+        torch.set_num_threads(1)           # a thread pool inherited through fork may hang; one thread never does
+        try:
+            message = ("ok", _detached(fn(*args)))
+        except SystemExit as err:
+            message = ("exit", repr(err.code))
+        except BaseException as err:       # the student's code may raise anything, KeyboardInterrupt included
+            message = ("error", type(err).__name__, str(err)[:500])
+        # plain pickle: multiprocessing's own pickler would share tensors through file descriptors
+        # that vanish with this process
+        try:
+            data = pickle.dumps((message, out.getvalue()[-2000:]))
+        except Exception as err:           # an unpicklable return value
+            data = pickle.dumps((("error", "TypeError", f"its return value cannot be compared ({type(err).__name__}: {err})"), ""))
+        conn.send_bytes(data)
+    finally:
+        conn.close()
+        os._exit(0)
+
+
+def _call_in_child(fn: Callable, args: tuple, seconds: float):
+    """``fn(*args)`` in a forked child process, killed after ``seconds``; return its (detached) value.
+
+    A child that loops forever, swallows every exception (``while True: try: ...
+    except: pass``), calls ``sys.exit()`` or starts threads is stopped for sure:
+    the whole process is killed at the time limit. Output it prints is shown
+    after it ends.
+
+    Raises:
+        _Timeout: it did not return within ``seconds``.
+        _Exited: it called ``sys.exit()``.
+        Exception: what it raised (a builtin exception type, or RuntimeError naming the type).
+    """
+    import builtins
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_probe_child, args=(fn, args, send), daemon=True)
+    child.start()
+    send.close()
+    try:
+        if not receive.poll(seconds):
+            raise _Timeout()
+        try:
+            message, printed = pickle.loads(receive.recv_bytes())
+        except EOFError:
+            raise RuntimeError("the process running it ended without an answer (it crashed)") from None
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join(5)
+        receive.close()
+    if printed:
+        print(printed, end="" if printed.endswith("\n") else "\n")
+    if message[0] == "ok":
+        return message[1]
+    if message[0] == "exit":
+        raise _Exited(f"it called sys.exit({message[1]})")
+    name, text = message[1], message[2]
+    kind = getattr(builtins, name, None)
+    if isinstance(kind, type) and issubclass(kind, Exception):
+        try:
+            raise kind(text)
+        except TypeError:  # an exception class with another signature
+            pass
+    raise RuntimeError(f"{name}: {text}" if text else name)
+
+
 def _call_with_time_limit(fn: Callable, args: tuple, seconds: float):
     """``fn(*args)``, or raise :class:`_Timeout` after ``seconds``.
 
-    In the main thread of a Unix process (a Jupyter kernel runs cells there)
-    a SIGALRM interrupts the call, even a pure-Python endless loop. Elsewhere
-    the call runs in a daemon thread that is abandoned when it overruns.
+    On Linux (Colab included) the call runs in a forked child process that is
+    killed at the time limit (:func:`_call_in_child`). Where a process cannot
+    be forked (Windows, macOS, a CUDA context already in this process), it
+    runs here: in the main thread of a Unix process a SIGALRM interrupts the
+    call (an ``except:`` that swallows the alarm defeats it); elsewhere the
+    call runs in a daemon thread that is abandoned when it overruns.
+
+    Raises:
+        _Timeout: the call overran.
+        _Exited: the call raised ``SystemExit``.
     """
+    if _can_fork():
+        return _call_in_child(fn, args, seconds)
+
+    def _guarded():
+        try:
+            return fn(*args)
+        except SystemExit as err:
+            raise _Exited(f"it called sys.exit({err.code!r})") from None
+
     if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
         def _on_alarm(signum, frame):
             raise _Timeout()
@@ -241,7 +364,7 @@ def _call_with_time_limit(fn: Callable, args: tuple, seconds: float):
         previous = signal.signal(signal.SIGALRM, _on_alarm)
         signal.setitimer(signal.ITIMER_REAL, seconds)
         try:
-            return fn(*args)
+            return _guarded()
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
@@ -249,7 +372,7 @@ def _call_with_time_limit(fn: Callable, args: tuple, seconds: float):
 
     def _target():
         try:
-            box["value"] = fn(*args)
+            box["value"] = _guarded()
         except BaseException as err:  # handed back to the caller below
             box["error"] = err
 
@@ -280,8 +403,13 @@ def use_or_fallback(
     - Each function gets its own deep copy of ``probe_args``: a student
       function that changes its arguments in place cannot change the
       chapter's real model or data.
-    - The student's call stops after ``time_limit`` seconds (an endless loop
-      counts as "not done"); anything it raises counts as "not done".
+    - The student's call runs in a forked child process (on Linux and Colab)
+      that is killed after ``time_limit`` seconds: an endless loop counts as
+      "not done", even one that swallows every exception (``except: pass``)
+      or runs in threads; ``sys.exit()`` and anything it raises count as "not
+      done". Where no child can be forked (Windows, macOS, a CUDA context in
+      this process) the call runs here, stopped by an alarm signal or
+      abandoned in a thread.
 
     Args:
         student_fn: the function defined in the exercise cell.
@@ -313,6 +441,8 @@ def use_or_fallback(
         got = _call_with_time_limit(student_fn, copy.deepcopy(probe_args), time_limit)
     except _Timeout:
         reason = f"it did not return within {time_limit:g} s (an endless loop?)"
+    except _Exited as err:
+        reason = str(err)
     except Exception as err:  # a half-written exercise may raise anything
         reason = f"it raised {type(err).__name__}: {err}"
     else:

@@ -151,6 +151,64 @@ def test_use_or_fallback_stops_an_endless_loop_off_the_main_thread():
     assert box.get("fn") is _reference
 
 
+def _swallowing_loop(x):
+    while True:
+        try:
+            time.sleep(0.01)
+        except:  # noqa: E722  (the point: a bare except swallows a timeout exception)
+            pass
+
+
+def test_use_or_fallback_stops_a_loop_that_swallows_every_exception(capsys):
+    tic = time.perf_counter()
+    assert grading.use_or_fallback(_swallowing_loop, _reference, (torch.ones(1),), "Exercise 9", time_limit=0.5) is _reference
+    assert time.perf_counter() - tic < 10
+    assert "did not return within 0.5 s" in capsys.readouterr().out
+
+
+def test_use_or_fallback_off_the_main_thread_leaves_nothing_running(tmp_path):
+    import os
+    import threading
+
+    pid_file = tmp_path / "pid"
+
+    def endless(x):
+        pid_file.write_text(str(os.getpid()))
+        _swallowing_loop(x)
+
+    before = threading.active_count()
+    box = {}
+    worker = threading.Thread(target=lambda: box.update(fn=grading.use_or_fallback(endless, _reference, (torch.ones(1),), "E", time_limit=0.5)))
+    worker.start()
+    worker.join(20)
+    assert box.get("fn") is _reference
+    assert threading.active_count() == before, "a thread of the student's is still running"
+    if pid_file.exists():  # the probe ran in a child process: it must be gone
+        pid = int(pid_file.read_text())
+        assert pid != os.getpid()
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+@pytest.mark.parametrize("exit_call", [lambda: __import__("sys").exit(), lambda: __import__("sys").exit(3)])
+def test_use_or_fallback_sys_exit_falls_back_with_a_message(capsys, exit_call):
+    def exiting(x):
+        exit_call()
+
+    assert grading.use_or_fallback(exiting, _reference, (torch.ones(1),), "Exercise 9") is _reference
+    out = capsys.readouterr().out
+    assert "not done: it called sys.exit" in out
+
+
+def test_use_or_fallback_shows_what_the_probe_printed(capsys):
+    def chatty(x):
+        print("hello from the student")
+        return x * 2
+
+    assert grading.use_or_fallback(chatty, _reference, (torch.ones(2),), "E") is chatty
+    assert "hello from the student" in capsys.readouterr().out
+
+
 def test_use_or_fallback_passes_copies_of_the_probe():
     model = torch.nn.Linear(2, 2)
     before = model.weight.detach().clone()
