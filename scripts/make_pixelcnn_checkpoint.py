@@ -6,11 +6,13 @@ Commands (seed 0):
     python scripts/make_pixelcnn_checkpoint.py --epochs 2 --threads 1          # the shipped file
     python scripts/make_pixelcnn_checkpoint.py --epochs 8 --threads 2          # better, not yet run
 
-The shipped file was made with the first command (torch 2.13, CPU): 250
-steps, test NLL -log p(x|y) = 102.43 nats on the 1,000 embedded test digits,
-243,482 bytes, SHA-256
-aeda3996a383cfc8f9162665218143cbe815f1bcef428c09c616955351b58344.
-``--epochs N`` is reproducible on the same CPU and torch version; a
+The shipped file was made with the first command (torch 2.13, CPU) by the
+previous version of this script, which wrote a plain ``torch.save`` of
+``{"arch", "state_dict", "test_nll_nats", "steps", "seed"}``: 250 steps, test
+NLL -log p(x|y) = 102.43 nats on the 1,000 embedded test digits, 243,482
+bytes, SHA-256 aeda3996a383cfc8f9162665218143cbe815f1bcef428c09c616955351b58344
+(pinned as ``autoregressive.PRETRAINED_SHA256``; ``autoregressive.load_pretrained``
+reads it). ``--epochs N`` is reproducible on the same CPU and torch version; a
 ``--max-seconds`` budget is not (the step count depends on the machine's
 speed).
 
@@ -18,17 +20,18 @@ Model: ``GatedPixelCNN(hidden_channels=24, num_layers=4, kernel_size=3,
 num_classes=10)`` (7x7 first layer), trained with ``autoregressive.train``
 (Adam, lr 3e-3, batch 32, fresh stochastic binarization every epoch) on the
 4,000 embedded MNIST training digits until the time budget is spent. Writes
-``course_lib/assets/gated_pixelcnn_mnist.pt`` (a plain ``state_dict`` plus the
-constructor arguments and the measured test NLL; loadable with
-``weights_only=True``, well under 2 MB) and prints its SHA-256, which goes
-into ``CHECKPOINT_SHA256`` in ``notebooks/02_pixelcnn.ipynb``. A longer budget
-(e.g. ``--max-seconds 900``) gives better samples; then update the hash.
+``course_lib/assets/gated_pixelcnn_mnist.pt`` with ``autoregressive.save_pretrained``
+(the class, constructor arguments and weights, the measured test NLL, steps and
+seed as metadata, an embedded SHA-256; loadable with ``weights_only=True``, well
+under 2 MB) and prints its SHA-256. A new file has a new hash: it goes into
+``CHECKPOINT_SHA256`` in ``notebooks/02_pixelcnn.ipynb`` and
+``PRETRAINED_SHA256`` in ``course_lib/autoregressive/pretrained.py``. A longer
+budget (e.g. ``--max-seconds 900``) gives better samples; then update the hash.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 
 import torch
@@ -62,10 +65,7 @@ def main() -> None:
     model, hist = ar.train(model, torch.from_numpy(train_images), cfg, labels=torch.from_numpy(train_labels))
     nll = ar.evaluate_nll(model, test_x, torch.from_numpy(test_labels))
     print(f"steps={hist['step'][-1]} train_seconds={hist['seconds'][-1]:.1f} test_nll_nats={nll:.2f}")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    torch.save({"arch": ARCH, "state_dict": model.state_dict(), "test_nll_nats": nll,
-                "steps": hist["step"][-1], "seed": args.seed}, args.out)
-    digest = hashlib.sha256(open(args.out, "rb").read()).hexdigest()
+    digest = ar.save_pretrained(model, args.out, test_nll_nats=nll, steps=hist["step"][-1], seed=args.seed)
     print(f"wrote {os.path.normpath(args.out)} bytes={os.path.getsize(args.out)} sha256={digest}")
 
 

@@ -551,38 +551,97 @@ def test_constructor_messages_name_the_argument_passed():
     ar.PixelCNN(in_channels=3, hidden_channels=3, num_layers=1)        # the smallest valid width
 
 
-# -- load_pretrained -----------------------------------------------------------
+# -- save_pretrained / load_pretrained ----------------------------------------
 SHIPPED_SHA256 = "aeda3996a383cfc8f9162665218143cbe815f1bcef428c09c616955351b58344"
 
 
 def test_load_pretrained_rebuilds_the_shipped_model_and_samples_with_labels():
-    model, meta = ar.load_pretrained(sha256=SHIPPED_SHA256.upper())      # either case
+    model, meta = ar.load_pretrained()                                    # the shipped file, pinned
+    assert ar.PRETRAINED_SHA256 == SHIPPED_SHA256
     assert isinstance(model, ar.GatedPixelCNN) and not model.training and model.num_classes == 10
-    assert meta["arch"] == {"hidden_channels": 24, "num_layers": 4, "kernel_size": 3, "num_classes": 10}
-    assert meta["sha256"] == SHIPPED_SHA256 and meta["steps"] == 250 and abs(meta["test_nll_nats"] - 102.43) < 0.01
+    assert meta == {"test_nll_nats": pytest.approx(102.4319, abs=1e-3), "steps": 250, "seed": 0}
     saved = torch.load(ar.PRETRAINED_PATH, map_location="cpu", weights_only=True)   # what the notebook did before
+    assert model._arch == {**saved["arch"], "in_channels": 1, "first_kernel_size": 7}
+    assert saved["state_dict"].keys() == model.state_dict().keys()
     for name, value in saved["state_dict"].items():
         assert torch.equal(model.state_dict()[name], value), name
     labels = torch.tensor([3, 7])
     samples = model.sample(2, (1, 28, 28), generator=torch.Generator().manual_seed(0), y=labels)
     assert samples.shape == (2, 1, 28, 28) and set(samples.unique().tolist()) <= {0.0, 1.0}
     assert torch.isfinite(model.log_prob(samples, y=labels)).all()
+    ar.load_pretrained(ar.PRETRAINED_PATH, sha256=SHIPPED_SHA256.upper())  # either case
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_save_pretrained_round_trip(tmp_path, name):
+    """Every model class, float64 included: the same class, arguments, weights, log-likelihoods and metadata."""
+    from course_lib import pretrained
+
+    model = small(name, seed=3)
+    path = tmp_path / f"{name}.pt"
+    digest = ar.save_pretrained(model, path, test_nll_nats=12.5, steps=7, note="tiny")
+    assert digest == pretrained.file_sha256(path)
+    back, meta = ar.load_pretrained(path)                                 # the embedded digest suffices
+    assert type(back) is type(model) and back._arch == model._arch and not back.training
+    assert meta == {"test_nll_nats": 12.5, "steps": 7, "note": "tiny"}
+    for (key, a), b in zip(model.state_dict().items(), back.state_dict().values()):
+        assert a.dtype == b.dtype and torch.equal(a, b), key
+    x = ar.binarize_fixed(toy_images(n=2)[0]).double()                   # (2, 1, 6, 6)
+    if model.in_channels == 3:
+        x = x.repeat(1, 3, 1, 1)
+    y = {"y": torch.tensor([0, 2])} if model.num_classes else {}
+    assert torch.equal(model.log_prob(x, **y), back.log_prob(x, **y))
+    assert ar.load_pretrained(path, sha256=digest)[0]._arch == model._arch
+
+
+def test_save_pretrained_refuses_what_cannot_be_loaded(tmp_path):
+    from course_lib import checks
+
+    class MyPixelCNN(ar.PixelCNN):
+        pass
+
+    with pytest.raises(checks.ArgumentTypeError, match="^model must be one of"):
+        ar.save_pretrained(MyPixelCNN(hidden_channels=2, num_layers=1), tmp_path / "a.pt")
+    model = small("pixelcnn")
+    with torch.no_grad():
+        model.input_conv.bias[0] = float("nan")
+    with pytest.raises(ValueError, match="input_conv.bias"):
+        ar.save_pretrained(model, tmp_path / "b.pt")
+    with pytest.raises(TypeError, match="metadata"):
+        ar.save_pretrained(small("gated"), tmp_path / "c.pt", extra=object())
+    assert not list(tmp_path.iterdir())                                    # nothing written, no temp file left
+
+
+def test_saved_file_with_a_flipped_byte_is_refused(tmp_path):
+    from course_lib.training import CheckpointError
+
+    path = tmp_path / "m.pt"
+    ar.save_pretrained(small("gated_cond"), path)
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 0x01
+    path.write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="corrupt") as info:
+        ar.load_pretrained(path)
+    assert repr(str(path)) in str(info.value)
 
 
 class _Foreign:
     """Not a tensor or a plain container: weights_only loading refuses it."""
 
 
-def _pretrained_file(tmp_path, case):
+def _legacy_file(tmp_path, case):
+    """A file in the shipped format (plain torch.save, no embedded digest), broken as ``case`` says."""
     path = tmp_path / f"{case}.pt"
     good = torch.load(ar.PRETRAINED_PATH, map_location="cpu", weights_only=True)
+    blob = open(ar.PRETRAINED_PATH, "rb").read()
     if case == "empty":
         path.write_bytes(b"")
     elif case == "text":
         path.write_text("not a checkpoint")
     elif case == "truncated":
-        blob = open(ar.PRETRAINED_PATH, "rb").read()
         path.write_bytes(blob[: len(blob) // 2])
+    elif case == "copy without sha256":
+        path.write_bytes(blob)
     elif case == "foreign object":
         torch.save({**good, "note": _Foreign()}, path)
     elif case == "no arch":
@@ -591,6 +650,8 @@ def _pretrained_file(tmp_path, case):
         torch.save({**good, "arch": {**good["arch"], "kernel_size": 4}}, path)
     elif case == "unknown arch key":
         torch.save({**good, "arch": {**good["arch"], "depth": 3}}, path)
+    elif case == "unknown class":
+        torch.save({**good, "arch": {**good["arch"], "model": "PixelSNAIL"}}, path)
     elif case == "wrong weights":
         torch.save({**good, "arch": {**good["arch"], "hidden_channels": 16}}, path)
     elif case == "missing weight":
@@ -602,21 +663,26 @@ def _pretrained_file(tmp_path, case):
         torch.save({**good, "state_dict": sd}, path)
     elif case == "a directory":
         path.mkdir()
-    return str(path)
+    return path
 
 
 @pytest.mark.parametrize(
-    "case",
-    ["empty", "text", "truncated", "foreign object", "no arch", "bad arch", "unknown arch key",
-     "wrong weights", "missing weight", "nan weights", "a directory", "missing"],
+    "case, message",
+    [("empty", "empty"), ("text", "zip header"), ("truncated", "truncated"), ("copy without sha256", "no embedded"),
+     ("foreign object", "Python objects"), ("no arch", "'arch'"), ("bad arch", "kernel_size must be odd"),
+     ("unknown arch key", "depth"), ("unknown class", "PixelSNAIL"), ("wrong weights", "size mismatch"),
+     ("missing weight", "Missing key"), ("nan weights", "NaN"), ("a directory", "directory"), ("missing", "does not exist")],
 )
-def test_load_pretrained_bad_file_raises_checkpoint_error_naming_the_path(tmp_path, case):
+def test_load_pretrained_bad_file_raises_checkpoint_error_naming_the_path(tmp_path, case, message):
+    """Old-format files are pinned with their SHA-256 (as the shipped one is), so the checks after the digest run."""
+    from course_lib import pretrained
     from course_lib.training import CheckpointError
 
-    path = _pretrained_file(tmp_path, case)
-    with pytest.raises(CheckpointError) as info:
-        ar.load_pretrained(path)
-    assert repr(path) in str(info.value)
+    path = _legacy_file(tmp_path, case)
+    pin = pretrained.file_sha256(path) if path.is_file() and case != "copy without sha256" else None
+    with pytest.raises(CheckpointError, match=message) as info:
+        ar.load_pretrained(str(path), sha256=pin)
+    assert repr(str(path)) in str(info.value)
 
 
 def test_load_pretrained_checks_the_digest(tmp_path):
@@ -628,3 +694,5 @@ def test_load_pretrained_checks_the_digest(tmp_path):
     with pytest.raises(CheckpointError, match="expected 0{64}") as info:
         ar.load_pretrained(copy, sha256="0" * 64)
     assert str(copy) in str(info.value)
+    with pytest.raises(CheckpointError, match="expected 0{64}"):
+        ar.load_pretrained(sha256="0" * 64)                               # an explicit pin wins for the shipped file

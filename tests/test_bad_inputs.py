@@ -232,6 +232,8 @@ def test_obvious_conversions_are_made_not_refused():
 # ----------------------------------------------------------------------------
 # issue 18: autoregressive
 # ----------------------------------------------------------------------------
+import re  # noqa: E402
+
 from course_lib import autoregressive as ar  # noqa: E402
 
 
@@ -250,6 +252,13 @@ def _ar_no_forward(kind="pixelcnn"):
         raise RuntimeError("the network ran: the call was not refused up front")
 
     model.register_forward_pre_hook(hook)
+    return model
+
+
+def _ar_nan():
+    model = _ar()
+    with torch.no_grad():
+        model.input_conv.bias[0] = NAN
     return model
 
 
@@ -338,6 +347,11 @@ AUTOREGRESSIVE = {
     "load_pretrained sha256 int": (lambda: ar.load_pretrained(sha256=123), TypeError, "sha256"),
     "load_pretrained sha256 wrong": (lambda: ar.load_pretrained(sha256="0" * 64), training.CheckpointError, "gated_pixelcnn_mnist.pt"),
     "load_pretrained path int": (lambda: ar.load_pretrained(3), TypeError, "path"),
+    # save_pretrained: refused before anything is written
+    "save_pretrained model": (lambda: ar.save_pretrained(torch.nn.Conv2d(1, 1, 3), "/nonexistent/m.pt"), TypeError, "model"),
+    "save_pretrained metadata": (lambda: ar.save_pretrained(_ar(), "/nonexistent/m.pt", note=object()), TypeError, "metadata"),
+    "save_pretrained NaN weight": (lambda: ar.save_pretrained(_ar_nan(), "/nonexistent/m.pt"), ValueError, "input_conv.bias"),
+    "save_pretrained path int": (lambda: ar.save_pretrained(_ar(), 3), TypeError, "path"),
 }
 
 
@@ -345,4 +359,5 @@ AUTOREGRESSIVE = {
 def test_autoregressive_bad_input_raises_naming_the_argument(call, exc, arg):
     with pytest.raises(exc) as info:
         call()
-    assert arg in str(info.value), f"the message must name {arg!r}: {info.value}"
+    message = str(info.value)  # the name as a whole word: "kernel_size" inside "first_kernel_size" does not count
+    assert re.search(rf"(^|[^\w.]){re.escape(arg)}($|[^\w])", message), f"the message must name {arg!r}: {message}"

@@ -15,8 +15,8 @@ images of more than :data:`MAX_SAMPLE_PIXELS` = 64 x 64 pixels unless given ``ma
 Modules: :mod:`~course_lib.autoregressive.core` (masks, PixelCNN, Gated
 PixelCNN, receptive fields), :mod:`~course_lib.autoregressive.pixelrnn` (Row
 LSTM, Diagonal BiLSTM), :mod:`~course_lib.autoregressive.training` (data,
-evaluation, training), :mod:`~course_lib.autoregressive.pretrained` (the
-shipped checkpoint); every public name is importable from here.
+evaluation, training), :mod:`~course_lib.autoregressive.pretrained` (saved
+and shipped models); every public name is importable from here.
 
 ========================  =====================================================
 piece                     what it is
@@ -32,7 +32,8 @@ piece                     what it is
 :func:`receptive_field`   which inputs a pixel's logit depends on (by gradient)
 :func:`train`             maximum likelihood through ``course_lib.training``
 :func:`evaluate_nll`      mean test NLL in nats per image
-:func:`load_pretrained`   the shipped class-conditional Gated PixelCNN
+:func:`load_pretrained`   the shipped class-conditional Gated PixelCNN (or a saved model)
+:func:`save_pretrained`   a model, its arguments and metadata, with a digest
 ========================  =====================================================
 
 Units: log-likelihoods in nats per image; bits/dim = nats / (D ln 2) with

@@ -202,6 +202,8 @@ class AutoregressiveModel(nn.Module):
     num_classes: int | None = None
     vertical_reach: int | None = None
     """How many rows above its own row a logit can depend on (None: unbounded, as in an RNN)."""
+    _arch: dict
+    """The constructor arguments (checked ints), which ``save_pretrained`` stores to rebuild the model."""
 
     def _check_x(self, x: Tensor, name: str = "x") -> Tensor:
         checks.tensor(name, x)
@@ -398,6 +400,8 @@ class PixelCNN(AutoregressiveModel):
             raise ValueError(f"hidden_channels must be at least in_channels={self.in_channels} (one colour group each), got {hidden}")
         checks.nonnegative_int("num_layers", num_layers)
         _odd_kernel(kernel_size), _odd_kernel(first_kernel_size, "first_kernel_size")
+        self._arch = dict(in_channels=self.in_channels, hidden_channels=hidden, num_layers=int(num_layers),
+                          kernel_size=int(kernel_size), first_kernel_size=int(first_kernel_size))
         g = self.in_channels
         self.input_conv = MaskedConv2d(in_channels, hidden, first_kernel_size, "A", g)
         self.layers = nn.ModuleList(MaskedConv2d(hidden, hidden, kernel_size, "B", g) for _ in range(num_layers))
@@ -498,6 +502,8 @@ class GatedPixelCNN(AutoregressiveModel):
         checks.nonnegative_int("num_layers", num_layers)
         _odd_kernel(kernel_size), _odd_kernel(first_kernel_size, "first_kernel_size")
         self.num_classes = None if num_classes is None else checks.positive_int("num_classes", num_classes)
+        self._arch = dict(in_channels=1, hidden_channels=hidden, num_layers=int(num_layers), kernel_size=int(kernel_size),
+                          num_classes=self.num_classes, first_kernel_size=int(first_kernel_size))
         self.layers = nn.ModuleList([_GatedLayer(1, hidden, first_kernel_size, True, self.num_classes)])
         self.layers.extend(_GatedLayer(hidden, hidden, kernel_size, False, self.num_classes) for _ in range(num_layers))
         self.head = _output_head(hidden, 1, 1)

@@ -1,146 +1,167 @@
-"""The shipped class-conditional Gated PixelCNN: :func:`load_pretrained`.
+"""Shipped autoregressive models: :func:`save_pretrained`, :func:`load_pretrained`.
 
-Part of :mod:`course_lib.autoregressive`. The file
-``course_lib/assets/gated_pixelcnn_mnist.pt`` is written by
-``scripts/make_pixelcnn_checkpoint.py``: a dict, loadable with
-``torch.load(..., weights_only=True)``, holding
+Part of :mod:`course_lib.autoregressive`. The file format, its embedded SHA-256,
+the verified atomic write and the checks on reading are those of
+:mod:`course_lib.pretrained` (kind ``"autoregressive"``); this module decides
+what goes in (the model's class and constructor arguments, its weights, the
+metadata) and rebuilds the model.
 
-==================  ============================================================
-key                 what it is
-==================  ============================================================
-``arch``            the :class:`GatedPixelCNN` constructor arguments (a dict)
-``state_dict``      the model's weights
-``test_nll_nats``   -log p(x | y) on the 1,000 embedded test digits, nats/image
-``steps``, ``seed`` the training steps and the seed of the run
-==================  ============================================================
+The shipped class-conditional Gated PixelCNN, ``course_lib/assets/gated_pixelcnn_mnist.pt``
+(:data:`PRETRAINED_PATH`), was written by ``scripts/make_pixelcnn_checkpoint.py``
+before files carried an embedded digest: a plain ``torch.save`` of
+``{"arch", "state_dict", "test_nll_nats", "steps", "seed"}``. :func:`load_pretrained`
+reads it, pinned to its SHA-256 (:data:`PRETRAINED_SHA256`); the script now writes
+the new format with :func:`save_pretrained`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
-import string
 
 import torch
 
 from course_lib import checks
-from course_lib.autoregressive.core import GatedPixelCNN
-from course_lib.training import CheckpointError
+from course_lib.autoregressive.core import AutoregressiveModel, GatedPixelCNN, PixelCNN
+from course_lib.autoregressive.pixelrnn import DiagonalBiLSTM, RowLSTM
 
-__all__ = ["load_pretrained", "PRETRAINED_PATH"]
+__all__ = ["save_pretrained", "load_pretrained", "PRETRAINED_PATH", "PRETRAINED_SHA256"]
 
 #: The class-conditional Gated PixelCNN shipped with ``course_lib`` (binarized MNIST, 10 classes).
 PRETRAINED_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "gated_pixelcnn_mnist.pt")
+#: The SHA-256 of the shipped file; :func:`load_pretrained` checks it whenever it reads that file.
+PRETRAINED_SHA256 = "aeda3996a383cfc8f9162665218143cbe815f1bcef428c09c616955351b58344"
+
+KIND = "autoregressive"
+_MODELS = {cls.__name__: cls for cls in (PixelCNN, GatedPixelCNN, RowLSTM, DiagonalBiLSTM)}
+_MAKE_HINT = ": run scripts/make_pixelcnn_checkpoint.py to make it"
 
 
-def _expected_digest(sha256) -> str | None:
-    if sha256 is None:
-        return None
-    if not isinstance(sha256, str):
-        raise checks.ArgumentTypeError(f"sha256 must be a hex string of 64 characters or None, got {type(sha256).__name__}")
-    digest = sha256.strip().lower()
-    if len(digest) != 64 or any(ch not in string.hexdigits for ch in digest):
-        raise ValueError(f"sha256 must be 64 hexadecimal characters (a SHA-256 digest), got {sha256!r}")
-    return digest
+def save_pretrained(model: AutoregressiveModel, path: str | os.PathLike, **metadata) -> str:
+    """Save ``model`` for shipping: its class, constructor arguments, weights (their dtype kept) and ``metadata``.
+
+    Written by :func:`course_lib.pretrained.save`: the metadata is checked and
+    converted first, the file carries a SHA-256 of its bytes, and it is read back
+    with ``weights_only=True`` and compared before it replaces ``path``, so a file
+    that :func:`load_pretrained` would refuse never replaces a good one.
+
+    Args:
+        model: a :class:`PixelCNN`, :class:`GatedPixelCNN`, :class:`RowLSTM` or
+            :class:`DiagonalBiLSTM` (not a subclass: the file names the class); its
+            weights must be finite.
+        path: the file to write (its folder is created).
+        metadata: numbers, strings, bools, None, or lists/tuples/dicts of them (e.g.
+            ``test_nll_nats``, ``steps``, ``seed``). NumPy scalars and 0-d tensors
+            are stored as Python numbers.
+
+    Returns:
+        the file's SHA-256 (hex), to pin where it is loaded (``load_pretrained(path, sha256=...)``).
+
+    Raises:
+        ArgumentTypeError (a TypeError and a ValueError): a ``model`` of another
+            class, a metadata entry that cannot be stored (named, e.g. ``metadata['nll']``).
+        ValueError: a weight with NaN or infinite entries (named).
+        course_lib.pretrained.PretrainedFileError: ``path`` cannot be written (it is then unchanged).
+    """
+    from course_lib import pretrained  # the shared format (imported here: importing the chapter does not need it)
+
+    if type(model) not in _MODELS.values():
+        raise checks.ArgumentTypeError(
+            f"model must be one of {', '.join(_MODELS)} (the class is stored by name), got {type(model).__name__}"
+        )
+    state = {}
+    for name, value in model.state_dict().items():
+        value = value.detach().cpu()
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"model weight {name!r} has NaN or infinite entries (a diverged run?); not saved")
+        state[name] = value
+    arch = {"model": type(model).__name__, **model._arch}
+    return pretrained.save(path, {"arch": arch, "state_dict": state, "metadata": metadata}, kind=KIND)
 
 
-def _read(path: str) -> bytes:
+def _is_shipped(path: str) -> bool:
     try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise CheckpointError(f"pretrained model {path!r} does not exist") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"pretrained model {path!r} is a directory, not a file") from None
-    except OSError as err:
-        raise CheckpointError(f"pretrained model {path!r} cannot be read: {err.strerror or err}") from None
+        return os.path.samefile(path, PRETRAINED_PATH)
+    except OSError:  # either file missing: the loader says which
+        return False
 
 
-def load_pretrained(path: str | os.PathLike = PRETRAINED_PATH, *, sha256: str | None = None) -> tuple[GatedPixelCNN, dict]:
-    """Load a class-conditional Gated PixelCNN saved by ``scripts/make_pixelcnn_checkpoint.py``.
+def load_pretrained(path: str | os.PathLike = PRETRAINED_PATH, sha256: str | None = None) -> tuple[AutoregressiveModel, dict]:
+    """Load a model written by :func:`save_pretrained` (or the shipped Gated PixelCNN), with ``weights_only=True``.
 
-    The file is read once; its SHA-256 is checked against ``sha256`` when one
-    is given, then it is loaded with ``torch.load(..., weights_only=True)``
-    (no Python objects are unpickled), the model is rebuilt from the stored
-    constructor arguments and the weights are loaded strictly.
+    The file is read once and checked by :func:`course_lib.pretrained.load`: its
+    embedded digest on every load, and its whole SHA-256 against ``sha256`` when
+    given. A file without an embedded digest (written before issue 18, such as the
+    shipped one) is loaded only with a matching ``sha256``; for the shipped file
+    :data:`PRETRAINED_SHA256` is used when ``sha256`` is None. The model is then
+    rebuilt from the stored class and constructor arguments and its weights loaded
+    strictly.
 
-    Class-conditional samples: ``model.sample(n, (1, 28, 28), generator=g, y=labels)``
-    with ``labels`` an (n,) integer tensor of digits 0..9 gives (n, 1, 28, 28)
-    binary images; ``model.log_prob(x, y=labels)`` gives log p(x | y) in nats.
+    Class-conditional samples from the shipped model:
+    ``model.sample(n, (1, 28, 28), generator=g, y=labels)`` with ``labels`` an (n,)
+    integer tensor of digits 0..9 gives (n, 1, 28, 28) binary images;
+    ``model.log_prob(x, y=labels)`` gives log p(x | y) in nats.
 
     Args:
         path: the file (a str or ``os.PathLike``); by default the shipped
             :data:`PRETRAINED_PATH`.
-        sha256: the expected SHA-256 of the file, 64 hex characters, upper or
-            lower case (``None``: not checked).
+        sha256: the expected SHA-256 of the whole file, 64 hex digits, upper or
+            lower case (``None``: the embedded digest only, or
+            :data:`PRETRAINED_SHA256` for the shipped file).
 
     Returns:
-        ``(model, metadata)``: the :class:`GatedPixelCNN` on the CPU in eval mode
-        (move it with ``.to(device)``), and a dict with ``arch`` (the constructor
-        arguments), the file's other entries (``test_nll_nats`` in nats per
-        image, ``steps``, ``seed`` for the shipped file), ``path`` and ``sha256``
-        (the digest of the bytes read).
+        ``(model, metadata)``: the model on the CPU in eval mode, in the dtype of
+        the stored weights (move it with ``.to(device)``), and the metadata dict
+        (for the shipped file ``test_nll_nats``, -log p(x | y) in nats per image on
+        the 1,000 embedded test digits, ``steps`` and ``seed``).
 
     Raises:
-        CheckpointError: naming the path, when the file is missing, a directory,
-            unreadable, empty, truncated, not a torch file, holds Python objects
-            other than tensors and plain containers, lacks ``arch`` or
-            ``state_dict``, stores constructor arguments or weights that do not
-            fit a GatedPixelCNN, holds non-finite weights, or does not match ``sha256``.
-        ValueError: a ``sha256`` that is not 64 hexadecimal characters.
-        ArgumentTypeError (a TypeError and a ValueError): a ``path`` that is not
-            a str or path, a ``sha256`` that is not a str.
+        course_lib.pretrained.PretrainedFileError (a ``course_lib.training.CheckpointError``
+            and a ``ValueError``): naming the path, when the file is missing, a
+            directory, empty, truncated, corrupt (its embedded digest does not
+            match), of another SHA-256 than ``sha256``, without a digest and no
+            ``sha256``, not loadable with ``weights_only=True``, of another kind, or
+            when its class, constructor arguments or weights do not make a model
+            (non-finite weights included).
+        ValueError: a ``sha256`` that is not 64 hex digits.
+        ArgumentTypeError (a TypeError and a ValueError): a ``path`` that is not a
+            str or path, a ``sha256`` that is not a str.
 
     References:
         van den Oord et al. 2016, "Conditional Image Generation with PixelCNN
         Decoders", §2.3 (eq. 4, conditioning on a class).
     """
-    if not isinstance(path, (str, os.PathLike)) or isinstance(os.fspath(path), bytes):
-        raise checks.ArgumentTypeError(f"path must be a str or os.PathLike path, got {type(path).__name__}")
+    from course_lib import pretrained
+
+    if sha256 is None and isinstance(path, (str, os.PathLike)) and _is_shipped(os.fspath(path)):
+        sha256 = PRETRAINED_SHA256
+    saved = pretrained.load(path, kind=KIND, sha256=sha256, missing_hint=_MAKE_HINT)
     path = os.fspath(path)
-    expected = _expected_digest(sha256)
-    blob = _read(path)
-    digest = hashlib.sha256(blob).hexdigest()
-    if expected is not None and digest != expected:
-        raise CheckpointError(
-            f"pretrained model {path!r} has SHA-256 {digest}, expected {expected}: "
-            "the file is corrupted or is another version"
-        )
-    if not blob:
-        raise CheckpointError(f"pretrained model {path!r} is empty (0 bytes)")
-    if not blob.startswith(b"PK\x03\x04"):  # torch.save writes a zip archive
-        raise CheckpointError(f"pretrained model {path!r} is not a torch file (no zip header)")
+
+    def refuse(what: str):
+        raise pretrained.PretrainedFileError(f"pretrained file {path!r} {what}")
+
+    arch, state = saved.get("arch"), saved.get("state_dict")
+    if not (isinstance(arch, dict) and isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())):
+        refuse("is a torch file but not an autoregressive model from save_pretrained (it needs 'arch' and 'state_dict')")
+    if "metadata" in saved:
+        metadata = saved["metadata"]
+    else:  # the format of the shipped file, before save_pretrained: the metadata sits beside arch
+        metadata = {k: v for k, v in saved.items() if k not in ("arch", "state_dict")}
+    if not isinstance(metadata, dict):
+        refuse("has a 'metadata' entry that is not a dict")
+    arch = dict(arch)
+    name = arch.pop("model", "GatedPixelCNN")  # files before save_pretrained hold a GatedPixelCNN
+    if name not in _MODELS:
+        refuse(f"holds a model of class {name!r}; this course_lib builds {', '.join(_MODELS)}")
+    floating = [v.dtype for v in state.values() if v.is_floating_point()]
     try:
-        saved = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... here
-        text = str(err)
-        if "weights_only" in text or "Weights only load failed" in text:
-            what = "holds Python objects other than tensors and plain containers"
-        else:
-            what = f"is truncated or is not a torch file ({type(err).__name__})"
-        raise CheckpointError(f"pretrained model {path!r} {what}") from None
-    if not isinstance(saved, dict) or not isinstance(saved.get("arch"), dict) or not isinstance(saved.get("state_dict"), dict):
-        raise CheckpointError(
-            f"pretrained model {path!r} is a torch file but not a Gated PixelCNN checkpoint "
-            "(a dict with 'arch' and 'state_dict', as scripts/make_pixelcnn_checkpoint.py writes)"
-        )
-    arch = dict(saved["arch"])
-    try:
-        model = GatedPixelCNN(**arch)
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"pretrained model {path!r} stores constructor arguments {arch!r} that GatedPixelCNN refuses: {err}") from None
-    try:
-        model.load_state_dict(saved["state_dict"])
-    except (RuntimeError, TypeError, ValueError) as err:
-        first = str(err).strip().splitlines()
-        raise CheckpointError(
-            f"pretrained model {path!r}: its weights do not fit GatedPixelCNN(**{arch!r})"
-            + (f" ({first[0]} {first[1].strip()})" if len(first) > 1 else "")
-        ) from None
-    bad = [name for name, p in model.state_dict().items() if p.is_floating_point() and not bool(torch.isfinite(p).all())]
+        model = _MODELS[name](**arch).to(floating[0] if floating else torch.float32)
+        model.load_state_dict(state)
+    except (TypeError, ValueError, RuntimeError) as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        refuse(f"does not describe a {name} this course_lib can build from {arch!r} "
+               f"({type(err).__name__}: {' '.join(lines[:2])})")
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
-        raise CheckpointError(f"pretrained model {path!r} holds non-finite weights ({', '.join(bad[:3])})")
-    metadata = {k: v for k, v in saved.items() if k != "state_dict"}
-    metadata.update(arch=arch, path=path, sha256=digest)
+        refuse(f"holds NaN or infinite weights ({', '.join(bad[:3])})")
     return model.eval(), metadata
