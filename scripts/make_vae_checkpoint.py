@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Train the VAE that Chapter 3 loads, and print its SHA-256.
 
-Command (seed 0; the shipped file was made with exactly this):
+Command (seed 0; the shipped file was trained with exactly this, then re-saved with
+``--resave`` below):
 
     python scripts/make_vae_checkpoint.py --epochs 400 --threads 1
 
@@ -13,10 +14,23 @@ Bernoulli decoder), trained with ``vae.train_vae`` (ELBO, Adam lr 1e-3, batch
 time budget, so the file does not depend on the machine's speed.
 
 Writes ``course_lib/assets/vae_mnist.pt`` (float16 weights, about 1.6 MB,
-loadable with ``weights_only=True``) with the measured test ELBO and test
+loadable with ``weights_only=True``, with an embedded SHA-256 digest of its
+bytes: ``course_lib.pretrained``) with the measured test ELBO and test
 log p(x) (IWAE, k = 500, on the 1,000 embedded test digits binarized with
 ``vae.TEST_BINARIZATION_SEED``), and prints its SHA-256, which goes into
-``VAE_CHECKPOINT_SHA256`` in ``notebooks/03_vae.ipynb``.
+``VAE_CHECKPOINT_SHA256`` in ``notebooks/03_vae.ipynb`` (and the same line of
+``student/03_vae.ipynb``).
+
+``--resave`` re-writes an existing file in the current format, with the same
+float16 weights and metadata (so every number the chapter prints is unchanged):
+the shipped file was trained with the command above in the format before
+embedded digests (SHA-256 172afea5d7aef2154529a437ebce38ff0a697cdf6e0b7e007f9f0c032fa4e4d5),
+then re-saved with
+
+    python scripts/make_vae_checkpoint.py --resave --sha256 172afea5d7aef2154529a437ebce38ff0a697cdf6e0b7e007f9f0c032fa4e4d5
+
+which gives SHA-256 58865633b89b6f29a406b99485570d7a531d1e4788c908fc2b6a4c7c8f65853c (torch 2.13;
+the re-save is deterministic: the same input gives the same bytes).
 """
 
 from __future__ import annotations
@@ -40,7 +54,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--k-eval", type=int, default=500)
     ap.add_argument("--out", default=OUT)
+    ap.add_argument("--resave", action="store_true",
+                    help="re-save the existing --out file in the current format (same weights and metadata); no training")
+    ap.add_argument("--sha256", default=None,
+                    help="with --resave: the SHA-256 of the file to re-save (needed for a file without an embedded digest)")
     args = ap.parse_args()
+    if args.resave:
+        model, meta = vae.load_pretrained(args.out, args.sha256)
+        sha = vae.save_pretrained(model, args.out, **meta)
+        print(f"re-saved {os.path.normpath(args.out)} bytes={os.path.getsize(args.out)} sha256={sha}")
+        return
     print(f"threads={course_lib.set_num_threads(args.threads)}")
     course_lib.seed_everything(args.seed)
     train_images, _ = data.load_mnist("train", source="embedded")

@@ -361,3 +361,115 @@ def test_autoregressive_bad_input_raises_naming_the_argument(call, exc, arg):
         call()
     message = str(info.value)  # the name as a whole word: "kernel_size" inside "first_kernel_size" does not count
     assert re.search(rf"(^|[^\w.]){re.escape(arg)}($|[^\w])", message), f"the message must name {arg!r}: {message}"
+
+
+# ----------------------------------------------------------------------------
+# issue 18: VAE (Chapter 3) and the logit transform (Chapter 1)
+# ----------------------------------------------------------------------------
+import re  # noqa: E402
+import tempfile  # noqa: E402
+
+from course_lib import vae  # noqa: E402
+from course_lib.flows import image as image_flows  # noqa: E402
+
+_VAE_DIR = tempfile.TemporaryDirectory()  # the files of the load_pretrained rows; removed at exit
+_VZ = torch.zeros(2, 3)
+_VX = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 1.0, 1.0]])  # (B, D) = (2, 4), binary
+
+
+def _vae():
+    torch.manual_seed(0)
+    return vae.VAE(4, 3, (8,))
+
+
+def _vae_ar():
+    torch.manual_seed(0)
+    return vae.AutoregressiveVAE(4, 3, (8,))
+
+
+def _vae_file(kind: str) -> str:
+    """The path of a file that load_pretrained must refuse."""
+    import os
+
+    path = os.path.join(_VAE_DIR.name, f"{kind}.pt")
+    if kind == "missing":
+        return path
+    good = os.path.join(_VAE_DIR.name, "good.pt")
+    vae.save_pretrained(_vae(), good, nll=89.0)
+    blob = open(good, "rb").read()
+    contents = {"truncated": blob[: len(blob) // 2], "empty": b"", "text": b"not a model\n",
+                "random": bytes(range(256)) * 8, "flipped": blob[:200] + bytes([blob[200] ^ 1]) + blob[201:]}
+    if kind in contents:
+        with open(path, "wb") as f:
+            f.write(contents[kind])
+    elif kind == "foreign":
+        torch.save({101: torch.zeros(2)}, path)
+    return path
+
+
+def _pixels(n):
+    return torch.randint(0, 256, (n, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+
+
+_VCFG = vae.VAEConfig(epochs=1, batch_size=2, progress=False)
+
+VAE_ROWS = {
+    # the Bernoulli likelihood: x must be binary (x = 2 gave +19.97 nats, x = 0.5 a value)
+    "bernoulli_log_prob x = 2": (lambda: vae.bernoulli_log_prob(torch.full((1, 4), -10.0), 2 * _VX), ValueError, "x"),
+    "bernoulli_log_prob x = 0.5": (lambda: vae.bernoulli_log_prob(torch.zeros(2, 4), 0.5 + 0 * _VX), ValueError, "x"),
+    "bernoulli_log_prob x NaN": (lambda: vae.bernoulli_log_prob(torch.zeros(2, 4), _VX / 0), ValueError, "x"),
+    "bernoulli_log_prob x numpy": (lambda: vae.bernoulli_log_prob(torch.zeros(2, 4), _VX.numpy()), TypeError, "x"),
+    "bernoulli_log_prob shapes": (lambda: vae.bernoulli_log_prob(torch.zeros(2, 4), torch.zeros(2, 3)), ValueError, "x"),
+    "single_sample_elbo x = 0.5": (lambda: vae.single_sample_elbo(_VX * 0.5, _VZ, _VZ, _VZ, _vae().decode), ValueError, "x"),
+    "single_sample_elbo x = 2": (lambda: vae.single_sample_elbo(_VX * 2, _VZ, _VZ, _VZ, _vae().decode), ValueError, "x"),
+    "single_sample_elbo x rows": (lambda: vae.single_sample_elbo(_VX[:1], _VZ, _VZ, _VZ, _vae().decode), ValueError, "x"),
+    "single_sample_elbo (B, 1) logits": (lambda: vae.single_sample_elbo(_VX, _VZ, _VZ, _VZ, lambda z: z[:, :1]), ValueError, "decode"),
+    "single_sample_elbo decode str": (lambda: vae.single_sample_elbo(_VX, _VZ, _VZ, _VZ, "decoder"), TypeError, "decode"),
+    "VAE.log_px_given_z x = 2": (lambda: _vae().log_px_given_z(_VZ, 2 * _VX), ValueError, "x"),
+    "AutoregressiveVAE.log_px_given_z x = 0.5": (lambda: _vae_ar().log_px_given_z(_VZ, 0.5 * _VX), ValueError, "x"),
+    "log_px_given_z z rows": (lambda: _vae().log_px_given_z(torch.zeros(3, 3), _VX), ValueError, "z"),
+    # gradient estimators: f must give (n, B) values (an (n,) output broadcast into (n, n, Z) garbage when n == B)
+    "score_function_gradient f (n,)": (lambda: vae.score_function_gradient(lambda z: z.sum((-2, -1)), _VZ, _VZ, 2), ValueError, "f"),
+    "score_function_gradient f (n, B, Z)": (lambda: vae.score_function_gradient(lambda z: z, _VZ, _VZ, 2), ValueError, "f"),
+    "score_function_gradient f int": (lambda: vae.score_function_gradient(3, _VZ, _VZ, 2), TypeError, "f"),
+    "reparameterization_gradient f (n,)": (lambda: vae.reparameterization_gradient(lambda z: z.sum((-2, -1)), _VZ, _VZ, 2), ValueError, "f"),
+    # the argument's own name in the message
+    "LinearGaussian.elbo NaN q_logvar": (lambda: vae.LinearGaussian(4, 3, 1.0).elbo(torch.zeros(2, 4), _VZ, _VZ / 0 * 0), ValueError, "q_logvar"),
+    "LinearGaussian.elbo q_logvar shape": (lambda: vae.LinearGaussian(4, 3, 1.0).elbo(torch.zeros(2, 4), _VZ, torch.zeros(2, 2)), ValueError, "q_logvar"),
+    "gaussian_kl NaN logvar": (lambda: vae.gaussian_kl(_VZ, _VZ / 0 * 0), ValueError, "logvar"),
+    # training data: refused up front (0 digits gave TrainingDiverged: "lower the learning rate")
+    "train_vae 0 images": (lambda: vae.train_vae(_vae(), _pixels(0), _VCFG), ValueError, "train_images"),
+    "train_vae 0 validation digits": (lambda: vae.train_vae(_vae(), _pixels(4), _VCFG, _VX[:0]), ValueError, "valid_x"),
+    "train_vae model": (lambda: vae.train_vae(torch.nn.Linear(4, 4), _pixels(4), _VCFG), TypeError, "model"),
+    # save_pretrained: metadata that weights_only=True cannot read back, named by its key
+    "save_pretrained numpy array": (lambda: vae.save_pretrained(_vae(), _vae_file("missing"), nll=np.zeros(3)), TypeError, "nll"),
+    "save_pretrained object": (lambda: vae.save_pretrained(_vae(), _vae_file("missing"), when=object()), TypeError, "when"),
+    "save_pretrained model": (lambda: vae.save_pretrained(torch.nn.Linear(2, 2), _vae_file("missing")), TypeError, "model"),
+    # load_pretrained: a CheckpointError naming the path, as training.load_checkpoint
+    "load_pretrained missing": (lambda: vae.load_pretrained(_vae_file("missing")), training.CheckpointError, "missing.pt"),
+    "load_pretrained truncated": (lambda: vae.load_pretrained(_vae_file("truncated")), training.CheckpointError, "truncated.pt"),
+    "load_pretrained empty": (lambda: vae.load_pretrained(_vae_file("empty")), training.CheckpointError, "empty.pt"),
+    "load_pretrained text": (lambda: vae.load_pretrained(_vae_file("text")), training.CheckpointError, "text.pt"),
+    "load_pretrained random": (lambda: vae.load_pretrained(_vae_file("random")), training.CheckpointError, "random.pt"),
+    "load_pretrained foreign": (lambda: vae.load_pretrained(_vae_file("foreign")), training.CheckpointError, "foreign.pt"),
+    "load_pretrained flipped byte": (lambda: vae.load_pretrained(_vae_file("flipped")), training.CheckpointError, "flipped.pt"),
+    "load_pretrained sha256 short": (lambda: vae.load_pretrained(_vae_file("missing"), "abc"), ValueError, "sha256"),
+    "load_pretrained sha256 not hex": (lambda: vae.load_pretrained(_vae_file("missing"), "g" * 64), ValueError, "sha256"),
+    "load_pretrained sha256 bytes": (lambda: vae.load_pretrained(_vae_file("missing"), b"0" * 64), TypeError, "sha256"),
+    "load_pretrained path int": (lambda: vae.load_pretrained(7), TypeError, "path"),
+    # Chapter 1: the logit transform promised a ValueError for NaN
+    "logit_transform NaN": (lambda: image_flows.logit_transform(torch.tensor([[0.5, NAN]])), ValueError, "x"),
+    "logit_transform -inf": (lambda: image_flows.logit_transform(torch.tensor([[0.5, -math.inf]])), ValueError, "x"),
+    "LogitTransform forward NaN": (lambda: image_flows.LogitTransform()(torch.tensor([[NAN, 0.5]])), ValueError, "x"),
+    "LogitTransform inverse NaN": (lambda: image_flows.LogitTransform().inverse(torch.tensor([[NAN, 0.5]])), ValueError, "y"),
+    "dequantized_log_likelihood NaN log_prob": (lambda: image_flows.dequantized_log_likelihood(
+        lambda b: torch.full((len(b),), NAN), torch.zeros(2, 3, dtype=torch.long), 1), ValueError, "log_prob"),
+}
+
+
+@pytest.mark.parametrize("call, exc, arg", _rows(VAE_ROWS, "vae"))
+def test_vae_bad_input_raises_naming_the_argument(call, exc, arg):
+    with pytest.raises(exc) as info:
+        call()
+    message = str(info.value)
+    assert re.search(rf"(^|\W){re.escape(arg)}(\W|$)", message), f"the message must name {arg!r}: {message}"

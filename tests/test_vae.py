@@ -122,10 +122,10 @@ def test_save_and_load_pretrained_round_trip(tmp_path, small_vae):
     assert meta == {"test_log_px_nats": -1.5} and model.latent_dim == 3 and not model.training
     for a, b in zip(small_vae.state_dict().values(), model.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-2) and b.dtype == torch.float32   # float16 on disk
-    with pytest.raises(ValueError, match="path"):
-        vae.load_pretrained(path, "0" * 64)
-    with pytest.raises(ValueError, match="path"):
-        vae.load_pretrained(tmp_path / "missing.pt")
+    for bad in (path, tmp_path / "missing.pt"):  # another SHA-256; a missing file: as training.load_checkpoint
+        with pytest.raises(training.CheckpointError) as info:
+            vae.load_pretrained(bad, "0" * 64)
+        assert str(bad) in str(info.value) and isinstance(info.value, ValueError)  # also the ValueError of before
 
 
 # ----------------------------------------------------------------------------
@@ -390,7 +390,7 @@ BAD = [
     ("LinearGaussian noise_std", lambda m: vae.LinearGaussian(4, 2, 0.0), "noise_std"),
     ("LinearGaussian latent > data", lambda m: vae.LinearGaussian(2, 3, 1.0), "latent_dim"),
     ("LinearGaussian log_prob shape", lambda m: vae.LinearGaussian(4, 2, 1.0).log_prob(torch.zeros(2, 5)), "x"),
-    ("LinearGaussian elbo nan logvar", lambda m: vae.LinearGaussian(4, 3, 1.0).elbo(torch.zeros(2, 4), _Z, _NAN), "logvar"),
+    ("LinearGaussian elbo nan logvar", lambda m: vae.LinearGaussian(4, 3, 1.0).elbo(torch.zeros(2, 4), _Z, _NAN), "q_logvar"),
     ("LinearGaussian elbo q_mu shape", lambda m: vae.LinearGaussian(4, 2, 1.0).elbo(torch.zeros(2, 4), _Z, _Z), "q_mu"),
     ("LinearGaussian posterior nan", lambda m: vae.LinearGaussian(4, 2, 1.0).posterior(torch.full((1, 4), float("nan"))), "x"),
     ("binarize_dynamic float", lambda m: vae.binarize_dynamic(torch.zeros(2, 4)), "images"),
@@ -477,3 +477,216 @@ def test_autoregressive_save_and_load_round_trip(tmp_path):
     assert isinstance(loaded, vae.AutoregressiveVAE)
     w = (model.autoregressive.weight * model.mask).to(torch.float16).float()
     assert torch.equal(loaded.autoregressive.weight * loaded.mask, w)
+
+
+# ----------------------------------------------------------------------------
+# Issue 18: pretrained files (metadata, the embedded digest, clear errors) and the
+# Bernoulli likelihood's x (the bad-input rows are in tests/test_bad_inputs.py)
+# ----------------------------------------------------------------------------
+def _saved(tmp_path, model=None, name="m.pt", **metadata):
+    path = tmp_path / name
+    torch.manual_seed(0)
+    sha = vae.save_pretrained(model or vae.VAE(20, 3, (16,)), path, **metadata)
+    return path, sha
+
+
+def test_save_pretrained_stores_numpy_and_tensor_scalars_as_python_numbers(tmp_path):
+    import numpy as np
+
+    path, sha = _saved(tmp_path, nll=np.float64(89), epochs=np.int64(3), ok=np.bool_(True),
+                       elbo=torch.tensor(-91.5), curve=[np.float32(1.5), 2], note="x")
+    model, meta = vae.load_pretrained(path)  # the embedded digest alone: no sha256 needed
+    assert meta == {"nll": 89.0, "epochs": 3, "ok": True, "elbo": -91.5, "curve": [1.5, 2], "note": "x"}
+    assert [type(meta[k]) for k in ("nll", "epochs", "ok", "elbo")] == [float, int, bool, float]
+    assert type(meta["curve"][0]) is float
+    assert vae.load_pretrained(path, sha)[1] == meta
+
+
+@pytest.mark.parametrize("value", ["array", "object", "set", "tensor"])
+def test_save_pretrained_refuses_unloadable_metadata_and_keeps_the_good_file(tmp_path, value):
+    import numpy as np
+
+    path, sha = _saved(tmp_path, nll=1.0)
+    before = path.read_bytes()
+    bad = {"array": np.zeros(3), "object": object(), "set": {1, 2}, "tensor": torch.zeros(2)}[value]
+    with pytest.raises(TypeError) as info:
+        vae.save_pretrained(vae.VAE(20, 3, (16,)), path, nll=1.0, curve=bad)
+    assert "curve" in str(info.value) and isinstance(info.value, ValueError)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+
+
+def test_a_file_that_does_not_read_back_never_replaces_a_good_one(tmp_path, monkeypatch):
+    """The read-back before the rename: let an unloadable value through the metadata check."""
+    import numpy as np
+
+    from course_lib import pretrained
+
+    path, sha = _saved(tmp_path, nll=1.0)
+    before = path.read_bytes()
+    monkeypatch.setattr(pretrained, "plain_metadata", lambda metadata, name="metadata": dict(metadata))
+    with pytest.raises(training.CheckpointError, match="was not written") as info:
+        vae.save_pretrained(vae.VAE(20, 3, (16,)), path, nll=np.float64(89))  # pickled as a numpy global
+    assert str(path) in str(info.value)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+    assert vae.load_pretrained(path, sha)[1] == {"nll": 1.0}
+
+
+def test_save_pretrained_refuses_weights_float16_cannot_hold(tmp_path):
+    model = vae.VAE(20, 3, (16,))
+    with torch.no_grad():
+        model.decoder[0].bias[0] = 1e5  # float16 would store inf
+    with pytest.raises(ValueError, match="decoder.0.bias.*float16"):
+        vae.save_pretrained(model, tmp_path / "m.pt")
+    with torch.no_grad():
+        model.decoder[0].bias[0] = float("nan")
+    with pytest.raises(ValueError, match="decoder.0.bias.*NaN"):
+        vae.save_pretrained(model, tmp_path / "m.pt")
+    assert not any(tmp_path.iterdir())
+
+
+def _flip(path, position, mask=0x01):
+    blob = bytearray(path.read_bytes())
+    blob[position] ^= mask
+    path.write_bytes(bytes(blob))
+
+
+def test_a_changed_weight_byte_is_refused_without_sha256(tmp_path):
+    """The bug: a flipped byte in a bias loaded silently (the bias differed by 0.0072)."""
+    model = vae.VAE(20, 3, (16,))
+    path, _ = _saved(tmp_path, model)
+    bias = model.decoder[-1].bias.detach().to(torch.float16)
+    position = path.read_bytes().find(bias.numpy().tobytes())  # the last layer's bias, as stored
+    assert position > 0
+    _flip(path, position + 1)
+    with pytest.raises(training.CheckpointError, match="corrupt") as info:
+        vae.load_pretrained(path)
+    assert str(path) in str(info.value)
+
+
+def test_sha256_is_accepted_in_any_case_and_with_whitespace(tmp_path):
+    path, sha = _saved(tmp_path)
+    for variant in (sha, sha.upper(), f"  {sha}\n", sha[:10].upper() + sha[10:]):
+        assert vae.load_pretrained(path, variant)[0].latent_dim == 3
+    with pytest.raises(training.CheckpointError, match="expected"):
+        vae.load_pretrained(path, ("0" if sha[0] != "0" else "1") + sha[1:])
+
+
+def test_files_without_a_digest_load_only_with_a_matching_sha256(tmp_path):
+    """course_lib before issue 18 wrote plain torch.save files: the shipped asset was one."""
+    import hashlib
+
+    model = vae.VAE(20, 3, (16,))
+    path = tmp_path / "legacy.pt"
+    torch.save({"arch": {"data_dim": 20, "latent_dim": 3, "hidden_dims": [16]},
+                "state_dict": {k: v.to(torch.float16) for k, v in model.state_dict().items()},
+                "metadata": {"nll": 1.0}}, path)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(training.CheckpointError, match="predates") as info:
+        vae.load_pretrained(path)
+    assert str(path) in str(info.value)
+    loaded, meta = vae.load_pretrained(path, sha.upper())
+    assert meta == {"nll": 1.0} and type(loaded) is vae.VAE
+    with pytest.raises(training.CheckpointError, match="expected"):
+        vae.load_pretrained(path, "f" * 64)
+    # re-saving adds the digest: the same weights, loadable without sha256
+    new_sha = vae.save_pretrained(loaded, path, **meta)
+    again, _ = vae.load_pretrained(path)
+    assert new_sha != sha
+    for a, b in zip(loaded.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def _unreadable_files(tmp_path):
+    """name -> path of a file that is not a usable pretrained VAE file."""
+    good, _ = _saved(tmp_path, name="good.pt")
+    blob = good.read_bytes()
+    files = {
+        "truncated": blob[: len(blob) // 2],
+        "truncated by one byte": blob[:-1],
+        "empty": b"",
+        "random": bytes(torch.randint(0, 256, (3000,), generator=torch.Generator().manual_seed(0)).tolist()),
+        "text": b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 1621603\n",
+        "zip header only": b"PK\x03\x04" + bytes(100),
+    }
+    out = {name: tmp_path / f"{name.replace(' ', '_')}.pt" for name in files}
+    for name, data in files.items():
+        out[name].write_bytes(data)
+    out["list (foreign torch file)"] = tmp_path / "list.pt"
+    torch.save([1, 2, 3], out["list (foreign torch file)"])
+    out["training checkpoint"] = tmp_path / "ckpt.pt"
+    training.save_checkpoint(out["training checkpoint"], {"model": {"w": torch.zeros(2)}})
+    out["a directory"] = tmp_path / "folder.pt"
+    out["a directory"].mkdir()
+    out["missing"] = tmp_path / "missing.pt"
+    from course_lib import pretrained
+
+    out["another kind"] = tmp_path / "pixelcnn.pt"
+    pretrained.save(out["another kind"], {"arch": {}, "state_dict": {}, "metadata": {}}, kind="pixelcnn")
+    out["foreign arch"] = tmp_path / "arch.pt"
+    pretrained.save(out["foreign arch"], {"arch": {"channels": 3}, "state_dict": {}, "metadata": {}}, kind="vae")
+    out["no arch"] = tmp_path / "noarch.pt"
+    pretrained.save(out["no arch"], {"weights": torch.zeros(2)}, kind="vae")
+    return out
+
+
+def test_unreadable_files_give_a_checkpoint_error_naming_the_path(tmp_path):
+    import hashlib
+
+    for name, path in _unreadable_files(tmp_path).items():
+        for sha in (None, "digest of the file"):
+            if sha is not None:
+                if not path.is_file():
+                    continue
+                sha = hashlib.sha256(path.read_bytes()).hexdigest()  # a pinned digest does not make it loadable
+            with pytest.raises(training.CheckpointError) as info:
+                vae.load_pretrained(path, sha)
+            assert str(path) in str(info.value), f"{name}: {info.value}"
+            assert type(info.value).__name__ == "PretrainedFileError", name
+
+
+def test_bernoulli_log_prob_refuses_non_binary_x_and_accepts_bool_and_int():
+    logits = torch.randn(3, 4)
+    x = (torch.rand(3, 4) < 0.5).float()
+    assert vae.bernoulli_log_prob(logits, x.bool()).equal(vae.bernoulli_log_prob(logits, x))
+    assert vae.bernoulli_log_prob(logits, x.long()).equal(vae.bernoulli_log_prob(logits, x))
+    for bad in (x * 2, x + 0.5, torch.full((3, 4), float("nan")), x - 1):
+        with pytest.raises(ValueError, match="x must contain only 0 and 1"):
+            vae.bernoulli_log_prob(logits, bad)
+    with pytest.raises(ValueError, match="x .* must broadcast against logits"):
+        vae.bernoulli_log_prob(logits, torch.zeros(3, 5))
+
+
+def test_log_px_given_z_refuses_non_binary_x_for_both_decoders():
+    for model in (vae.VAE(4, 2, (8,)), _ar_vae(4)):
+        z, x = torch.zeros(3, 2), torch.ones(3, 4)
+        assert (model.log_px_given_z(z, x) <= 0).all()
+        for bad in (2 * x, 0.5 * x):
+            with pytest.raises(ValueError, match="^x must contain only 0 and 1"):
+                model.log_px_given_z(z, bad)
+        with pytest.raises(ValueError, match="^z must have shape"):
+            model.log_px_given_z(torch.zeros(2, 2), x)  # 2 latents for 3 rows
+        assert torch.equal(model.log_px_given_z(torch.zeros(1, 2), x), model.log_px_given_z(torch.zeros(3, 2), x))
+
+
+def test_a_subclass_overriding_log_px_given_z_is_used_by_the_bounds():
+    class Flat(vae.VAE):
+        def log_px_given_z(self, z, x):  # the earlier hook: a constant likelihood
+            return torch.zeros(z.shape[:-1])
+
+    torch.manual_seed(0)
+    model = Flat(4, 2, (8,))
+    x = torch.ones(3, 4)
+    rec, kl = model.elbo_terms(x, torch.Generator().manual_seed(0))
+    assert torch.equal(rec, torch.zeros(3))
+    assert torch.equal(model.log_weights(x, 2, torch.Generator().manual_seed(0)),
+                       model.log_weights(x, 2, torch.Generator().manual_seed(0)))
+
+
+def test_training_speed_path_gives_the_same_bound_as_the_checked_one(small_vae):
+    """The bounds call the unchecked likelihood on an x they checked: same numbers as the public method."""
+    x = _binary(5, 20, seed=2)
+    g = torch.Generator().manual_seed(0)
+    mu, logvar = small_vae.encode(x)
+    z = vae.reparameterize(mu, logvar, g)
+    rec, _ = small_vae.elbo_terms(x, torch.Generator().manual_seed(0))
+    assert torch.equal(rec, small_vae.log_px_given_z(z, x))

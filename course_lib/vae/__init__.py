@@ -19,6 +19,8 @@ the VAE (Bernoulli decoder)                 :class:`VAE`
 binarized MNIST                             :func:`binarize_dynamic`, :func:`binarize_fixed`
 training / evaluation                       :class:`VAEConfig`, :func:`train_vae`,
                                             :func:`evaluate_bounds`
+shipped weights (embedded SHA-256)          :func:`save_pretrained`, :func:`load_pretrained`
+                                            (the file format: :mod:`course_lib.pretrained`)
 ==========================================  =================================================
 
 Shapes: ``B`` examples, ``D`` data dimensions (784 for MNIST), ``Z`` latent

@@ -39,13 +39,14 @@ _LOG_2PI = math.log(2 * math.pi)
 # ----------------------------------------------------------------------------
 # Argument checks shared by the functions below
 # ----------------------------------------------------------------------------
-def _check_mu_logvar(mu, logvar) -> tuple[Tensor, Tensor]:
-    mu = checks.float_batch("mu", mu)
-    logvar = checks.float_batch("logvar", logvar)
+def _check_mu_logvar(mu, logvar, names: tuple[str, str] = ("mu", "logvar")) -> tuple[Tensor, Tensor]:
+    mu_name, logvar_name = names  # the caller's argument names, for the messages
+    mu = checks.float_batch(mu_name, mu)
+    logvar = checks.float_batch(logvar_name, logvar)
     if logvar.shape != mu.shape:
-        raise ValueError(f"logvar must have the shape of mu {tuple(mu.shape)}, got {tuple(logvar.shape)}")
-    checks.finite("mu", mu)
-    checks.finite("logvar", logvar)
+        raise ValueError(f"{logvar_name} must have the shape of {mu_name} {tuple(mu.shape)}, got {tuple(logvar.shape)}")
+    checks.finite(mu_name, mu)
+    checks.finite(logvar_name, logvar)
     return mu, logvar
 
 
@@ -104,17 +105,29 @@ def bernoulli_log_prob(logits: Tensor, x: Tensor) -> Tensor:
 
     Args:
         logits: (..., D) decoder outputs; ``p(x_d = 1) = sigmoid(logits_d)``.
-        x: (..., D) with values in {0, 1}, broadcastable against ``logits``.
+        x: (..., D) with values in {0, 1} (float, integer or bool), broadcastable against ``logits``.
 
     Returns:
         (...,), nats (always <= 0).
 
     Raises:
-        TypeError: if an argument is not a tensor.
+        ArgumentTypeError (TypeError and ValueError): an argument is not a tensor.
+        ValueError: ``x`` has an entry other than 0 and 1 (a Bernoulli likelihood of
+            x = 2 or x = 0.5 is not a probability), or does not broadcast against ``logits``.
 
     References: Kingma & Welling 2014, Appendix C.1 (Bernoulli MLP decoder).
     """
     logits, x = checks.tensor("logits", logits), checks.tensor("x", x)
+    try:
+        torch.broadcast_shapes(logits.shape, x.shape)
+    except RuntimeError:
+        raise ValueError(f"x {tuple(x.shape)} must broadcast against logits {tuple(logits.shape)}") from None
+    checks.binary("x", x)
+    return _bernoulli_log_prob(logits, x)
+
+
+def _bernoulli_log_prob(logits: Tensor, x: Tensor) -> Tensor:
+    # bernoulli_log_prob without the checks, for x already checked (the models' bounds, every training step)
     logits, x = torch.broadcast_tensors(logits, x.to(logits.dtype))
     return -nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
 
@@ -205,16 +218,19 @@ def single_sample_elbo(x: Tensor, mu: Tensor, logvar: Tensor, eps: Tensor, decod
     Welling's eq. 10 with L = 1.
 
     Args:
-        x: (B, D) binary data.
+        x: (B, D) binary data (entries 0 and 1).
         mu, logvar: (B, Z) parameters of ``q(z | x)``.
         eps: (B, Z) standard normal noise.
-        decode: maps (B, Z) latents to (B, D) Bernoulli logits.
+        decode: maps (B, Z) latents to (B, D) Bernoulli logits, the shape of ``x``.
 
     Returns:
         (B,), nats.
 
     Raises:
-        ValueError: bad shapes or non-finite ``mu`` / ``logvar`` (named).
+        ArgumentTypeError (TypeError and ValueError): an argument is not a tensor, or
+            ``decode`` is not callable.
+        ValueError: bad shapes, non-finite ``mu`` / ``logvar``, an ``x`` entry other than
+            0 and 1, or ``decode`` returning logits whose shape is not ``x``'s (named).
 
     References: Kingma & Welling 2014, eq. 10.
     """
@@ -222,8 +238,18 @@ def single_sample_elbo(x: Tensor, mu: Tensor, logvar: Tensor, eps: Tensor, decod
     eps = checks.float_batch("eps", eps)
     if eps.shape != mu.shape:
         raise ValueError(f"eps must have the shape of mu {tuple(mu.shape)}, got {tuple(eps.shape)}")
+    x = checks.tensor("x", x)
+    if x.ndim != 2 or x.shape[0] != mu.shape[0]:
+        raise ValueError(f"x must have shape (B, D) with B = {mu.shape[0]} (the rows of mu), got {tuple(x.shape)}")
+    checks.binary("x", x)
+    if not callable(decode):
+        raise checks.ArgumentTypeError(f"decode must be callable (latents -> logits), got {type(decode).__name__}")
     z = _location_scale(mu, logvar, eps)
-    return bernoulli_log_prob(decode(z), x) - gaussian_kl(mu, logvar)
+    logits = decode(z)
+    if not isinstance(logits, Tensor) or logits.shape != x.shape:
+        got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+        raise ValueError(f"decode must return logits of x's shape {tuple(x.shape)} (one per pixel), got {got}")
+    return _bernoulli_log_prob(logits, x) - gaussian_kl(mu, logvar)
 
 
 def iwae_asymptotic_gap(log_weight_variance: float, k: int) -> float:
@@ -268,7 +294,8 @@ def reparameterization_gradient(
         ``(grad_mu, grad_logvar)``, each (n, B, Z): one gradient per sample.
 
     Raises:
-        ValueError: bad shapes, non-finite entries or ``n < 1`` (named).
+        ValueError: bad shapes, non-finite entries, ``n < 1``, or ``f`` not returning
+            an (n, B) tensor (named).
 
     References: Kingma & Welling 2014, §2.4; Schulman et al. 2015 (pathwise derivative).
     """
@@ -278,8 +305,19 @@ def reparameterization_gradient(
     lv_p = logvar.detach().expand(n, *mu.shape).clone().requires_grad_(True)
     eps = torch.randn(mu_p.shape, generator=generator, device=mu.device, dtype=mu.dtype)
     z = mu_p + torch.exp(0.5 * lv_p) * eps
-    g_mu, g_lv = torch.autograd.grad(f(z).sum(), (mu_p, lv_p))
+    g_mu, g_lv = torch.autograd.grad(_check_f_output(f, z, n, mu.shape[0]).sum(), (mu_p, lv_p))
     return g_mu, g_lv
+
+
+def _check_f_output(f, z: Tensor, n: int, b: int) -> Tensor:
+    """``f(z)``, refused unless it is the (n, B) tensor the estimators promise (else it would broadcast into garbage)."""
+    if not callable(f):
+        raise checks.ArgumentTypeError(f"f must be callable ((n, B, Z) samples -> (n, B) values), got {type(f).__name__}")
+    fz = f(z)
+    if not isinstance(fz, Tensor) or fz.shape != (n, b):
+        got = tuple(fz.shape) if isinstance(fz, Tensor) else type(fz).__name__
+        raise ValueError(f"f must map the (n, B, Z) = {tuple(z.shape)} samples to (n, B) = {(n, b)} values, got {got}")
+    return fz
 
 
 def score_function_gradient(
@@ -302,7 +340,8 @@ def score_function_gradient(
         ``(grad_mu, grad_logvar)``, each (n, B, Z).
 
     Raises:
-        ValueError: bad shapes, non-finite entries or ``n < 1`` (named).
+        ValueError: bad shapes, non-finite entries, ``n < 1``, or ``f`` not returning
+            an (n, B) tensor (named).
 
     References: Williams 1992 (REINFORCE); Kingma & Welling 2014, §2.4 (why
     the reparameterized estimator is preferred).
@@ -313,7 +352,7 @@ def score_function_gradient(
     eps = torch.randn((n, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
     with torch.no_grad():
         z = _location_scale(mu, logvar, eps)
-        fz = f(z)[..., None]  # (n, B, 1)
+        fz = _check_f_output(f, z, n, mu.shape[0])[..., None]  # (n, B, 1)
     # (z - mu) / sigma^2 = eps / sigma;  (z - mu)^2 / sigma^2 = eps^2
     return fz * eps * torch.exp(-0.5 * logvar), fz * 0.5 * (eps.pow(2) - 1.0)
 
@@ -393,7 +432,7 @@ class LinearGaussian(nn.Module):
         return checks.finite("x", x)
 
     def _q(self, x: Tensor, q_mu, q_logvar) -> tuple[Tensor, Tensor]:
-        q_mu, q_logvar = _check_mu_logvar(q_mu, q_logvar)
+        q_mu, q_logvar = _check_mu_logvar(q_mu, q_logvar, ("q_mu", "q_logvar"))
         if q_mu.shape != (x.shape[0], self.latent_dim):
             raise ValueError(f"q_mu must have shape {(x.shape[0], self.latent_dim)}, got {tuple(q_mu.shape)}")
         return q_mu.to(torch.float64), q_logvar.to(torch.float64)
@@ -519,15 +558,34 @@ class VAE(nn.Module):
         x = self._x(x)
         mu, logvar = self.encode(x)
         z = reparameterize(mu, logvar, generator)
-        return self.log_px_given_z(z, x), gaussian_kl(mu, logvar)
+        return self._log_px_given_z(z, x), gaussian_kl(mu, logvar)
 
     def log_px_given_z(self, z: Tensor, x: Tensor) -> Tensor:
         """``log p(x | z)`` in nats: z (..., B, Z) and binary x (B, D) -> (..., B).
 
-        Independent Bernoulli pixels with logits ``decode(z)``; subclasses with
-        another decoder (:class:`AutoregressiveVAE`) override this one method.
+        Independent Bernoulli pixels with logits ``decode(z)`` (in :class:`AutoregressiveVAE`,
+        plus the autoregressive term ``autoregressive_logits(x)``).
+
+        Raises:
+            ValueError: ``x`` not (B, D) with entries 0 and 1, or ``z`` not (..., B, Z) or (..., 1, Z) (named).
         """
-        return bernoulli_log_prob(self.decode(z), x)
+        x = self._x(x)
+        z = checks.tensor("z", z)
+        if z.ndim < 2 or z.shape[-2] not in (x.shape[0], 1):  # 1: one z for every row of x (broadcast)
+            raise ValueError(f"z must have shape (..., B, {self.latent_dim}) with B = {x.shape[0]} (the rows of x) "
+                             f"or 1, got {tuple(z.shape)}")
+        return self._log_px_given_z(z, x)
+
+    def _log_px_given_z(self, z: Tensor, x: Tensor) -> Tensor:
+        # log_px_given_z for an x already checked (the bounds check x once; this runs in every training step).
+        # Subclasses with another decoder (AutoregressiveVAE) override this one method.
+        return _bernoulli_log_prob(self.decode(z), x)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # A subclass written against the earlier hook overrides log_px_given_z itself: use it in the bounds too.
+        if "log_px_given_z" in cls.__dict__ and "_log_px_given_z" not in cls.__dict__:
+            cls._log_px_given_z = cls.__dict__["log_px_given_z"]
 
     def elbo(self, x: Tensor, beta: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
         """One-sample estimate of ``E_q[log p(x | z)] - beta KL(q(z | x) || p(z))``: (B,), nats.
@@ -555,7 +613,7 @@ class VAE(nn.Module):
         eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
         z = _location_scale(mu, logvar, eps)
         log_q = -0.5 * (eps.pow(2) + logvar + _LOG_2PI).sum(-1)  # diag_gaussian_log_prob(z, mu, logvar)
-        return self.log_px_given_z(z, x) + standard_normal_log_prob(z) - log_q
+        return self._log_px_given_z(z, x) + standard_normal_log_prob(z) - log_q
 
     def iwae_bound(self, x: Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 100) -> Tensor:
         """The importance-weighted bound ``log (1/k) sum_j p(x, z_j) / q(z_j | x)``: (B,), nats.
@@ -624,8 +682,9 @@ class AutoregressiveVAE(VAE):
         """``sum_{j<i} W_ij x_j`` for each pixel i: (..., D) -> (..., D)."""
         return F.linear(x, self.autoregressive.weight * self.mask)
 
-    def log_px_given_z(self, z: Tensor, x: Tensor) -> Tensor:
-        return bernoulli_log_prob(self.decode(z) + self.autoregressive_logits(x), x)
+    def _log_px_given_z(self, z: Tensor, x: Tensor) -> Tensor:
+        # log_px_given_z (checks x, then calls this): the decoder's logits plus the autoregressive term
+        return _bernoulli_log_prob(self.decode(z) + self.autoregressive_logits(x), x)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:

@@ -6,8 +6,6 @@ Re-exported by :mod:`course_lib.vae`.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import math
 import os
 from dataclasses import dataclass
@@ -15,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from course_lib import checks, data
+from course_lib import checks, data, pretrained
 from course_lib._runtime import seed_everything
 from course_lib.training import RunOptions, TrainingRun
 from course_lib.vae.core import VAE, AutoregressiveVAE, _check_binary_batch, log_mean_exp
@@ -176,19 +174,29 @@ def train_vae(
         (``"completed"``, ``"early_stopping"``, ``"time_budget"``, ``"interrupted"``).
 
     Raises:
-        ValueError: bad data shapes, or ``patience > 0`` without ``valid_x``.
+        ArgumentTypeError (TypeError and ValueError): ``config`` is not a :class:`VAEConfig`,
+            or the data are not tensors.
+        ValueError: bad data shapes, no training digits, an empty or non-binary ``valid_x``,
+            or ``patience > 0`` without ``valid_x`` (each names the argument).
         course_lib.training.TrainingDiverged: a non-finite loss, gradient or parameter.
 
     References: Kingma & Welling 2014, Algorithm 1; Burda et al. 2016, §3 (k > 1).
     """
+    if not isinstance(model, VAE):
+        raise checks.ArgumentTypeError(f"model must be a course_lib.vae.VAE, got {type(model).__name__}")
     if not isinstance(config, VAEConfig):
         raise checks.ArgumentTypeError(f"config must be a VAEConfig, got {type(config).__name__}")
     train_images = checks.tensor("train_images", train_images)
     if train_images.ndim != 2 or train_images.shape[1] != model.data_dim or train_images.is_floating_point():
         raise ValueError(f"train_images must be integer pixels of shape (N, {model.data_dim}), "
                          f"got {train_images.dtype} {tuple(train_images.shape)}")
+    if train_images.shape[0] == 0:
+        raise ValueError(f"train_images must hold at least one digit, got shape {tuple(train_images.shape)}")
     if valid_x is not None:
         valid_x = _check_binary_batch("valid_x", valid_x, model.data_dim, torch.float32)
+        if valid_x.shape[0] == 0:
+            raise ValueError(f"valid_x must hold at least one digit (the validation ELBO is measured on it every "
+                             f"epoch), got shape {tuple(valid_x.shape)}; pass valid_x=None for no validation")
     if config.patience and valid_x is None:
         raise ValueError("valid_x is required when config.patience > 0 (early stopping needs validation digits)")
     device = next(model.parameters()).device
@@ -260,51 +268,97 @@ def train_vae(
 
 
 # ----------------------------------------------------------------------------
-# Shipped checkpoints (small: float16, loaded with weights_only=True, SHA-256 checked)
+# Shipped checkpoints (small: float16, an embedded SHA-256, loaded with weights_only=True)
 # ----------------------------------------------------------------------------
+_MAKE_HINT = ": run scripts/make_vae_checkpoint.py to make it"
+_FLOAT16_MAX = float(torch.finfo(torch.float16).max)
+
+
 def save_pretrained(model: VAE, path: str | os.PathLike, **metadata) -> str:
     """Save ``model`` for shipping: float16 weights, its constructor arguments and ``metadata``.
 
+    The file format, the embedded digest and the verified atomic write are those of
+    :func:`course_lib.pretrained.save`: the metadata is checked and converted first,
+    the new file is read back with ``weights_only=True`` and compared before it
+    replaces ``path``, so a file that :func:`load_pretrained` would refuse never
+    replaces a good one.
+
     Args:
-        model: a :class:`VAE`.
-        path: the file to write.
-        metadata: plain numbers and strings to keep beside the weights (measured NLLs, epochs, seed).
+        model: a :class:`VAE` (or :class:`AutoregressiveVAE`); its weights must be
+            finite and within float16's range (``|w| <= 65504``).
+        path: the file to write (its folder is created).
+        metadata: numbers, strings, bools, None, or lists/tuples/dicts of them (measured
+            NLLs in nats, epochs, seed). NumPy scalars (``np.float64(89.0)``) and 0-d
+            tensors are stored as Python numbers.
 
     Returns:
-        the file's SHA-256 (hex), to pin in the code that loads it.
+        the file's SHA-256 (hex), to pin in the code that loads it (``load_pretrained(path, sha256=...)``).
+
+    Raises:
+        ArgumentTypeError (TypeError and ValueError): ``model`` is not a :class:`VAE`, or a
+            metadata entry cannot be stored (the message names its key, e.g. ``metadata['nll']``).
+        ValueError: a weight that is NaN or infinite, or beyond float16's range (named).
+        course_lib.pretrained.PretrainedFileError: ``path`` cannot be written (``path`` is then unchanged).
     """
+    if not isinstance(model, VAE):
+        raise checks.ArgumentTypeError(f"model must be a course_lib.vae.VAE, got {type(model).__name__}")
     arch = {"data_dim": model.data_dim, "latent_dim": model.latent_dim, "hidden_dims": list(model.hidden_dims),
             "autoregressive": isinstance(model, AutoregressiveVAE)}
-    state = {k: v.detach().cpu().to(torch.float16) for k, v in model.state_dict().items()}
-    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
-    buffer = io.BytesIO()
-    torch.save({"arch": arch, "state_dict": state, "metadata": dict(metadata)}, buffer)
-    data._atomic_write_bytes(os.fspath(path), buffer.getvalue())  # a crash leaves the old file, never half a new one
-    return hashlib.sha256(buffer.getvalue()).hexdigest()
+    state = {}
+    for name, value in model.state_dict().items():
+        value = value.detach().cpu()
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"model weight {name!r} has NaN or infinite entries (a diverged run?); not saved")
+        if bool((value.abs() > _FLOAT16_MAX).any()):
+            raise ValueError(f"model weight {name!r} has entries beyond float16's range (|w| > {_FLOAT16_MAX:g}); not saved")
+        state[name] = value.to(torch.float16)
+    return pretrained.save(path, {"arch": arch, "state_dict": state, "metadata": metadata}, kind="vae")
 
 
 def load_pretrained(path: str | os.PathLike, sha256: str | None = None) -> tuple[VAE, dict]:
-    """Load a file written by :func:`save_pretrained` (``weights_only=True``), checking its SHA-256.
+    """Load a file written by :func:`save_pretrained`, checking its digest, with ``weights_only=True``.
+
+    Every file written by :func:`save_pretrained` carries a SHA-256 of its bytes
+    (:mod:`course_lib.pretrained`), checked on every load, so a file with any changed
+    byte is refused even without ``sha256``. ``sha256`` pins the exact file (another
+    version of the weights is refused too). A file written by course_lib before
+    embedded digests (issue 18) has none: it is loaded only when ``sha256`` is given
+    and matches, and refused otherwise.
 
     Args:
         path: the checkpoint file.
-        sha256: the expected SHA-256 (hex); None skips the check.
+        sha256: the expected SHA-256 of the file (64 hex digits, any case, surrounding
+            whitespace ignored); None checks only the embedded digest.
 
     Returns:
-        ``(model, metadata)``: a float32 :class:`VAE` in eval mode, and the saved metadata dict.
+        ``(model, metadata)``: a float32 :class:`VAE` (or :class:`AutoregressiveVAE`) in
+        eval mode on the CPU, and the saved metadata dict.
 
     Raises:
-        ValueError: the file is missing or its SHA-256 differs from ``sha256`` (the message names ``path``).
+        course_lib.pretrained.PretrainedFileError (a ``course_lib.training.CheckpointError``
+            and a ``ValueError``): naming ``path``, when the file is missing, empty,
+            truncated, corrupt (its embedded digest does not match), of another SHA-256 than
+            ``sha256``, without a digest and no ``sha256`` given, not loadable with
+            ``weights_only=True``, or not a VAE file.
+        ArgumentTypeError (TypeError and ValueError): ``path`` or ``sha256`` of the wrong type.
+        ValueError: ``sha256`` is not 64 hex digits.
     """
+    saved = pretrained.load(path, kind="vae", sha256=sha256, missing_hint=_MAKE_HINT)
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ValueError(f"path {path!r} does not exist: run scripts/make_vae_checkpoint.py to make it")
-    with open(path, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
-    if sha256 is not None and digest != sha256:
-        raise ValueError(f"path {path!r} has SHA-256 {digest}, expected {sha256}: the file is corrupt or another version")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    arch = dict(saved["arch"])
-    model = (AutoregressiveVAE if arch.pop("autoregressive", False) else VAE)(**arch)
-    model.load_state_dict({k: v.to(torch.float32) for k, v in saved["state_dict"].items()})
-    return model.eval(), saved["metadata"]
+    arch, state, metadata = saved.get("arch"), saved.get("state_dict"), saved.get("metadata")
+    if not (isinstance(arch, dict) and isinstance(state, dict) and isinstance(metadata, dict)
+            and all(isinstance(v, Tensor) for v in state.values())):
+        raise pretrained.PretrainedFileError(
+            f"pretrained file {path!r} is a torch file but not a VAE file from save_pretrained "
+            "(it needs the entries 'arch', 'state_dict' and 'metadata')"
+        )
+    arch = dict(arch)
+    try:
+        model = (AutoregressiveVAE if arch.pop("autoregressive", False) else VAE)(**arch)
+        model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise pretrained.PretrainedFileError(
+            f"pretrained file {path!r} does not describe a VAE that this course_lib can build "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        ) from None
+    return model.eval(), metadata
