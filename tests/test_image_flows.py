@@ -85,6 +85,9 @@ def test_dequantized_bound_uniform_is_8_bits_and_k_tightens():
     (lambda: image_flows.logit_transform(torch.rand(2, 3) + 1.5), ValueError, "x"),
     (lambda: image_flows.logit_transform(torch.rand(3)), ValueError, "x"),
     (lambda: image_flows.logit_transform([[0.5]]), checks.ArgumentTypeError, "x"),
+    (lambda: image_flows.logit_transform(torch.tensor([[0.5, float("nan")]])), ValueError, "^x contains 1 NaN"),
+    (lambda: image_flows.logit_transform(torch.tensor([[float("inf"), 0.5]])), ValueError, "^x contains 0 NaN and 1 inf"),
+    (lambda: image_flows.LogitTransform().inverse(torch.tensor([[float("nan"), 0.5]])), ValueError, "^y contains 1 NaN"),
     (lambda: image_flows.LogitTransform(0.7), ValueError, "alpha"),
     (lambda: image_flows.ImageRealNVP(28, 28, num_coupling=0), ValueError, "num_coupling"),
     (lambda: image_flows.dequantized_log_likelihood(lambda b: torch.zeros(len(b)), torch.rand(2, 3), 1), ValueError, "x"),
@@ -92,7 +95,19 @@ def test_dequantized_bound_uniform_is_8_bits_and_k_tightens():
     (lambda: image_flows.dequantized_log_likelihood(lambda b: torch.zeros(len(b)), torch.zeros(2, 3, dtype=torch.long), 0), ValueError, "num_draws"),
     (lambda: image_flows.dequantized_log_likelihood(lambda b: torch.zeros(3), torch.zeros(2, 3, dtype=torch.long), 1), ValueError, "log_prob"),
     (lambda: image_flows.dequantized_log_likelihood(5, torch.zeros(2, 3, dtype=torch.long), 1), TypeError, "log_prob"),
+    (lambda: image_flows.dequantized_log_likelihood(lambda b: torch.full((2,), float("nan")), torch.zeros(2, 3, dtype=torch.long), 1),
+     ValueError, "^log_prob returned 2 NaN"),
 ])
 def test_bad_inputs(call, exc, name):
     with pytest.raises(exc, match=name.replace("*", r"\*")):
         call()
+
+
+def test_logit_transform_accepts_the_closed_interval_and_minus_inf_log_prob():
+    """The new checks refuse NaN, not valid edge values: x = 0 and 1, and a zero density (-inf)."""
+    y, log_det = image_flows.logit_transform(torch.tensor([[0.0, 1.0], [0.5, 0.25]]))
+    assert torch.isfinite(y).all() and torch.isfinite(log_det).all()
+    x, _ = image_flows.LogitTransform().inverse(torch.tensor([[math.inf, -math.inf]]))
+    assert torch.allclose(x, torch.tensor([[0.95 / 0.9, -0.05 / 0.9]]))
+    ll = image_flows.dequantized_log_likelihood(lambda b: torch.full((len(b),), -math.inf), torch.zeros(2, 3, dtype=torch.long), 1)
+    assert torch.equal(ll, torch.full((2,), -math.inf, dtype=torch.float64))

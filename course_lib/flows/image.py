@@ -70,15 +70,17 @@ def logit_transform(x: Tensor, alpha: float = 0.05) -> tuple[Tensor, Tensor]:
         alpha: in ``(0, 0.5)``; keeps ``p`` away from 0 and 1 (RealNVP uses 0.05).
 
     Raises:
-        ValueError: ``x`` not a float ``(B, D)`` tensor, entries outside ``[0, 1]`` or
-            non-finite, ``alpha`` outside ``(0, 0.5)``.
+        ArgumentTypeError (TypeError and ValueError): ``x`` is not a tensor.
+        ValueError: ``x`` not a ``(B, D)`` tensor, entries outside ``[0, 1]`` or
+            non-finite (NaN included), ``alpha`` outside ``(0, 0.5)``.
 
     References:
         Dinh, Sohl-Dickstein, Bengio. Real NVP, 2016, §4.1.
     """
     _check_alpha(alpha)
     x = checks.float_batch("x", x)
-    if x.numel() and (x.min() < 0 or x.max() > 1):
+    if not bool(((x >= 0) & (x <= 1)).all()):  # one pass; False for NaN too (every comparison with NaN is)
+        checks.finite("x", x)  # NaN or inf: say so
         raise ValueError(f"x must lie in [0, 1] (dequantized pixels), got range [{x.min().item():.3g}, {x.max().item():.3g}]")
     p = alpha + (1 - 2 * alpha) * x
     y = torch.log(p) - torch.log1p(-p)
@@ -112,8 +114,15 @@ class LogitTransform(nn.Module):
         return logit_transform(x, self.alpha)
 
     def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        """(B, D) -> ``(x (B, D) in [0, 1], log_det (B,))``, the log-det of the inverse map."""
+        """(B, D) -> ``(x (B, D) in [0, 1], log_det (B,))``, the log-det of the inverse map.
+
+        Raises ValueError for a ``y`` that is not ``(B, D)`` or has a NaN entry (named ``y``);
+        ``y = +-inf`` is the limit ``x = (1 - alpha) / (1 - 2 alpha)`` or ``-alpha / (1 - 2 alpha)``.
+        """
         y = checks.float_batch("y", y)
+        if bool(torch.isnan(y).any()):
+            raise ValueError(f"y contains {int(torch.isnan(y).sum())} NaN entries (of {y.numel()}); "
+                             "a NaN latent has no preimage")
         p = torch.sigmoid(y)
         x = (p - self.alpha) / (1 - 2 * self.alpha)
         log_det = (torch.log(p) + torch.log1p(-p) - math.log(1 - 2 * self.alpha)).sum(dim=1)
@@ -169,7 +178,7 @@ def dequantized_log_likelihood(
 
     Raises:
         ValueError: ``x`` not an integer ``(B, D)`` tensor in ``0..255``, ``num_draws`` not a positive int,
-            ``log_prob`` returning the wrong shape.
+            ``log_prob`` returning the wrong shape or a NaN (``-inf``, a zero density, is allowed).
 
     References:
         Theis, van den Oord, Bethge. A note on the evaluation of generative models, 2016, §3.1;
@@ -190,6 +199,9 @@ def dequantized_log_likelihood(
         lp = log_prob((x.double() + u.double()).float() / 256.0)
         if not isinstance(lp, Tensor) or lp.shape != (B,):
             raise ValueError(f"log_prob must return a (B,) = ({B},) tensor, got {getattr(lp, 'shape', type(lp))}")
+        if bool(torch.isnan(lp).any()):
+            raise ValueError(f"log_prob returned {int(torch.isnan(lp).sum())} NaN log-densities (of {B}); "
+                             "a NaN bound is no bound (a diverged model?)")
         draws.append(lp.detach().double().cpu())
     stacked = torch.stack(draws)  # (K, B)
     return torch.logsumexp(stacked, dim=0) - math.log(num_draws) - D * math.log(256)
