@@ -11,6 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from course_lib import training
 from course_lib.rl import (
     ActorCriticConfig,
     CategoricalPolicy,
@@ -394,6 +395,36 @@ def test_resume_is_bit_identical(tmp_path, extra):
         assert torch.equal(a, b)
     for key in ("env_steps", "mean_return", "num_episodes", "value_loss", "entropy"):
         np.testing.assert_array_equal(h0[key], h1[key])
+
+
+@pytest.mark.parametrize("extra", [dict(), dict(clip_range=0.2, n_epochs=2, num_minibatches=4)])
+def test_checkpoints_are_written_during_the_run_and_a_killed_run_resumes_bit_identically(tmp_path, extra):
+    """The file is on disk every checkpoint_every updates (it was written only at the end, so a
+    run killed at 90 % had nothing). A copy of it taken at an update, as a SIGKILL would leave
+    it, resumes to the uninterrupted weights and history."""
+    import shutil
+
+    base = dict(SMALL, total_steps=4 * 16 * 7, seed=5, **extra)
+    p0, v0, h0 = train_actor_critic(ActorCriticConfig(**base))
+    path = tmp_path / "ac.pt"
+    on_disk = []
+
+    def snapshot(policy, history):  # after update k: copy what is on disk now
+        k = len(history["env_steps"])
+        on_disk.append(training.load_checkpoint(path)["step"] if path.exists() else None)
+        if path.exists():
+            shutil.copy(path, tmp_path / f"after_{k}.pt")
+
+    train_actor_critic(ActorCriticConfig(**base, checkpoint_path=str(path), checkpoint_every=3), callback=snapshot)
+    assert on_disk == [None, None, 3, 3, 3, 6, 6]  # every 3 updates; the last at the end of the loop
+    killed = tmp_path / "killed.pt"
+    shutil.copy(tmp_path / "after_5.pt", killed)  # killed during update 6: the file holds update 3
+    cfg = ActorCriticConfig(**base, checkpoint_path=str(killed), checkpoint_every=2)  # may differ on resume
+    p1, v1, h1 = train_actor_critic(cfg)
+    for a, b in zip([*p0.parameters(), *v0.parameters()], [*p1.parameters(), *v1.parameters()]):
+        assert torch.equal(a, b)
+    for key in ("env_steps", "mean_return", "num_episodes", "value_loss", "entropy", "explained_variance"):
+        np.testing.assert_array_equal(h0[key], h1[key], err_msg=key)
 
 
 def test_actor_critic_learns_cartpole_a_little():

@@ -297,3 +297,162 @@ def test_type_errors_are_also_value_errors():
 def test_horizon_limit_is_where_it_is_stated():
     assert rl.MAX_TRAJECTORIES == 2**20
     _mdp(horizon=10)  # 4^10 = 2^20 trajectories: allowed (enumeration itself is not run here)
+
+
+# --------------------------------------------------------------------------------------
+# Issue 18: course_lib.rl.dqn and course_lib.rl.actor_critic (no silent wrong answers)
+# --------------------------------------------------------------------------------------
+def _buffer(capacity=8, obs_shape=(2,), dtype=torch.float32):
+    return rl.ReplayBuffer(capacity, obs_shape, dtype)
+
+
+def _add(buffer=None, **bad):
+    """``buffer.add`` of two good transitions with one argument replaced."""
+    buffer = _buffer() if buffer is None else buffer  # (an empty buffer is falsy: len 0)
+    args = {"obs": torch.zeros(2, 2), "action": torch.tensor([0, 1]), "reward": torch.ones(2),
+            "next_obs": torch.zeros(2, 2), "terminated": torch.tensor([False, True]), **bad}
+    return lambda: buffer.add(**args)
+
+
+def _frames(**bad):
+    frames = {"obs": torch.zeros(2, 3, dtype=torch.uint8), "next_obs": torch.zeros(2, 3, dtype=torch.uint8)}
+    return _add(_buffer(obs_shape=(3,), dtype=torch.uint8), **{**frames, **bad})
+
+
+def _load(**changes):
+    """``load_state_dict`` of a capacity-8 buffer's own state (3 transitions) with fields changed."""
+    source = _buffer()
+    source.add(torch.ones(3, 2), torch.tensor([0, 1, 0]), torch.ones(3), torch.ones(3, 2), torch.zeros(3, dtype=torch.bool))
+    state = {**source.state_dict(), **changes}
+    for key in [k for k, v in changes.items() if v is None]:
+        del state[key]
+    return lambda: _buffer().load_state_dict(state)
+
+
+_AC = dict(num_envs=4, n_steps=16)  # a batch of 64 transitions
+_DQN = dict(buffer_size=100, batch_size=32)
+
+ISSUE_18 = [
+    # A2C/PPO: minibatches that do not cover the batch dropped transitions every epoch
+    ("ac num_minibatches 3 of 64", lambda: rl.ActorCriticConfig(**_AC, num_minibatches=3), ValueError, "num_minibatches"),
+    ("ac num_minibatches 48 of 64", lambda: rl.ActorCriticConfig(**_AC, num_minibatches=48), ValueError, "num_minibatches"),
+    ("ac checkpoint_every 0", lambda: rl.ActorCriticConfig(checkpoint_every=0), ValueError, "checkpoint_every"),
+    ("ac checkpoint_every 2.5", lambda: rl.ActorCriticConfig(checkpoint_every=2.5), TypeError, "checkpoint_every"),
+    ("ac normalize_advantages 'no'", lambda: rl.ActorCriticConfig(normalize_advantages="no"), TypeError,
+     "normalize_advantages"),
+    # DQN: a run that can take no gradient step "completed" untrained
+    ("dqn learning_starts > total_steps", lambda: rl.DQNConfig(**_DQN, total_steps=500, learning_starts=501), ValueError,
+     "learning_starts"),
+    ("dqn learning_starts > total_steps (names total_steps)",
+     lambda: rl.DQNConfig(**_DQN, total_steps=500, learning_starts=501), ValueError, "total_steps"),
+    ("dqn batch_size > total_steps", lambda: rl.DQNConfig(buffer_size=100, batch_size=64, total_steps=50,
+                                                           learning_starts=0), ValueError, "batch_size"),
+    ("dqn stop_at_return '400'", lambda: rl.DQNConfig(stop_at_return="400", eval_every=100), TypeError, "stop_at_return"),
+    ("dqn stop_at_return inf", lambda: rl.DQNConfig(stop_at_return=float("inf"), eval_every=100), ValueError,
+     "stop_at_return"),
+    ("dqn checkpoint_fractions ('a',)", lambda: rl.DQNConfig(checkpoint_fractions=("a",)), TypeError, "checkpoint_fractions"),
+    ("dqn checkpoint_fractions '0.5'", lambda: rl.DQNConfig(checkpoint_fractions="0.5"), TypeError, "checkpoint_fractions"),
+    ("dqn double 'yes'", lambda: rl.DQNConfig(double="yes"), TypeError, "double"),
+    # ReplayBuffer.add: truncated, wrapped or rounded values
+    ("buffer action 1.7", _add(action=torch.tensor([0.0, 1.7])), ValueError, "action"),
+    ("buffer action NaN", _add(action=np.array([0.0, NAN])), ValueError, "action"),
+    ("buffer action bool", _add(action=np.array([True, False])), TypeError, "action"),
+    ("buffer action str", _add(action="left"), TypeError, "action"),
+    ("buffer terminated 2", _add(terminated=np.array([0, 2])), ValueError, "terminated"),
+    ("buffer terminated 0.5", _add(terminated=torch.tensor([0.5, 1.0])), ValueError, "terminated"),
+    ("buffer reward None", _add(reward=None), TypeError, "reward"),
+    ("buffer uint8 obs 0.5", _frames(obs=np.full((2, 3), 0.5)), ValueError, "obs"),
+    ("buffer uint8 obs 300", _frames(obs=torch.full((2, 3), 300)), ValueError, "obs"),
+    ("buffer uint8 obs -1", _frames(obs=np.full((2, 3), -1)), ValueError, "obs"),
+    ("buffer uint8 next_obs 256.0", _frames(next_obs=torch.full((2, 3), 256.0)), ValueError, "next_obs"),
+    ("buffer uint8 obs NaN", _frames(obs=torch.full((2, 3), NAN)), ValueError, "obs"),
+    # ReplayBuffer.load_state_dict: every field of a loaded state
+    ("buffer load size 100 > capacity 8", _load(size=100), ValueError, "size"),
+    ("buffer load position 8 = capacity", _load(position=8, size=8), ValueError, "position"),
+    ("buffer load position != size while not full", _load(position=5), ValueError, "position"),
+    ("buffer load size -1", _load(size=-1), ValueError, "size"),
+    ("buffer load size 2.0", _load(size=2.0), TypeError, "size"),
+    ("buffer load obs of capacity 9", _load(obs=torch.zeros(9, 2)), ValueError, "obs"),
+    ("buffer load rewards float64", _load(rewards=torch.zeros(8, dtype=torch.float64)), ValueError, "rewards"),
+    ("buffer load terminated list", _load(terminated=[False] * 8), TypeError, "terminated"),
+    ("buffer load no actions", _load(actions=None), ValueError, "actions"),
+    ("buffer load state a list", lambda: _buffer().load_state_dict([1, 2]), TypeError, "state"),
+    ("evaluate_greedy seed -1", lambda: rl.evaluate_greedy(rl.QNetwork(4, 2), num_episodes=1, seed=-1), ValueError, "seed"),
+]
+
+
+@pytest.mark.parametrize("case, call, exc_type, name", ISSUE_18, ids=_ids(ISSUE_18))
+def test_issue_18_bad_inputs(case, call, exc_type, name):
+    _check(call, exc_type, name)
+
+
+def test_a_refused_add_or_load_leaves_the_buffer_as_it_was():
+    buffer = _buffer()
+    _add(buffer)()
+    before = {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in buffer.state_dict().items()}
+    for call in (_add(buffer, action=torch.tensor([0.0, 1.7])), _add(buffer, terminated=np.array([0, 2]))):
+        with pytest.raises(ValueError):
+            call()
+    with pytest.raises(ValueError):
+        buffer.load_state_dict({**buffer.state_dict(), "obs": torch.ones(8, 2), "size": 100})
+    for key, value in buffer.state_dict().items():
+        assert torch.equal(value, before[key]) if isinstance(value, torch.Tensor) else value == before[key], key
+
+
+# NumPy scalars are numbers: each row is accepted and gives what the Python numbers give
+NUMPY_SCALARS = [
+    ("linear_schedule np.float32 / np.int64",
+     lambda: rl.linear_schedule(np.float32(1.0), np.float64(0.5), np.int64(10), np.int64(4)),
+     lambda: rl.linear_schedule(1.0, 0.5, 10, 4)),
+    ("linear_schedule np.int64 endpoints", lambda: rl.linear_schedule(np.int64(1), np.int32(0), 4, 1),
+     lambda: rl.linear_schedule(1, 0, 4, 1)),
+    ("DQNConfig numpy fields", lambda: rl.DQNConfig(total_steps=np.int64(500), learning_starts=np.int32(100),
+                                                     tau=np.float32(0.5), gamma=np.float64(0.9), double=np.bool_(True),
+                                                     stop_at_return=np.float32(400), eval_every=np.int64(100),
+                                                     checkpoint_fractions=(np.float32(0.0), np.float32(0.5))),
+     lambda: rl.DQNConfig(total_steps=500, learning_starts=100, tau=0.5, gamma=0.9, double=True, stop_at_return=400.0,
+                          eval_every=100, checkpoint_fractions=(0.0, 0.5))),
+    ("ActorCriticConfig numpy fields", lambda: rl.ActorCriticConfig(num_envs=np.int64(2), n_steps=np.int32(8),
+                                                                     learning_rate=np.float64(0.01), seed=np.int64(1),
+                                                                     shared=np.bool_(True), clip_range=np.float64(0.2),
+                                                                     normalize_advantages=np.bool_(False)),
+     lambda: rl.ActorCriticConfig(num_envs=2, n_steps=8, learning_rate=0.01, seed=1, shared=True, clip_range=0.2,
+                                  normalize_advantages=False)),
+    ("evaluate_greedy np.int64 seed and counts",
+     lambda: rl.evaluate_greedy(_q_network(), num_episodes=np.int64(2), seed=np.int64(3), epsilon=np.float32(0.0),
+                                max_steps=np.int64(30)).tolist(),
+     lambda: rl.evaluate_greedy(_q_network(), num_episodes=2, seed=3, epsilon=0.0, max_steps=30).tolist()),
+]
+
+
+def _q_network():
+    torch.manual_seed(0)
+    return rl.QNetwork(4, 2, (8,))
+
+
+@pytest.mark.parametrize("case, numpy_call, python_call", NUMPY_SCALARS, ids=_ids(NUMPY_SCALARS))
+def test_numpy_scalars_are_accepted_like_python_numbers(case, numpy_call, python_call):
+    import dataclasses
+
+    got, expected = numpy_call(), python_call()
+    assert got == expected
+    if dataclasses.is_dataclass(got):  # stored as Python numbers: a checkpoint's config loads with weights_only
+        assert all(type(a) is type(b) for a, b in zip(dataclasses.astuple(got), dataclasses.astuple(expected)))
+
+
+@pytest.mark.parametrize("trainer", ["a2c", "dqn"])
+def test_a_config_of_numpy_scalars_trains_and_its_checkpoint_resumes(tmp_path, trainer):
+    from course_lib import training
+
+    path = str(tmp_path / "run.pt")
+    if trainer == "a2c":
+        cfg = rl.ActorCriticConfig(num_envs=np.int64(2), n_steps=np.int64(8), total_steps=np.int64(48),
+                                   hidden_sizes=(np.int64(8),), learning_rate=np.float32(0.01), seed=np.int64(1),
+                                   progress=False, checkpoint_path=path)
+        rl.train_actor_critic(cfg)
+    else:
+        cfg = rl.DQNConfig(total_steps=np.int64(120), learning_starts=np.int64(40), buffer_size=np.int64(100),
+                           batch_size=np.int64(16), train_frequency=np.int64(20), hidden_sizes=(np.int64(8),),
+                           learning_rate=np.float32(1e-3), seed=np.int64(1), progress=False, checkpoint_path=path)
+        rl.train_dqn(cfg)
+    assert training.load_checkpoint(path)["step"] > 0

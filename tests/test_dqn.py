@@ -160,6 +160,68 @@ def test_buffer_state_dict_round_trip():
     assert len(other) == 5 and other.position == buf.position and torch.equal(other.obs, buf.obs)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(-300, 600), min_size=3, max_size=3), st.sampled_from(["int64", "float64", "float32"]),
+       st.booleans())
+def test_uint8_buffer_stores_frames_exactly_or_refuses_them(pixels, kind, fraction):
+    """The buffer never wraps or rounds a frame: what it holds is what was given, or add raises."""
+    buf = ReplayBuffer(4, (3,), torch.uint8)
+    frame = np.array([pixels, pixels], dtype=kind)
+    if fraction and kind != "int64":
+        frame[0, 0] += 0.5  # a fraction in the first transition
+    exact = all(0 <= v <= 255 for v in frame.ravel()) and bool(np.all(frame == np.round(frame)))
+    call = lambda: buf.add(frame, [0, 1], [0.0, 1.0], frame, [False, True])  # noqa: E731
+    if exact:
+        call()
+        assert torch.equal(buf.obs[:2], torch.as_tensor(frame).to(torch.int64).to(torch.uint8))
+        assert buf.obs[:2].to(torch.float64).tolist() == frame.astype(np.float64).tolist()
+    else:
+        with pytest.raises(ValueError, match="obs"):
+            call()
+        assert len(buf) == 0
+
+
+def test_buffer_takes_integer_actions_and_0_1_flags_in_any_form():
+    buf = ReplayBuffer(8, (2,))
+    obs = np.zeros((2, 2), dtype=np.float32)
+    buf.add(obs, np.array([1.0, 2.0]), np.ones(2), obs, np.array([0, 1]))  # float actions with integer values
+    buf.add(obs, [3, 0], [1, 1], obs, np.array([np.True_, np.False_]))  # lists, NumPy bools
+    buf.add(obs, torch.tensor([1, 1], dtype=torch.int32), torch.ones(2), obs, torch.tensor([1.0, 0.0]))
+    assert buf.actions[:6].tolist() == [1, 2, 3, 0, 1, 1]
+    assert buf.terminated[:6].tolist() == [False, True, True, False, True, False]
+    for bad in ({"terminated": np.array([0, 2])}, {"terminated": np.array([0.5, 1.0])}, {"action": np.array([0, 1.7])}):
+        args = {"action": [0, 1], "terminated": [False, False], **bad}
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            buf.add(obs, args["action"], np.ones(2), obs, args["terminated"])
+    assert len(buf) == 6  # a refused add stores nothing
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 10), st.integers(0, 25), st.integers(-2, 12), st.integers(-2, 12))
+def test_buffer_load_state_dict_accepts_exactly_the_states_a_buffer_can_be_in(capacity, added, position, size):
+    """A state is loaded iff size <= capacity, position < capacity and (full or position == size):
+    the states a ring buffer reaches; anything else is refused, naming the field."""
+    source = ReplayBuffer(capacity, (2,))
+    if added:
+        source.add(*_transitions(0, added))
+    state = {**source.state_dict(), "position": position, "size": size}
+    reachable = 0 <= size <= capacity and 0 <= position < capacity and (size == capacity or position == size)
+    target = ReplayBuffer(capacity, (2,))
+    if reachable:
+        target.load_state_dict(state)
+        assert (target.position, len(target)) == (position, size) and torch.equal(target.obs, source.obs)
+    else:
+        with pytest.raises(ValueError, match="position|size"):
+            target.load_state_dict(state)
+        assert (target.position, len(target)) == (0, 0) and not target.obs.any()
+
+
+def test_linear_schedule_takes_numpy_scalars_like_python_numbers():
+    for step in (0, 3, 10, 20):
+        assert linear_schedule(np.float32(1.0), np.float32(0.25), np.int64(10), np.int64(step)) == \
+            linear_schedule(1.0, 0.25, 10, step)
+
+
 # --------------------------------------------------------------------------------------
 # Networks
 # --------------------------------------------------------------------------------------
@@ -305,6 +367,16 @@ def test_resume_without_buffer_still_runs(tmp_path):
     train_dqn(cfg, callback=lambda q, h: True)
     _, h = train_dqn(cfg)
     assert h["env_steps"][-1] == 800
+
+
+def test_learning_starts_up_to_total_steps_trains_and_beyond_is_refused():
+    """learning_starts = total_steps still takes gradient steps; one more could take none (refused)."""
+    _, h = train_dqn(DQNConfig(**{**TINY, "learning_starts": TINY["total_steps"]}))
+    assert h["stop_reason"] == "completed" and h["gradient_steps"][-1] > 0
+    with pytest.raises(ValueError, match="learning_starts=801 must be <= total_steps=800"):
+        DQNConfig(**{**TINY, "learning_starts": 801})
+    with pytest.raises(ValueError, match="batch_size=16 must be <= total_steps=10"):
+        DQNConfig(**{**TINY, "total_steps": 10, "learning_starts": 0})
 
 
 def test_divergence_guard_names_learning_rate():

@@ -14,6 +14,7 @@ import dataclasses
 import math
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -283,3 +284,78 @@ def test_non_finite_gradient_of_a_finite_loss_is_reported(clip):
         run.optimize(loss, clip_grad_norm=clip)
     assert info.value.quantity == "gradient"
     assert torch.all(model.weight == 0)  # the step was refused
+
+
+# ----------------------------------------------------------------------------
+# Issue 18: the checksum, orphan temp files
+# ----------------------------------------------------------------------------
+def test_the_file_is_a_torch_archive_then_the_sha256_of_it(tmp_path):
+    import hashlib
+
+    path = tmp_path / "c.pt"
+    training.save_checkpoint(path, {"x": torch.arange(5.0), "n": 3})
+    raw = path.read_bytes()
+    archive, trailer = raw[: -training._TRAILER_LEN], raw[-training._TRAILER_LEN:]
+    assert trailer == training._TRAILER_MAGIC + hashlib.sha256(archive).hexdigest().encode()
+    plain = torch.load(path, weights_only=True)  # still an ordinary torch file (zip readers skip the trailer)
+    assert torch.equal(plain["x"], torch.arange(5.0)) and training.load_checkpoint(path)["n"] == 3
+
+
+def _holding_lock(path):
+    """Another process that holds the flock of ``path`` (a live writer) until killed."""
+    import subprocess
+    import sys
+
+    code = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); fcntl.flock(fd, fcntl.LOCK_EX); "
+            "print('locked', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the live-writer lock is POSIX flock")
+def test_a_save_removes_stale_temp_files_of_its_checkpoint_and_nothing_else(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    old = time.time() - 3600
+
+    def make(name, age=None):
+        (tmp_path / name).write_bytes(b"half a checkpoint")
+        if age is not None:
+            os.utime(tmp_path / name, (age, age))
+        return name
+
+    stale = [make(".ckpt-run.pt.abcd1234.tmp"), make(".ckpt-run.pt.zz_9zz_9.tmp")]  # killed writers of run.pt
+    old_style = make(".ckpt-k3j2h1g0.tmp", age=old)  # course_lib before checksums, an hour old
+    keep = [make(".ckpt-other.pt.abcd1234.tmp"),  # another checkpoint's
+            make(".ckpt-run.pt.bak.abcd1234.tmp"),  # run.pt.bak's, not run.pt's
+            make(".ckpt-y7x6w5v4.tmp"),  # old style but recent: its writer may be alive
+            make("notes.tmp")]
+    live = make(".ckpt-run.pt.live0000.tmp")
+    writer = _holding_lock(tmp_path / live)  # a concurrent writer of the same checkpoint, alive
+    try:
+        training.save_checkpoint(ckpt, {"x": torch.ones(2)})
+        names = set(os.listdir(tmp_path))
+        assert not names & {*stale, old_style} and names >= {*keep, live, "run.pt"}
+    finally:
+        writer.kill()
+        writer.wait()
+    training.save_checkpoint(ckpt, {"x": torch.zeros(2)})  # its writer is dead now: stale
+    assert sorted(os.listdir(tmp_path)) == sorted([*keep, "run.pt"])
+    assert torch.equal(training.load_checkpoint(ckpt)["x"], torch.zeros(2))
+
+
+def test_a_writer_keeps_its_lock_until_the_rename(tmp_path, monkeypatch):
+    """While torch.save writes, another save's cleanup must not take the temp file."""
+    path = tmp_path / "run.pt"
+    seen = []
+    real_save = torch.save
+
+    def save_and_clean(obj, f):
+        real_save(obj, f)
+        seen.append(sorted(os.listdir(tmp_path)))
+        seen.append(training._remove_stale_temp_files(str(path)))  # what a concurrent saver would remove
+
+    monkeypatch.setattr(torch, "save", save_and_clean)
+    training.save_checkpoint(path, {"x": torch.ones(2)})
+    assert len(seen[0]) == 1 and seen[0][0].startswith(".ckpt-run.pt.") and seen[1] == []
+    assert os.listdir(tmp_path) == ["run.pt"]

@@ -138,30 +138,32 @@ class ActorCriticConfig(RunOptions):
 
     def __post_init__(self):
         super().__post_init__()
+
+        def keep(name, value):  # store the checked value: Python numbers, not NumPy scalars
+            object.__setattr__(self, name, value)
+
         if not isinstance(self.env_id, str) or not self.env_id:
             raise ValueError(f"env_id must be a non-empty str, got {self.env_id!r}")
-        checks.positive_int("num_envs", self.num_envs)
-        checks.positive_int("n_steps", self.n_steps)
-        checks.positive_int("total_steps", self.total_steps)
-        checks.positive_float("learning_rate", self.learning_rate)
-        checks.unit_interval("gamma", self.gamma)
-        checks.unit_interval("gae_lambda", self.gae_lambda)
-        object.__setattr__(self, "hidden_sizes", checks.int_sizes("hidden_sizes", self.hidden_sizes))
+        keep("env_id", str(self.env_id))
+        for name in ("num_envs", "n_steps", "total_steps", "n_epochs", "num_minibatches", "return_window",
+                     "checkpoint_every"):
+            keep(name, checks.positive_int(name, getattr(self, name)))
+        keep("learning_rate", checks.positive_float("learning_rate", self.learning_rate))
+        keep("gamma", checks.unit_interval("gamma", self.gamma))
+        keep("gae_lambda", checks.unit_interval("gae_lambda", self.gae_lambda))
+        keep("hidden_sizes", checks.int_sizes("hidden_sizes", self.hidden_sizes))
         for name in ("shared", "normalize_advantages"):
             value = getattr(self, name)
             if not isinstance(value, (bool, np.bool_)):
                 raise checks.ArgumentTypeError(f"{name} must be a bool, got {value!r}")
-            object.__setattr__(self, name, bool(value))
+            keep(name, bool(value))
         if self.shared and not self.hidden_sizes:
             raise ValueError("shared=True needs at least one hidden layer in hidden_sizes, got ()")
-        checks.nonnegative_float("value_coef", self.value_coef)
-        checks.nonnegative_float("entropy_coef", self.entropy_coef)
-        if self.max_grad_norm is not None:
-            checks.positive_float("max_grad_norm", self.max_grad_norm)
-        if self.clip_range is not None:
-            checks.positive_float("clip_range", self.clip_range)
-        checks.positive_int("n_epochs", self.n_epochs)
-        checks.positive_int("num_minibatches", self.num_minibatches)
+        keep("value_coef", checks.nonnegative_float("value_coef", self.value_coef))
+        keep("entropy_coef", checks.nonnegative_float("entropy_coef", self.entropy_coef))
+        for name in ("max_grad_norm", "clip_range"):
+            if getattr(self, name) is not None:
+                keep(name, checks.positive_float(name, getattr(self, name)))
         batch_size = self.num_envs * self.n_steps
         if batch_size % self.num_minibatches:
             divisors = [d for d in range(1, min(batch_size, 64) + 1) if batch_size % d == 0]
@@ -170,13 +172,10 @@ class ActorCriticConfig(RunOptions):
                 f"= {batch_size}, so that every epoch uses every transition; got {self.num_minibatches} "
                 f"(divisors of {batch_size}: {divisors}{', ...' if batch_size > 64 else ''})"
             )
-        checks.positive_int("checkpoint_every", self.checkpoint_every)
-        checks.positive_int("return_window", self.return_window)
-        checks.nonnegative_int("seed", self.seed)
+        keep("seed", checks.nonnegative_int("seed", self.seed))
         checks.device("device", self.device)
-        object.__setattr__(
-            self, "checkpoint_fractions", checks.fractions("checkpoint_fractions", self.checkpoint_fractions)
-        )
+        keep("device", str(self.device))
+        keep("checkpoint_fractions", checks.fractions("checkpoint_fractions", self.checkpoint_fractions))
 
     @property
     def algorithm(self) -> str:

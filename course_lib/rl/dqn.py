@@ -593,7 +593,7 @@ def evaluate_greedy(q_network: nn.Module, env_id: str = "CartPole-v1", num_episo
         float64 array ``(num_episodes,)`` of undiscounted returns.
 
     Raises:
-        ValueError: naming ``num_episodes``, ``epsilon`` or ``max_steps``.
+        ValueError: naming ``num_episodes``, ``epsilon``, ``max_steps`` or ``seed``.
 
     References:
         Machado et al. 2018, section 5 (evaluation protocol); Mnih et al. 2015, Methods.
@@ -601,6 +601,7 @@ def evaluate_greedy(q_network: nn.Module, env_id: str = "CartPole-v1", num_episo
     n = checks.positive_int("num_episodes", num_episodes)
     epsilon = checks.unit_interval("epsilon", epsilon)
     max_steps = checks.positive_int("max_steps", max_steps)
+    seed = checks.nonnegative_int("seed", seed)  # a NumPy integer too (gymnasium wants an int)
     if env_id == "CartPole-v1":
         envs = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point")
     else:
@@ -705,28 +706,33 @@ class DQNConfig(RunOptions):
 
     def __post_init__(self):
         super().__post_init__()
+
+        def keep(name, value):  # store the checked value: Python numbers, not NumPy scalars
+            object.__setattr__(self, name, value)
+
         if not isinstance(self.env_id, str) or not self.env_id:
             raise checks.ArgumentTypeError(f"env_id must be a non-empty str, got {self.env_id!r}")
+        keep("env_id", str(self.env_id))
         for name in ("total_steps", "buffer_size", "batch_size", "train_frequency", "gradient_steps",
                      "target_update_interval", "frame_stack", "num_envs", "eval_episodes", "log_every",
                      "return_window", "checkpoint_every"):
-            checks.positive_int(name, getattr(self, name))
+            keep(name, checks.positive_int(name, getattr(self, name)))
         for name in ("learning_starts", "eval_every", "seed"):
-            checks.nonnegative_int(name, getattr(self, name))
-        for name in ("gamma", "epsilon_start", "epsilon_end", "exploration_fraction"):
-            checks.unit_interval(name, getattr(self, name))
-        checks.positive_float("learning_rate", self.learning_rate)
-        if not 0.0 < checks.unit_interval("tau", self.tau):
+            keep(name, checks.nonnegative_int(name, getattr(self, name)))
+        for name in ("gamma", "epsilon_start", "epsilon_end", "exploration_fraction", "tau"):
+            keep(name, checks.unit_interval(name, getattr(self, name)))
+        keep("learning_rate", checks.positive_float("learning_rate", self.learning_rate))
+        if not 0.0 < self.tau:
             raise ValueError(f"tau must be in (0, 1], got {self.tau}")
         if self.max_grad_norm is not None:
-            checks.positive_float("max_grad_norm", self.max_grad_norm)
-        checks.one_of("loss", self.loss, _LOSSES)
+            keep("max_grad_norm", checks.positive_float("max_grad_norm", self.max_grad_norm))
+        keep("loss", str(checks.one_of("loss", self.loss, _LOSSES)))
         for name in ("double", "replay", "target_network", "checkpoint_buffer"):
             value = getattr(self, name)
             if not isinstance(value, (bool, np.bool_)):
                 raise checks.ArgumentTypeError(f"{name} must be a bool, got {value!r}")
-            object.__setattr__(self, name, bool(value))
-        object.__setattr__(self, "hidden_sizes", checks.int_sizes("hidden_sizes", self.hidden_sizes))
+            keep(name, bool(value))
+        keep("hidden_sizes", checks.int_sizes("hidden_sizes", self.hidden_sizes))
         if self.batch_size > self.buffer_size:
             raise ValueError(f"buffer_size={self.buffer_size} must be >= batch_size={self.batch_size}")
         # a run that could never take a gradient step would "complete" untrained
@@ -741,14 +747,18 @@ class DQNConfig(RunOptions):
                 "would never hold a minibatch, so no gradient step would be taken"
             )
         if self.stop_at_return is not None:
-            checks.finite_float("stop_at_return", self.stop_at_return)
+            keep("stop_at_return", checks.finite_float("stop_at_return", self.stop_at_return))
             if self.eval_every == 0:
                 raise ValueError("stop_at_return needs eval_every > 0 (an evaluation to compare with)")
-        fr = tuple(float(f) for f in self.checkpoint_fractions)
-        if any(not 0.0 <= f <= 1.0 for f in fr) or list(fr) != sorted(fr):
+        if isinstance(self.checkpoint_fractions, (str, bytes)) or not hasattr(self.checkpoint_fractions, "__iter__"):
+            raise checks.ArgumentTypeError(
+                f"checkpoint_fractions must be a sequence of floats in [0, 1], got {self.checkpoint_fractions!r}")
+        fr = tuple(checks.unit_interval("checkpoint_fractions", f) for f in self.checkpoint_fractions)
+        if list(fr) != sorted(fr):
             raise ValueError(f"checkpoint_fractions must be increasing values in [0, 1], got {self.checkpoint_fractions}")
-        object.__setattr__(self, "checkpoint_fractions", fr)
+        keep("checkpoint_fractions", fr)
         checks.device("device", self.device)
+        keep("device", str(self.device))
 
 
 def train_dqn(config: DQNConfig = DQNConfig(), *,
