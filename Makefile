@@ -3,7 +3,7 @@ PYTHON  ?= python3
 PROFILE ?= small
 BUILD   := _build
 
-.PHONY: setup book test test-unit test-notebooks test-browser bench-smoke student student-check release clean
+.PHONY: setup book test test-unit test-notebooks test-browser bench bench-smoke student student-check release clean
 
 # Install what is missing. torch is installed only when absent, pinned to the
 # local CPU build; an existing torch (Colab's CUDA build, say) is kept.
@@ -41,23 +41,23 @@ test-browser:
 test-unit: setup
 	COURSE_PROFILE=small MPLBACKEND=Agg $(PYTHON) -m pytest tests
 
-# Every benchmark once, on the CPU, with the full profile's code path and a tiny budget
-# (CHAPTER_STANDARD: a path that has never run does not work). The peers (stable-baselines3,
-# pymdptoolbox) are benchmark-only extras; --no-deps keeps the installed torch.
+# Benchmarks (benchmarks/README.md: the protocol). The peers (stable-baselines3, pymdptoolbox,
+# zuko) are benchmark-only extras; --no-deps keeps the installed torch.
+# bench: every benchmark at its default -> benchmarks/RESULTS.md (run it on an idle machine).
+# bench-smoke: every benchmark once, peers included, on the CPU, with the full profile's code path
+# and a tiny budget (CHAPTER_STANDARD: a path that has never run does not work); the commands
+# are listed in benchmarks/run_all.py.
 MNIST_ROOT ?= ../shared/data/mnist
 bench-setup: setup
 	@$(PYTHON) -c "import stable_baselines3" 2>/dev/null || $(PYTHON) -m pip install -q --no-deps "stable-baselines3>=2.3"
 	@$(PYTHON) -c "import mdptoolbox" 2>/dev/null || $(PYTHON) -m pip install -q "pymdptoolbox>=4.0b3"
+	@$(PYTHON) -c "import zuko" 2>/dev/null || $(PYTHON) -m pip install -q --no-deps "zuko>=1.6"
+
+bench: bench-setup
+	$(PYTHON) benchmarks/run_all.py --output benchmarks/RESULTS.md
 
 bench-smoke: bench-setup
-	$(PYTHON) benchmarks/nice_mnist.py --profile full --max-seconds 5 --source mnist --root $(MNIST_ROOT) --no-verify --ratio-repeats 3
-	$(PYTHON) benchmarks/reinforce_cartpole.py --profile full --max-seconds 5
-	$(PYTHON) benchmarks/policy_gradient_cartpole.py --profile full --max-seconds 20 --seeds 1
-	$(PYTHON) benchmarks/dynamic_programming.py --profile full --max-seconds 5
-	$(PYTHON) benchmarks/dqn_cartpole.py --profile full --max-seconds 5
-	$(PYTHON) benchmarks/dqn_atari.py --profile full --max-seconds 5
-	$(PYTHON) benchmarks/pixelcnn_mnist.py --profile full --source mnist --root $(MNIST_ROOT) --no-verify --max-seconds 3 --n-test 100 --sample-rows 1 --threads 2
-	$(PYTHON) benchmarks/vae_mnist.py --profile full --max-seconds 5 --k-eval 10 --source mnist --root $(MNIST_ROOT) --no-verify
+	$(PYTHON) benchmarks/run_all.py --smoke --root $(MNIST_ROOT)
 
 # Student notebooks (student/, committed) and autograder zips (dist/<chapter>/autograder/).
 # One chapter: make student CHAPTER=04_reinforce. A dist/<chapter> folder holding anything besides

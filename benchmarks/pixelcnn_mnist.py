@@ -1,63 +1,83 @@
 #!/usr/bin/env python3
-"""PixelCNN, Gated PixelCNN, Row LSTM and Diagonal BiLSTM on binarized MNIST: test NLL and speed.
+"""Benchmark (Chapter 2): PixelCNN, Gated PixelCNN, Row LSTM and Diagonal BiLSTM against a plain PixelCNN, binarized MNIST.
 
-One line per model:
+What is measured, for each model on the same training digits (binarized afresh
+every epoch), the same validation and test draws and the same wall budget (120 s
+per model in the small profile), in the process order plain, pixelcnn, gated,
+row_lstm, diagonal_bilstm: the test NLL (nats per digit, exact for binary data)
+and bits/dim, the validation NLL, the training seconds and steps, the sampling
+time of one image (784 sequential network evaluations) and the parameter count.
+One evaluator in this file scores every model (the summed Bernoulli NLL of its
+logits).
 
-    model=<name> params=<int> test_nll_nats=<float> bits_per_dim=<float> train_seconds=<float> sample_seconds_per_image=<float>
+Models:
 
-Examples:
-    python benchmarks/pixelcnn_mnist.py                                  # small profile, 120 s per model, CPU
-    python benchmarks/pixelcnn_mnist.py --models gated                   # only the Gated PixelCNN (the quality target)
-    python benchmarks/pixelcnn_mnist.py --profile full --source mnist --root /path/to/idx --no-verify   # one GPU
-    python benchmarks/pixelcnn_mnist.py --profile full --source mnist --root ../shared/data/mnist --no-verify \
-        --max-seconds 3 --n-test 100 --sample-rows 1 --threads 2              # CI: the full path on a CPU
+- ``plain``: the reference, written here: a 7x7 mask-A convolution, then 3x3 mask-B
+  convolutions with ReLUs (as many as our PixelCNN's), 32 channels, a 1x1 output
+  convolution; no gating, no residuals, no output head; trained by a plain Adam loop
+  with the same learning rate, batch size and binarization as ours;
+- ours: :class:`course_lib.autoregressive.PixelCNN` (residual mask-B layers, a
+  two-layer 1x1 head), ``GatedPixelCNN``, ``RowLSTM``, ``DiagonalBiLSTM`` (about 0.1 M
+  parameters each in the small profile), trained by :func:`course_lib.autoregressive.train`.
 
-Data: training images are binarized afresh every epoch (each pixel
-Bernoulli(intensity/255)); the test images once, with a fixed seed. Small
-profile: the 4,000/1,000 embedded digits; ``--max-seconds`` (default 120) is
-the training budget of each model. Quality target (issue 12): the best model
-reaches a test NLL <= 94 nats in 120 s on a 2-core CPU. Measured (shared
-2-core machine, torch 2.13, ``--threads 2 --models pixelcnn --source embedded
---sample-rows 2``): the 7-layer, 32-channel PixelCNN above made 1,997 steps
-in 120.0 s (236 CPU-s user, so the run had both cores nearly to itself) and
-reached 93.25 nats. The earlier 6-layer, 48-channel size made only 138
-steps (100.58 nats) and the 4-layer, 32-channel Gated PixelCNN 28 steps
-(143.74 nats) in runs that shared the cores with other jobs: contended, and
-not a fair comparison of the architectures.
+Target (issue 20): the best of ours against the plain PixelCNN, 120 s each: NLL <=
+0.95x the plain one's. "Best" is chosen on the **validation** NLL (the last 10 % of
+the training digits, held out from every model's training), not on the test draw.
 
-Full profile: the paper's setting (van den Oord et al. 2016, PixelRNN §5,
-Table 4: 60,000 training images, the 10,000 test images; the paper's
-Diagonal BiLSTM has 7 layers of 16 units). On one GPU, run it without
-``--max-seconds`` (time not measured on this project's machines). On a CPU,
-``--max-seconds 5`` shows that the path runs.
+Data: training images binarized afresh every epoch (each pixel
+Bernoulli(intensity/255)); validation (seed 2) and test (seed 1, the draw of
+Chapter 3) once. Small profile: the embedded 4,000/1,000 digits (3,600 train, 400
+validation). Full profile: the paper's setting (van den Oord et al. 2016, PixelRNN
+§5, Table 4; 60,000 training images, the 10,000 test images; run on one GPU without
+``--max-seconds``, not measured here). Protocol: ``benchmarks/README.md``; one torch
+thread unless ``--threads``/``COURSE_NUM_THREADS``. History: ``benchmarks/HISTORY.md``.
 
-The sampling time is measured on one image (n = 1): 784 sequential network
-evaluations (``--sample-rows R`` times R rows and scales by 28 / R; every row
-costs the same number of evaluations).
+Examples::
+
+    python benchmarks/pixelcnn_mnist.py                                  # small profile, 120 s per model
+    python benchmarks/pixelcnn_mnist.py --models plain gated             # one pair
+    python benchmarks/pixelcnn_mnist.py --profile full --source mnist --root ../shared/data/mnist --no-verify \\
+        --max-seconds 3 --n-test 100 --sample-rows 1 --threads 2         # smoke run (CI)
+
+Lines: ``threads=...`` first; per model ``model=<name> params=... test_nll_nats=... bits_per_dim=...
+valid_nll_nats=... train_seconds=... steps=... sample_seconds_per_image=...``; then
+``best_of_ours=<name>`` (by validation NLL), ``ratio_nll_best_vs_plain=...`` and the ``target`` line.
+The sampling time is measured on one image: ``--sample-rows R`` samples R rows and scales by 28 / R.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-import course_lib
-from course_lib import autoregressive as ar
-from course_lib import data
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-MODELS = ("pixelcnn", "gated", "row_lstm", "diagonal_bilstm")
+import course_lib  # noqa: E402
+import protocol  # noqa: E402
+from course_lib import autoregressive as ar  # noqa: E402
+from course_lib import data  # noqa: E402
+
+OURS = ("pixelcnn", "gated", "row_lstm", "diagonal_bilstm")
+MODELS = ("plain",) + OURS
 # Comparable parameter counts (about 0.1 M) in the small profile; the paper's sizes in the full one.
 SIZES = {
     "small": {
+        "plain": dict(hidden_channels=32, num_layers=7),
         "pixelcnn": (ar.PixelCNN, dict(hidden_channels=32, num_layers=7, kernel_size=3)),
         "gated": (ar.GatedPixelCNN, dict(hidden_channels=32, num_layers=4, kernel_size=3)),
         "row_lstm": (ar.RowLSTM, dict(hidden_channels=48, num_layers=2)),
         "diagonal_bilstm": (ar.DiagonalBiLSTM, dict(hidden_channels=48, num_layers=2)),
     },
     "full": {
+        "plain": dict(hidden_channels=32, num_layers=12),
         "pixelcnn": (ar.PixelCNN, dict(hidden_channels=64, num_layers=12, kernel_size=3)),
         "gated": (ar.GatedPixelCNN, dict(hidden_channels=64, num_layers=12, kernel_size=3)),
         "row_lstm": (ar.RowLSTM, dict(hidden_channels=32, num_layers=7)),
@@ -68,58 +88,148 @@ TRAIN = {
     "small": dict(epochs=1000, batch_size=32, lr=3e-3, max_seconds=120.0),
     "full": dict(epochs=50, batch_size=64, lr=1e-3, max_seconds=None),
 }
+VALID_FRACTION = 0.1
 
 
-def main() -> None:
+class PlainMaskedConv(nn.Conv2d):
+    """A k x k convolution masked to the pixels above and to the left (``"A"`` also hides the centre)."""
+
+    def __init__(self, c_in: int, c_out: int, k: int, kind: str):
+        super().__init__(c_in, c_out, k, padding=k // 2)
+        mask = torch.ones(k, k)
+        mask[k // 2, k // 2 + (kind == "B"):] = 0
+        mask[k // 2 + 1:] = 0
+        self.register_buffer("mask", mask)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+class PlainPixelCNN(nn.Module):
+    """The reference: 7x7 mask A, then mask-B 3x3 layers with ReLUs, a 1x1 output; no gates, no residuals."""
+
+    def __init__(self, hidden_channels: int = 32, num_layers: int = 7):
+        super().__init__()
+        layers = [PlainMaskedConv(1, hidden_channels, 7, "A")]
+        for _ in range(num_layers):
+            layers += [nn.ReLU(), PlainMaskedConv(hidden_channels, hidden_channels, 3, "B")]
+        layers += [nn.ReLU(), nn.Conv2d(hidden_channels, 1, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def train_plain(model: nn.Module, images: torch.Tensor, cfg: dict, seed: int) -> dict:
+    """The reference loop: a fresh binarization and order every epoch, Adam on the mean NLL."""
+    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    gen = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    n, bs, steps, start, stop = len(images), cfg["batch_size"], 0, time.perf_counter(), "completed"
+    probs = images.float() / 255.0
+    for _ in range(cfg["epochs"]):
+        binary = torch.bernoulli(probs, generator=gen)
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, bs):
+            x = binary[perm[i : i + bs]].to(device)
+            loss = F.binary_cross_entropy_with_logits(model(x), x, reduction="none").sum((1, 2, 3)).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            steps += 1
+            if cfg["max_seconds"] is not None and time.perf_counter() - start >= cfg["max_seconds"]:
+                stop = "time_budget"
+                break
+        if stop != "completed":
+            break
+    return {"seconds": time.perf_counter() - start, "steps": steps, "stop": stop}
+
+
+@torch.no_grad()
+def nll(model: nn.Module, x: torch.Tensor, batch: int = 250) -> float:
+    """Mean NLL in nats per image of binary ``x`` (N, 1, 28, 28): the one evaluator for every model."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total = sum(float(F.binary_cross_entropy_with_logits(model(xb := x[i : i + batch].to(device)), xb,
+                                                         reduction="sum")) for i in range(0, len(x), batch))
+    model.train(was_training)
+    return total / len(x)
+
+
+def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", choices=("small", "full"), default=None, help="default: course_lib.profile()")
     ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     ap.add_argument("--max-seconds", type=float, default=None, help="training budget per model (small default 120)")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: COURSE_NUM_THREADS, else 1)")
     ap.add_argument("--source", default="auto", choices=["auto", "embedded", "mnist"])
     ap.add_argument("--root", default=None, help="folder with the MNIST IDX files")
     ap.add_argument("--no-verify", action="store_true", help="accept non-official files (e.g. a partial training copy)")
-    ap.add_argument("--n-test", type=int, default=None, help="score only the first N test images (default: all)")
+    ap.add_argument("--n-test", type=int, default=None, help="score only the first N test (and validation) images")
     ap.add_argument("--sample-rows", type=int, default=28,
                     help="time sampling of this many rows of one image and scale to 28 rows (default: the whole image)")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if not 1 <= args.sample_rows <= 28:
         ap.error("--sample-rows must be in 1..28")
 
     profile = args.profile or course_lib.profile()
-    threads = course_lib.set_num_threads(args.threads)
+    threads = protocol.set_threads(args.threads)
     device = course_lib.get_device()
     source = args.source if args.source != "auto" or profile == "full" else "embedded"
     kw = dict(source=source, root=args.root, verify=not args.no_verify)
     train_images, _ = data.load_mnist("train", **kw)
     test_images, _ = data.load_mnist("test", **kw)
+    images = torch.from_numpy(train_images)
+    n_valid = int(round(VALID_FRACTION * len(images)))
+    train_images, valid_images = images[:-n_valid], images[-n_valid:]
     test_x = ar.binarize_fixed(test_images, seed=1)[: args.n_test]
+    valid_x = ar.binarize_fixed(valid_images.numpy(), seed=2)[: args.n_test]
     train_cfg = dict(TRAIN[profile])
     if args.max_seconds is not None:
         train_cfg["max_seconds"] = args.max_seconds
-    print(f"profile={profile} device={device} threads={threads} source={source} "
-          f"train={len(train_images)} test={len(test_x)} max_seconds={train_cfg['max_seconds']}", flush=True)
+    models = [m for m in MODELS if m in args.models]
+    protocol.header("pixelcnn_mnist", threads, solved_protocol=False, profile=profile, device=device, source=source,
+                    train=len(train_images), valid=len(valid_x), test=len(test_x),
+                    max_seconds=train_cfg["max_seconds"], models=",".join(models))
+    protocol.warm_up()
 
-    for name in args.models:
+    results = {}
+    for name in models:
         course_lib.seed_everything(args.seed)
-        cls, size = SIZES[profile][name]
-        model = cls(**size).to(device)
-        cfg = ar.TrainConfig(seed=args.seed, progress=False, **train_cfg)
-        model, hist = ar.train(model, torch.from_numpy(train_images), cfg)
-        nll = ar.evaluate_nll(model, test_x, batch_size=250)
-        given = torch.zeros(1, 1, 28, 28, device=device)
-        given[:, :, : args.sample_rows] = float("nan")       # all 28 rows by default: one whole image
-        tic = time.perf_counter()
-        model.sample(1, (1, 28, 28), given=given, generator=torch.Generator().manual_seed(args.seed))
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        sample_seconds = (time.perf_counter() - tic) * 28 / args.sample_rows
-        params = sum(p.numel() for p in model.parameters())
-        print(f"model={name} params={params} test_nll_nats={nll:.2f} bits_per_dim={nll / (784 * math.log(2)):.4f} "
-              f"train_seconds={hist['seconds'][-1]:.1f} sample_seconds_per_image={sample_seconds:.2f}", flush=True)
-        print(f"#   {name}: {hist['step'][-1]} steps, {len(hist['epoch'])} epochs (last may be partial), "
-              f"stop_reason={hist['stop_reason']}", flush=True)
+        if name == "plain":
+            model = PlainPixelCNN(**SIZES[profile]["plain"]).to(device)
+            run = train_plain(model, train_images[:, None], train_cfg, args.seed)
+            sample_seconds = math.nan  # the reference has no sampler
+        else:
+            cls, size = SIZES[profile][name]
+            model = cls(**size).to(device)
+            cfg = ar.TrainConfig(seed=args.seed, progress=False, **train_cfg)
+            model, hist = ar.train(model, train_images, cfg)
+            run = {"seconds": hist["seconds"][-1], "steps": hist["step"][-1], "stop": hist["stop_reason"]}
+            given = torch.zeros(1, 1, 28, 28, device=device)
+            given[:, :, : args.sample_rows] = float("nan")  # all 28 rows by default: one whole image
+            tic = time.perf_counter()
+            model.sample(1, (1, 28, 28), given=given, generator=torch.Generator().manual_seed(args.seed))
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            sample_seconds = (time.perf_counter() - tic) * 28 / args.sample_rows
+        test_nll, valid_nll = nll(model, test_x), nll(model, valid_x)
+        results[name] = dict(test=test_nll, valid=valid_nll)
+        print(f"model={name} params={protocol.params(model)} test_nll_nats={test_nll:.2f} "
+              f"bits_per_dim={test_nll / (784 * math.log(2)):.4f} valid_nll_nats={valid_nll:.2f} "
+              f"train_seconds={run['seconds']:.1f} steps={run['steps']} stop={run['stop']} "
+              f"sample_seconds_per_image={sample_seconds:.2f}", flush=True)
+
+    ours = [m for m in OURS if m in results]
+    if ours and "plain" in results:
+        best = min(ours, key=lambda m: results[m]["valid"])
+        r = protocol.ratio(results[best]["test"], results["plain"]["test"])
+        print(f"best_of_ours={best} (lowest validation NLL) ratio_nll_best_vs_plain={r:.4f}")
+        protocol.print_target("ch2_best_pixelcnn_vs_plain", [("ratio_nll", r, "<=", 0.95)], best=best,
+                              max_seconds=train_cfg["max_seconds"])
+    return results
 
 
 if __name__ == "__main__":
