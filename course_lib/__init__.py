@@ -13,6 +13,7 @@ Shared pieces below them:
 
 - :mod:`course_lib.training`: the one training core every trainer goes through.
 - :mod:`course_lib.checks`: argument checkers; :mod:`course_lib.nets`: ``mlp``.
+- :mod:`course_lib.pretrained`: shipped model files with an embedded SHA-256 digest (used by ``vae`` and ``autoregressive``).
 - :mod:`course_lib.data`: MNIST (embedded subset and the official IDX files), preprocessing.
 - :mod:`course_lib.latent`, :mod:`course_lib.widgets`: interpolation; live and kernel-free widgets.
 - :mod:`course_lib.grading`: the fallback and the reference switch used by graded exercises.
