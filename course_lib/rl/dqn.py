@@ -830,6 +830,7 @@ def train_dqn(config: DQNConfig = DQNConfig(), *,
         checkpoint_path=config.checkpoint_path, resume=config.resume, max_seconds=config.max_seconds, total=config.total_steps,
         desc="DQN" + (" (double)" if config.double else ""), unit="env step", progress=config.progress,
         extra_modules={"target_network": target},
+        allow_changed=("checkpoint_every",),  # how often the file is written never changes the run
     )
     checkpointing = config.checkpoint_path is not None
     state = run.restore(default={
