@@ -500,3 +500,31 @@ def reference_disabled(*functions: Callable):
     finally:
         for fn, code in reversed(saved):
             fn.__code__ = code
+
+
+# ---------------------------------------------------------------- isolated grading (the otter plugin)
+class SandboxPlugin:
+    """Otter plugin named in the autograder's ``otter_config.json``: isolated grading.
+
+    The work is done by ``course_grading_sandbox.py``, which ``make_student``
+    puts into every autograder zip (from ``grading/sandbox.py``): this class only
+    loads it from the autograder's ``source`` folder (the submission's sibling),
+    so ``otter run``, ``otter grade`` and Gradescope all find it. Student code
+    then runs in separate processes that hold neither the tests nor the
+    reference answers (see ``grading/AUTHORING.md``).
+    """
+
+    def __new__(cls, submission_path, submission_metadata, plugin_config):
+        import importlib.util
+        import pathlib
+        import sys
+
+        source = pathlib.Path(submission_path).resolve().parent.parent / "source"
+        path = source / "course_grading_sandbox.py"
+        if not path.is_file():
+            raise RuntimeError(f"the autograder has no {path.name}: rebuild it with grading/make_student.py")
+        spec = importlib.util.spec_from_file_location("course_grading_sandbox", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["course_grading_sandbox"] = module
+        spec.loader.exec_module(module)
+        return module.SandboxPlugin(submission_path, submission_metadata, plugin_config)

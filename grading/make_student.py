@@ -70,6 +70,7 @@ REQUIREMENTS = ROOT / "grading" / "requirements.txt"        # generated from the
 STUDENT_DIR = ROOT / "student"
 BIB = ROOT / "book" / "references.bib"
 PUBLIC_TESTS_DIR = "public_tests"
+MANIFEST_NAME = "grading_manifest.json"
 
 BOOK_ONLY_TAGS = {"hide-input", "hide-output", "hide-cell", "remove-input", "remove-output", "remove-cell"}
 SETUP_TAG = "course-setup"            # the master's install cell, replaced in the student version
@@ -490,6 +491,74 @@ def _postprocess(student_nb: nbformat.NotebookNode, master: pathlib.Path, public
     return student_nb
 
 
+# ------------------------------------------------------------------ isolated grading in the autograder zip
+SANDBOX_PLUGIN = "course_lib.grading.SandboxPlugin"
+SANDBOX_LIMITS = {"call_seconds": 10, "case_seconds": 60, "memory_bytes": 4 * 2**30}
+
+
+def add_sandbox(zip_path: pathlib.Path, autograder_dir: pathlib.Path, chapter: str) -> dict:
+    """Make the autograder grade in separate processes (``grading/sandbox.py``).
+
+    Adds to the zip (and to ``autograder_dir``): ``course_grading_sandbox.py``
+    and ``course_grading_worker.py`` (the checker's and the student's side),
+    ``grading_build/course_lib`` (the library with every function the
+    chapter's tests name in ``reference_disabled(...)`` rewritten to raise,
+    ``grading/grading_build.py``), ``grading_manifest.json`` (per question:
+    the disabled functions and the forbidden torch functions) and the plugin
+    in ``otter_config.json``.
+
+    Returns:
+        The manifest.
+
+    Raises:
+        StudentError: a test names something that cannot be disabled.
+    """
+    import zipfile
+
+    sys.path.insert(0, str(ROOT / "grading"))
+    try:
+        import grading_build
+    finally:
+        sys.path.pop(0)
+    with zipfile.ZipFile(zip_path) as zf:
+        entries = {name: zf.read(name) for name in zf.namelist()}
+    tests = {pathlib.PurePosixPath(n).stem: data.decode() for n, data in entries.items()
+             if n.startswith("tests/") and n.endswith(".py")}
+    try:
+        refs = grading_build.references(tests)
+    except grading_build.BuildError as err:
+        raise StudentError(f"{chapter}: {err}") from None
+    disabled = sorted({name for r in refs.values() for name in r["disable"]})
+    manifest = {"chapter": chapter, "disabled": disabled, "questions": refs,
+                "note": "written by grading/make_student.py; read by course_grading_sandbox.py"}
+    config = json.loads(entries.get("otter_config.json", b"{}"))
+    plugins = [p for p in config.get("plugins", []) if SANDBOX_PLUGIN not in (p if isinstance(p, str) else p.keys())]
+    config["plugins"] = plugins + [{SANDBOX_PLUGIN: dict(SANDBOX_LIMITS)}]
+    with tempfile.TemporaryDirectory(prefix="grading_build_") as tmp:
+        try:
+            grading_build.build(pathlib.Path(tmp), disabled)
+        except grading_build.BuildError as err:
+            raise StudentError(f"{chapter}: {err}") from None
+        added = {f"grading_build/{p.relative_to(tmp).as_posix()}": p.read_bytes()
+                 for p in sorted(pathlib.Path(tmp).rglob("*.py"))}
+    added["course_grading_sandbox.py"] = (ROOT / "grading" / "sandbox.py").read_bytes()
+    added["course_grading_worker.py"] = (ROOT / "grading" / "sandbox_worker.py").read_bytes()
+    added[MANIFEST_NAME] = (json.dumps(manifest, indent=1) + "\n").encode()
+    added["otter_config.json"] = (json.dumps(config, indent=2) + "\n").encode()
+    entries.update(added)
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, entries[name])
+    for name, data in added.items():
+        if name.startswith("grading_build/"):
+            continue
+        (autograder_dir / name).write_bytes(data)
+    return manifest
+
+
 def make_student(master: pathlib.Path, out: pathlib.Path, *, force: bool = False,
                  config: pathlib.Path = CONFIG) -> dict[str, pathlib.Path]:
     """Build one chapter: ``<out>/<chapter>/student/`` and ``<out>/<chapter>/autograder/``.
@@ -539,6 +608,7 @@ def make_student(master: pathlib.Path, out: pathlib.Path, *, force: bool = False
         zips[-1].rename(work / "autograder" / f"{master.stem}-autograder.zip")
         for stale in zips[:-1]:
             stale.unlink()
+        add_sandbox(work / "autograder" / f"{master.stem}-autograder.zip", work / "autograder", master.stem)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(work, dest, dirs_exist_ok=True)
     return {
