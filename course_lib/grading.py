@@ -463,8 +463,31 @@ with the original function's module globals)."""
 def _disabled_stub(*args, **kwargs):
     # Only builtins here: this code object runs inside the disabled function's module.
     raise NotImplementedError(
-        "this course_lib function is disabled while your exercise is graded: call your own implementation"
+        "this library function is disabled while your exercise is graded: call your own implementation"
     )
+
+
+_DISPATCH_KEYS = ("CompositeExplicitAutograd", "CompositeImplicitAutograd", "CPU", "Autograd")
+
+
+def _block_aten(name: str):
+    """A ``torch.library.Library`` whose kernels make the ATen operator ``name`` raise (undo: ``_destroy()``)."""
+    import warnings
+
+    message = f"torch.{name} is not allowed in this exercise (see its statement): write it yourself"
+
+    def kernel(*args, **kwargs):
+        raise NotImplementedError(message)
+
+    lib = torch.library.Library("aten", "IMPL")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "overriding a previously registered kernel" is the point
+        for key in _DISPATCH_KEYS:
+            try:
+                lib.impl(name, kernel, key)
+            except (RuntimeError, ValueError):
+                pass
+    return lib
 
 
 @contextlib.contextmanager
@@ -482,24 +505,43 @@ def reference_disabled(*functions: Callable):
     however it got hold of it (``from course_lib.rl import reward_to_go as f``
     included): the function object's code is swapped, not a module attribute.
 
+    A torch builtin backed by an ATen operator (``torch.logsumexp``) can be
+    named too, for an exercise that forbids it: every route to the operator
+    (``torch.logsumexp``, ``Tensor.logsumexp``, ``torch.special.logsumexp``)
+    raises inside the block.
+
+    At grading (``grading/sandbox.py``) the student's code runs in another
+    process, whose ``course_lib`` has every function named here rewritten to
+    raise and where the named torch functions are refused; this context
+    manager is then the in-notebook half (``grader.check``).
+
     Args:
-        functions: plain Python functions (not builtins, not bound methods).
+        functions: plain Python functions (not bound methods, no closures), or
+            torch builtins with an ATen operator of the same name.
 
     Raises:
-        TypeError: for something that is not a plain function.
+        TypeError: for anything else.
     """
     saved = []
+    libraries = []
     try:
         for fn in functions:
             fn = getattr(fn, "__func__", fn)
+            name = getattr(fn, "__name__", "")
+            if (not hasattr(fn, "__code__") and callable(fn) and name and (getattr(fn, "__module__", None) or "torch").startswith("torch")
+                    and hasattr(torch.ops.aten, name)):
+                libraries.append(_block_aten(name))
+                continue
             if not hasattr(fn, "__code__") or fn.__closure__:
-                raise TypeError(f"reference_disabled needs plain functions without closures, got {fn!r}")
+                raise TypeError(f"reference_disabled needs plain functions without closures (or torch builtins), got {fn!r}")
             saved.append((fn, fn.__code__))
             fn.__code__ = _disabled_stub.__code__
         yield
     finally:
         for fn, code in reversed(saved):
             fn.__code__ = code
+        for lib in libraries:
+            lib._destroy()
 
 
 # ---------------------------------------------------------------- isolated grading (the otter plugin)

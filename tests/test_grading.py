@@ -259,6 +259,28 @@ def test_reference_disabled_restores_after_an_error():
     assert _library_answer(1) == 2
 
 
+def test_reference_disabled_blocks_a_torch_builtin_by_every_route_then_restores():
+    x = torch.randn(3, 4, requires_grad=True)
+    expected = torch.logsumexp(x, 0)
+    with grading.reference_disabled(torch.logsumexp):
+        for route in (lambda: torch.logsumexp(x, 0), lambda: x.logsumexp(0), lambda: torch.special.logsumexp(x, 0),
+                      lambda: torch.ops.aten.logsumexp(x, [0])):
+            with pytest.raises(NotImplementedError, match="torch.logsumexp is not allowed"):
+                route()
+        assert torch.allclose(torch.log(torch.exp(x).sum(0)), expected)   # the arithmetic itself still works
+    got = torch.logsumexp(x, 0)
+    got.sum().backward()
+    assert torch.allclose(got, expected) and x.grad is not None
+
+
+def test_reference_disabled_takes_a_torch_python_function():
+    p, q = torch.distributions.Normal(0.0, 1.0), torch.distributions.Normal(1.0, 1.0)
+    with grading.reference_disabled(torch.distributions.kl_divergence):
+        with pytest.raises(NotImplementedError, match="disabled while your exercise is graded"):
+            torch.distributions.kl_divergence(p, q)
+    assert torch.distributions.kl_divergence(p, q).item() == pytest.approx(0.5)
+
+
 def _closure():
     y = 1
     return lambda x: x + y
