@@ -151,7 +151,9 @@ class RunOptions:
             ``history["stop_reason"] == "time_budget"`` and can be resumed.
         checkpoint_path: file of the resumable checkpoint (a ``str`` or
             ``os.PathLike``, stored as ``str``); ``None``: no file. An existing
-            file there is resumed from when ``resume`` is true.
+            file there is resumed from when ``resume`` is true. The trainer checks
+            it before its first step (:class:`TrainingRun`): the folder is created
+            when missing and must be writable, else :class:`CheckpointError`.
         resume: continue from ``checkpoint_path`` when that file exists (a bool).
         progress: show a tqdm progress bar (a bool).
 

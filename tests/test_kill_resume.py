@@ -6,7 +6,8 @@ checkpoint in child processes (this file is also the child's script):
 
 1. one process runs each trainer uninterrupted and records, for every checkpoint
    it writes, how many optimizer steps came before it;
-2. one process per trainer starts the same run and is SIGKILLed at a seeded random
+2. each trainer starts the same run in a child forked from one process (one import
+   for all) and is SIGKILLed at a seeded random
    optimizer step strictly after its first checkpoint and before its last. The kill
    is either *mid-update* (right after an optimizer step, between two checkpoints)
    or *mid-save* (inside the next checkpoint write, half of the temp file written:
@@ -46,7 +47,8 @@ WALL_CLOCK = {"wall_time", "seconds", "train_seconds"}  # history entries that m
 
 
 # --------------------------------------------------------------------------------------
-# The child: python tests/test_kill_resume.py <trainer> <checkpoint> <out> [<kill step> <kill kind>]
+# The child: python tests/test_kill_resume.py run (<trainer> <checkpoint> <out>)...
+#            python tests/test_kill_resume.py kill (<trainer> <checkpoint> <out> <kill step> <kill kind>)...
 # --------------------------------------------------------------------------------------
 def _digits(n: int):
     from course_lib import data
@@ -125,14 +127,37 @@ def _child(name: str, checkpoint: str, out: str, kill_at: int | None = None, kin
     torch.save({"states": states, "history": history, "optimize_steps": count["optimize"], "saves": count["saves"]}, out)
 
 
+def _kill_runs(runs: list[list[str]]) -> None:
+    """Each run in a child forked from this process (the imports are paid once, not per run),
+    one after the other; print each child's exit status (-9: SIGKILL)."""
+    import importlib
+    import traceback
+
+    for module in ("autoregressive", "data", "rl", "vae"):  # imported once, before the forks
+        importlib.import_module(f"course_lib.{module}")
+
+    for name, checkpoint, out, kill_at, kind in runs:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _child(name, checkpoint, out, int(kill_at), kind)
+            except BaseException:
+                traceback.print_exc()
+                sys.stdout.flush(), sys.stderr.flush()
+                os._exit(1)
+            os._exit(0)  # not reached when the kill landed
+        _, status = os.waitpid(pid, 0)
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        print(f"exit {name} {code}", flush=True)
+
+
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    if len(args) % 3 == 0 and "--kill" not in args:  # trainer checkpoint out, repeated: one process, several runs
+    mode, args = sys.argv[1], sys.argv[2:]
+    if mode == "run":  # run: (trainer checkpoint out)... one after the other, uninterrupted or resumed
         for i in range(0, len(args), 3):
             _child(*args[i : i + 3])
-    else:  # --kill trainer checkpoint out step kind
-        _, name, checkpoint, out, kill_at, kind = args
-        _child(name, checkpoint, out, int(kill_at), kind)
+    else:  # kill: (trainer checkpoint out step kind)... each SIGKILLed
+        _kill_runs([args[i : i + 5] for i in range(0, len(args), 5)])
     sys.exit(0)
 
 
@@ -151,11 +176,11 @@ def _start(*args) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _finish(proc: subprocess.Popen, what: str) -> int:
+def _finish(proc: subprocess.Popen, what: str) -> str:
     output, _ = proc.communicate(timeout=300)
-    if proc.returncode not in (0, -signal.SIGKILL):
+    if proc.returncode != 0:
         raise AssertionError(f"{what} failed (exit {proc.returncode}):\n{output[-3000:]}")
-    return proc.returncode
+    return output
 
 
 def _load(path):
@@ -185,10 +210,11 @@ def _temp_files(folder) -> list[str]:
     return sorted(n for n in os.listdir(folder) if n.startswith(".ckpt-") and n.endswith(".tmp"))
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="SIGKILL and fork are POSIX")
 def test_sigkill_then_resume_is_bit_identical_for_every_trainer(tmp_path):
     ref_dir, run_dir = tmp_path / "reference", tmp_path / "killed"
     ref_dir.mkdir(), run_dir.mkdir()
-    reference = _start(*[a for t in TRAINERS for a in (t, str(ref_dir / f"{t}.pt"), str(ref_dir / f"{t}.out"))])
+    reference = _start("run", *[a for t in TRAINERS for a in (t, str(ref_dir / f"{t}.pt"), str(ref_dir / f"{t}.out"))])
     _finish(reference, "the uninterrupted runs")
     ref = {t: _load(ref_dir / f"{t}.out") for t in TRAINERS}
 
@@ -201,22 +227,25 @@ def test_sigkill_then_resume_is_bit_identical_for_every_trainer(tmp_path):
             plan[t] = (rng.randint(saves[0] + 1, saves[-1] - 1), "update")
         else:  # inside a write that is not the first (one checkpoint on disk) nor the final one
             plan[t] = (rng.randint(saves[0] + 1, saves[-2]), "save")
-    killed = {t: _start("--kill", t, str(run_dir / f"{t}.pt"), str(run_dir / f"{t}.out"), str(step), kind)
-              for t, (step, kind) in plan.items()}
+    killed = _start("kill", *[a for t, (step, kind) in plan.items()
+                              for a in (t, str(run_dir / f"{t}.pt"), str(run_dir / f"{t}.out"), str(step), kind)])
+    output = _finish(killed, "the runs to kill")
     landed = {}
-    for t, proc in killed.items():
-        assert _finish(proc, f"the {t} run to kill") == -signal.SIGKILL, f"{t}: the run ended before its kill"
+    for t in TRAINERS:
+        assert f"exit {t} {-signal.SIGKILL}" in output.splitlines(), f"{t}: not killed:\n{output[-3000:]}"
         assert not (run_dir / f"{t}.out").exists()
         on_disk = training.load_checkpoint(run_dir / f"{t}.pt")["step"]  # the last checkpoint before the kill: intact
         final = training.load_checkpoint(ref_dir / f"{t}.pt")["step"]
         assert 0 < on_disk < final, f"{t}: the kill did not land mid-run (checkpoint at step {on_disk} of {final})"
         step, kind = plan[t]
         total = ref[t]["optimize_steps"]
-        landed[t] = f"{kind} kill at optimizer step {step}/{total} ({step / total:.0%}), checkpoint on disk at run step {on_disk}/{final}"
+        at = step if kind == "update" else next(c for c in ref[t]["saves"] if c >= step)  # the write it hit
+        where = "right after optimizer step" if kind == "update" else "inside the checkpoint write after optimizer step"
+        landed[t] = f"SIGKILL {where} {at}/{total} ({at / total:.0%}); on disk: the checkpoint of run step {on_disk}/{final}"
         orphans = [n for n in _temp_files(run_dir) if f".ckpt-{t}.pt." in n]
         assert bool(orphans) == (kind == "save"), f"{t}: temp files after a {kind} kill: {orphans}"
 
-    resumed = _start(*[a for t in TRAINERS for a in (t, str(run_dir / f"{t}.pt"), str(run_dir / f"{t}.out"))])
+    resumed = _start("run", *[a for t in TRAINERS for a in (t, str(run_dir / f"{t}.pt"), str(run_dir / f"{t}.out"))])
     _finish(resumed, "the resumed runs")
     print("\nkills:", *(f"  {t}: {text}" for t, text in landed.items()), sep="\n")
     for t in TRAINERS:
