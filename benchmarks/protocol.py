@@ -60,7 +60,8 @@ EVAL_SEED_BASE = 1_000_000
 # ----------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser, profile_default: str | None = "small") -> None:
     """The flags every RL benchmark takes: ``--profile``, ``--seeds``, ``--max-seconds``, ``--threads``."""
-    parser.add_argument("--profile", choices=("small", "full"), default=profile_default)
+    parser.add_argument("--profile", choices=("small", "full"), default=profile_default,
+                        help="accepted for a uniform command line; the protocol is the same in both")
     parser.add_argument("--seeds", type=int, default=len(REPORT_SEEDS),
                         help=f"how many of the held-out seeds {REPORT_SEEDS[0]}..{REPORT_SEEDS[-1]} (default all)")
     parser.add_argument("--max-seconds", type=float, default=None,

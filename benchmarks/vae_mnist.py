@@ -105,16 +105,17 @@ class PlainVAE(nn.Module):
 def train_plain(model: PlainVAE, pixels: torch.Tensor, epochs: int, max_seconds: float | None, seed: int) -> dict:
     """The reference loop: fresh binarization and order every epoch, Adam on the summed BCE + KL."""
     opt = torch.optim.Adam(model.parameters(), lr=PLAIN["lr"])
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # CPU draws, moved to the model's device
+    device = next(model.parameters()).device
     probs = pixels.float() / 255.0
     n, bs, steps, start, stop = len(pixels), PLAIN["batch"], 0, time.perf_counter(), "completed"
     for _ in range(epochs):
         x_all = torch.bernoulli(probs, generator=gen)
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, bs):
-            x = x_all[perm[i : i + bs]]
+            x = x_all[perm[i : i + bs]].to(device)
             mu, logvar = model.encode(x)
-            z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen)
+            z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen).to(device)
             bce = F.binary_cross_entropy_with_logits(model.decode(z), x, reduction="sum")
             kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
             opt.zero_grad()
