@@ -17,10 +17,14 @@ module                             chapter  what is in it
                                            importance weights
 :mod:`~course_lib.rl.variance`         5    exact variances of gradient estimators on the tiny MDP
 :mod:`~course_lib.rl.actor_critic`     5    ``ActorCriticConfig``, ``train_actor_critic`` (A2C, PPO)
-:mod:`~course_lib.rl.dynamic_programming` 6 ``FiniteMDP``, Bellman backups, value/policy/Q-iteration
-:mod:`~course_lib.rl.value_based`      6    bandits, ε-greedy, ``q_learning``, SARSA, ``fitted_q_iteration``
-:mod:`~course_lib.rl.dqn`              7    ``ReplayBuffer``, ``td_target``, ``double_dqn_target``,
-                                           ``linear_schedule``, ``QNetwork``, ``NatureCNN``, ``train_dqn``
+:mod:`~course_lib.rl.dynamic_programming` 6 Bellman backups, value/policy/Q-iteration
+:mod:`~course_lib.rl.mdp`              6    ``FiniteMDP``, ``random_mdp`` (imported by ``dynamic_programming``)
+:mod:`~course_lib.rl.value_based`      6    bandits, ε-greedy, ``q_learning``, SARSA, Baird's counterexample
+:mod:`~course_lib.rl.fitted_q`         6    ``fitted_q_iteration``, ``collect_transitions``, ``evaluate_q_function``
+                                           (imported by ``value_based``)
+:mod:`~course_lib.rl.dqn`              7    ``td_target``, ``double_dqn_target``, ``linear_schedule``,
+                                           ``QNetwork``, ``NatureCNN``, ``train_dqn``
+:mod:`~course_lib.rl.replay`           7    ``ReplayBuffer``, ``sample_indices`` (imported by ``dqn``)
 :mod:`~course_lib.rl.atari`            7    the Atari pipeline (``make_atari_env``)
 :mod:`~course_lib.rl.envs`             4-7  vector envs (SAME_STEP autoreset), ``collect_batch``, ``evaluate``,
                                            ``rollout_episode``, ``env_generators``
