@@ -137,7 +137,7 @@ class RunOptions:
 
     Every config in ``course_lib`` (``flows.TrainConfig``, ``autoregressive.TrainConfig``,
     ``vae.VAEConfig``, ``rl.ReinforceConfig``, ``rl.ESConfig``, ``rl.ActorCriticConfig``,
-    ``rl.TabularQConfig``, ``rl.FQIConfig``, ``rl.DQNConfig``) inherits from this class,
+    ``rl.TabularQConfig``, ``rl.FittedQConfig``, ``rl.DQNConfig``) inherits from this class,
     so all of them accept and refuse the same values, with the same messages. The
     fields are keyword-only. Subclasses that define ``__post_init__`` call
     ``super().__post_init__()``. Changing any of them between a checkpoint and the
