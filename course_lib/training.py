@@ -305,6 +305,9 @@ class _Interrupt:
 # ----------------------------------------------------------------------------
 # The run
 # ----------------------------------------------------------------------------
+_FROM_CONFIG = object()  # TrainingRun's default for a run field: read it from the config
+
+
 class TrainingRun:
     """Bookkeeping shared by every training loop: see the module docstring for the pattern.
 
@@ -318,6 +321,8 @@ class TrainingRun:
             states are saved and restored with the global RNGs.
         history_keys: the keys of the history dict (each a list, one entry per
             :meth:`log` call).
+        checkpoint_path, resume, max_seconds, progress: default to the config's own
+            fields (every trainer's config is a :class:`RunOptions`); given here, they win.
         checkpoint_path: where :meth:`save` writes; ``None`` for no file. Checked here,
             before any training: its folder is created if missing and must be writable.
         resume: continue from ``checkpoint_path`` when it exists.
@@ -350,18 +355,25 @@ class TrainingRun:
         optimizer: torch.optim.Optimizer | None = None,
         generators: Mapping[str, object] | None = None,
         history_keys: Iterable[str] = (),
-        checkpoint_path: str | os.PathLike | None = None,
-        resume: bool = True,
-        max_seconds: float | None = None,
+        checkpoint_path=_FROM_CONFIG,
+        resume=_FROM_CONFIG,
+        max_seconds=_FROM_CONFIG,
         allow_changed: Iterable[str] = (),
         total: int | None = None,
         desc: str = "train",
         unit: str = "step",
-        progress: bool = True,
+        progress=_FROM_CONFIG,
         extra_modules: Mapping[str, nn.Module] | None = None,
     ):
         if not dataclasses.is_dataclass(config):
             raise TypeError(f"config must be a dataclass instance, got {type(config).__name__}")
+        # The run fields come from the config (every trainer's config is a RunOptions)
+        # unless given here; a config without them gets RunOptions' defaults.
+        run_fields = config if isinstance(config, RunOptions) else RunOptions()
+        checkpoint_path = run_fields.checkpoint_path if checkpoint_path is _FROM_CONFIG else checkpoint_path
+        resume = run_fields.resume if resume is _FROM_CONFIG else resume
+        max_seconds = run_fields.max_seconds if max_seconds is _FROM_CONFIG else max_seconds
+        progress = run_fields.progress if progress is _FROM_CONFIG else progress
         self.config = config
         self.model = model
         self.optimizer = optimizer

@@ -262,8 +262,7 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     run = TrainingRun(
         config, model=model, optimizer=optimizer, history_keys=HISTORY_KEYS,
-        checkpoint_path=config.checkpoint_path, resume=config.resume, max_seconds=config.max_seconds,
-        total=config.epochs * steps_per_epoch, desc=type(model).__name__, progress=config.progress,
+        total=config.epochs * steps_per_epoch, desc=type(model).__name__,
     )
     state = run.restore(default={"epoch": 0, "position": 0, "nll_sum": 0.0, "count": 0, "eval_seconds": 0.0})
     if run.resumed:

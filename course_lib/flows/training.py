@@ -186,8 +186,7 @@ def train(
     steps_per_epoch = math.ceil(n / config.batch_size)
     run = TrainingRun(
         config, model=model, optimizer=optimizer, generators={"data": generator}, history_keys=HISTORY_KEYS,
-        checkpoint_path=config.checkpoint_path, resume=config.resume, max_seconds=config.max_seconds,
-        allow_changed=("epochs", "lr"), total=config.epochs * steps_per_epoch, desc="train", progress=config.progress,
+        allow_changed=("epochs", "lr"), total=config.epochs * steps_per_epoch, desc="train",
     )
     fresh_epoch = {"perm": None, "position": 0, "sum_log_likelihood": 0.0, "seen": 0}
     state = run.restore(default={"epoch": 0, **fresh_epoch})

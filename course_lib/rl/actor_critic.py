@@ -284,9 +284,9 @@ def train_actor_critic(
     run = TrainingRun(
         config, model=model, optimizer=optimizer,
         generators={f"env{i}": env.unwrapped.np_random for i, env in enumerate(envs.envs)},
-        history_keys=keys, checkpoint_path=config.checkpoint_path, resume=config.resume, max_seconds=config.max_seconds,
+        history_keys=keys,
         allow_changed=("checkpoint_every",),  # how often the file is written never changes the run
-        total=config.total_steps, desc=config.algorithm, progress=config.progress,
+        total=config.total_steps, desc=config.algorithm,
     )
     state = run.restore(default={
         "env_steps": 0, "obs": torch.from_numpy(np.asarray(obs, dtype=np.float32)),

@@ -577,8 +577,8 @@ def train_dqn(config: DQNConfig = DQNConfig(), *,
         generators.update({f"env{i}": env.unwrapped.np_random for i, env in enumerate(envs.envs)})
     run = TrainingRun(
         config, model=q_network, optimizer=optimizer, generators=generators, history_keys=DQN_HISTORY_KEYS,
-        checkpoint_path=config.checkpoint_path, resume=config.resume, max_seconds=config.max_seconds, total=config.total_steps,
-        desc="DQN" + (" (double)" if config.double else ""), unit="env step", progress=config.progress,
+        total=config.total_steps,
+        desc="DQN" + (" (double)" if config.double else ""), unit="env step",
         extra_modules={"target_network": target},
         allow_changed=("checkpoint_every",),  # how often the file is written never changes the run
     )

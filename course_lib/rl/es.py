@@ -272,13 +272,9 @@ def train_es(
         optimizer=optimizer,
         generators={"pair_seeds": rng},
         history_keys=("env_steps", "wall_time", "mean_return", "max_return", "num_episodes", "simulated_steps"),
-        checkpoint_path=config.checkpoint_path,
-        resume=config.resume,
-        max_seconds=config.max_seconds,
         allow_changed=("checkpoint_every", *allow_changed),  # how often a file is written never changes the run
         total=config.total_steps,
         desc="ES",
-        progress=config.progress,
     )
     run.history["checkpoints"] = []
     try:

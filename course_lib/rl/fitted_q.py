@@ -306,9 +306,9 @@ def fitted_q_iteration(dataset: dict, config: FittedQConfig = FittedQConfig(), *
     q_function = FittedQFunction(config.regressor, D, A, config.hidden_sizes)
     optimizer = torch.optim.Rprop(q_function.net.parameters(), lr=config.lr) if config.regressor == "mlp" else None
     run = TrainingRun(config, model=q_function, optimizer=optimizer, history_keys=("iteration", "td_error", "q_mean", "eval_return", "seconds"),
-                      checkpoint_path=config.checkpoint_path, resume=config.resume, allow_changed=allow_changed,
-                      max_seconds=config.max_seconds, total=config.iterations, desc=f"fitted Q-iteration ({config.regressor})",
-                      unit="iteration", progress=config.progress)
+                      allow_changed=allow_changed,
+                      total=config.iterations, desc=f"fitted Q-iteration ({config.regressor})",
+                      unit="iteration")
     state = run.restore(default={})
     with run:
         for k in range(run.step + 1, config.iterations + 1):  # run.step: iterations done (a resumed run skips them)

@@ -302,13 +302,9 @@ def train_reinforce(
         optimizer=optimizer,
         generators=env_generators(envs),
         history_keys=keys + (("value_loss",) if use_value else ()),
-        checkpoint_path=config.checkpoint_path,
-        resume=config.resume,
-        max_seconds=config.max_seconds,
         allow_changed=("checkpoint_every", *allow_changed),  # how often a file is written never changes the run
         total=config.total_steps,
         desc="REINFORCE",
-        progress=config.progress,
         extra_modules={"value_network": value_net} if use_value else None,
     )
     run.history["checkpoints"] = []

@@ -405,9 +405,8 @@ def _td_control(env_id: str, config: TabularQConfig, q_star, on_policy: bool):
 
     run = TrainingRun(config, model=table, generators={"env": env.np_random, "policy": rng},
                       history_keys=("step", "episodes", "mean_return", "q_error"),
-                      checkpoint_path=config.checkpoint_path, resume=config.resume, max_seconds=config.max_seconds,
                       total=config.total_steps, desc="sarsa" if on_policy else "q_learning",
-                      unit="env step", progress=config.progress)
+                      unit="env step")
     state = run.restore(default={"obs": int(obs), "action": -1, "episode_return": 0.0, "episode_length": 0,
                                  "episodes": 0, "window_returns": []})
     env.s = state["obs"]  # toy-text envs keep their state in .s: put the env where the run stopped

@@ -211,8 +211,7 @@ def train_vae(
     run = TrainingRun(
         config, model=model, optimizer=optimizer, generators={"data": generator, "noise": noise},
         history_keys=("epoch", "step", "seconds", "kl_weight", "train_bound", "valid_elbo"),
-        checkpoint_path=config.checkpoint_path, resume=config.resume, max_seconds=config.max_seconds,
-        total=config.epochs * steps_per_epoch, desc="VAE", progress=config.progress,
+        total=config.epochs * steps_per_epoch, desc="VAE",
     )
     best = {k: v.detach().clone() for k, v in model.state_dict().items()}
     state = run.restore(default={"epoch": 0, "position": 0, "order": torch.arange(n), "batches": torch.zeros(0),
