@@ -115,7 +115,10 @@ def set_num_threads(num_threads: int | None = None) -> int:
 
     Args:
         num_threads: the count; ``None`` reads ``COURSE_NUM_THREADS`` and, when
-            that is unset, keeps torch's current setting.
+            that is unset, uses **one thread in the small profile** (the CPU
+            profile: the book's small models gain little from more threads, and a
+            busy 2-core machine loses a lot) and keeps torch's current setting in
+            the full profile (see :func:`profile`).
 
     Raises:
         ValueError: for a count < 1 or a ``COURSE_NUM_THREADS`` that is not a positive int.
@@ -123,7 +126,9 @@ def set_num_threads(num_threads: int | None = None) -> int:
     if num_threads is None:
         env = os.environ.get("COURSE_NUM_THREADS", "").strip()
         if not env:
-            return torch.get_num_threads()
+            if profile() != "small":
+                return torch.get_num_threads()
+            env = "1"
         if not env.isdigit() or int(env) < 1:
             raise ValueError(f"COURSE_NUM_THREADS must be a positive int, got {env!r}")
         num_threads = int(env)

@@ -124,3 +124,22 @@ def test_player_static_and_live(monkeypatch):
     assert widgets.is_static()
     with pytest.raises(ValueError, match="controls"):
         widgets.player(draw, {"a": []})
+
+
+def test_set_num_threads_defaults_to_one_thread_in_the_small_profile(monkeypatch):
+    """Issue 20: without COURSE_NUM_THREADS the small (CPU) profile runs on one thread;
+    COURSE_NUM_THREADS overrides it; the full profile keeps torch's setting."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.delenv("COURSE_NUM_THREADS", raising=False)
+        monkeypatch.setenv("COURSE_PROFILE", "small")
+        assert course_lib.set_num_threads() == 1
+        monkeypatch.setenv("COURSE_NUM_THREADS", "2")
+        assert course_lib.set_num_threads() == 2
+        monkeypatch.delenv("COURSE_NUM_THREADS")
+        monkeypatch.setenv("COURSE_PROFILE", "full")
+        torch.set_num_threads(2)
+        assert course_lib.set_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
