@@ -1,0 +1,218 @@
+"""The numeric checks of Chapters 5-7 catch the wrong formulas their sentences name.
+
+CHAPTER_STANDARD: a check is *proven falsifiable* by a test that feeds it the wrong
+formula its sentence names and asserts that it fails. Each check cell of a master
+notebook starts with a marker line ``# CHECK: <label>`` and defines the check as a
+function of the implementation under test. These tests read that cell from the
+notebook, execute only its ``def`` statements (nothing that trains or plots), and
+call the check with the right implementation (it must pass) and with each wrong
+one (it must raise ``AssertionError``).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import course_lib
+from course_lib import rl
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def check_cell(notebook: str, label: str) -> str:
+    """The source of the code cell of ``notebook`` that carries the line ``# CHECK: label``."""
+    nb = json.loads((NOTEBOOKS / notebook).read_text(encoding="utf-8"))
+    marker = f"# CHECK: {label}"
+    hits = [
+        "".join(cell["source"])
+        for cell in nb["cells"]
+        if cell["cell_type"] == "code" and marker in [line.strip() for line in "".join(cell["source"]).splitlines()]
+    ]
+    assert len(hits) == 1, f"{notebook}: {len(hits)} code cells carry {marker!r}"
+    return hits[0]
+
+
+def load_check(notebook: str, label: str, **extra_globals) -> dict:
+    """Execute only the imports and ``def`` statements of the check cell; return its namespace."""
+    tree = ast.parse(check_cell(notebook, label))
+    kept = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.Import, ast.ImportFrom))]
+    assert any(isinstance(node, ast.FunctionDef) for node in kept), f"{label}: the cell defines no function"
+    namespace = {"torch": torch, "np": np, "math": math, "rl": rl, "course_lib": course_lib, **extra_globals}
+    exec(compile(ast.Module(body=kept, type_ignores=[]), f"{notebook}:{label}", "exec"), namespace)
+    return namespace
+
+
+def fails(check, *args, **kwargs) -> bool:
+    """True when the check raises AssertionError (a wrong formula caught)."""
+    try:
+        check(*args, **kwargs)
+    except AssertionError:
+        return True
+    return False
+
+
+# --------------------------------------------------------------------------------------
+# Chapter 5
+# --------------------------------------------------------------------------------------
+
+CH5 = "05_baselines.ipynb"
+THETA0 = torch.tensor([[0.3, -0.2], [-0.5, 0.4]], dtype=torch.float64)  # Chapter 4's logits
+THETA1 = THETA0 + torch.tensor([[0.4, -0.3], [0.2, 0.5]], dtype=torch.float64)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    mdp = rl.tiny_mdp()
+    return mdp, rl.exact_trajectories(THETA0, mdp)
+
+
+@pytest.fixture(scope="module")
+def untrained_return():
+    """The mean return of the untrained policy of Chapter 5's section 5.1 (its config cell seeds 0)."""
+    import torch._dynamo  # noqa: F401  (the optimizers import it on first use: 3 s, paid here once, not in a test)
+
+    course_lib.seed_everything(0)
+    policy0 = rl.CategoricalPolicy(4, 2, (32,))
+    envs = rl.make_vec_env("CartPole-v1", 8)
+    try:
+        batch = rl.collect_batch(envs, policy0, 1000, 0.99, seed=0)
+    finally:
+        envs.close()
+    return float(batch.episode_returns.mean())
+
+
+def test_eq5_rtg_episodes_catches_a_reward_to_go_across_episodes():
+    ns = load_check(CH5, "eq5-rtg-episodes")
+    lengths = [4, 2, 5, 3]  # back-to-back episodes of +1 rewards, as in a CartPole batch
+    rewards = torch.ones(sum(lengths), dtype=torch.float64)
+    dones = torch.zeros(sum(lengths), dtype=torch.bool)
+    dones[torch.tensor(lengths).cumsum(0) - 1] = True
+    ns["check_reward_to_go"](rl.reward_to_go, rewards, dones, 0.99)
+    across = lambda r, gamma, dones=None: rl.reward_to_go(r, gamma)  # noqa: E731  (dones ignored)
+    assert fails(ns["check_reward_to_go"], across, rewards, dones, 0.99)
+
+
+def test_eq5_optimal_state_baseline_catches_the_value_function(tiny):
+    mdp, traj = tiny
+    ns = load_check(CH5, "eq5-optimal-state-baseline")
+    ns["check_state_baseline"](rl.optimal_state_baseline, traj, mdp.num_states)
+    V, _ = rl.exact_values(THETA0, mdp)
+    returns_value = lambda traj, num_states: V[: mdp.horizon]  # noqa: E731
+    assert fails(ns["check_state_baseline"], returns_value, traj, mdp.num_states)
+
+
+def test_eq5_learning_curves_catch_a_reinforce_loss_of_the_wrong_sign(monkeypatch, untrained_return):
+    import course_lib.rl.reinforce as reinforce_module
+
+    check = load_check(CH5, "eq5-learning-curves")["check_learning"]
+    config = rl.ReinforceConfig(baseline="mean", seed=0, total_steps=3000, progress=False)
+    right = rl.train_reinforce(config)[1]
+    check({"mean": [right]}, untrained_return, factor=2)
+    loss = reinforce_module.reinforce_loss
+    monkeypatch.setattr(reinforce_module, "reinforce_loss", lambda log_probs, weights: -loss(log_probs, weights))
+    descending = rl.train_reinforce(config)[1]
+    assert fails(check, {"mean": [descending]}, untrained_return, factor=2)
+
+
+def test_eq5_learning_curves_catch_actor_critic_advantages_of_the_wrong_sign(monkeypatch, untrained_return):
+    import course_lib.rl.actor_critic as actor_critic_module
+
+    check = load_check(CH5, "eq5-learning-curves")["check_learning"]
+    gae = actor_critic_module.gae
+    monkeypatch.setattr(actor_critic_module, "gae", lambda *args: -gae(*args))
+    flipped = rl.train_actor_critic(rl.ActorCriticConfig(seed=0, total_steps=2000, progress=False))[2]
+    assert fails(check, {"A2C": [flipped]}, untrained_return, factor=1, best_factor=5)
+
+
+def _advantage_variants():
+    def right(theta, mdp):
+        V, Q = rl.exact_values(theta, mdp)
+        return Q - V[:-1, :, None]
+
+    def against_best(theta, mdp):
+        _, Q = rl.exact_values(theta, mdp)
+        return Q - Q.amax(-1, keepdim=True)
+
+    def next_step_value(theta, mdp):
+        V, Q = rl.exact_values(theta, mdp)
+        return Q - V[1:, :, None]
+
+    return right, {"Q - max_a Q": against_best, "Q_t - V_{t+1}": next_step_value}
+
+
+@pytest.mark.parametrize("wrong", ["Q - max_a Q", "Q_t - V_{t+1}"])
+def test_eq5_advantage_catches(wrong, tiny):
+    mdp, _ = tiny
+    ns = load_check(CH5, "eq5-advantage")
+    ns["check_advantage"](ns["advantage"], THETA0, mdp)
+    right, wrongs = _advantage_variants()
+    ns["check_advantage"](right, THETA0, mdp)
+    assert fails(ns["check_advantage"], wrongs[wrong], THETA0, mdp)
+
+
+@pytest.mark.parametrize("wrong", ["policy term of the wrong sign", "entropy penalty", "target not held constant"])
+def test_eq5_a2c_loss_catches(wrong):
+    ns = load_check(CH5, "eq5-a2c-loss")
+    loss = ns["a2c_loss"]
+    ns["check_a2c_loss"](loss)
+
+    def wrong_sign(logits, values, actions, adv, targets, c_v, c_h):
+        log_pi = torch.log_softmax(logits, -1)
+        log_probs = log_pi.gather(1, actions[:, None]).squeeze(1)
+        entropy = -(log_pi.exp() * log_pi).sum(-1).mean()
+        return (log_probs * adv).mean() + c_v * (values - targets).pow(2).mean() - c_h * entropy
+
+    wrongs = {
+        "policy term of the wrong sign": wrong_sign,
+        "entropy penalty": lambda lg, v, a, adv, y, c_v, c_h: loss(lg, v, a, adv, y, c_v, -c_h),
+        "target not held constant": lambda lg, v, a, adv, y, c_v, c_h: loss(lg, v, a, adv, adv + v, c_v, c_h),
+    }
+    assert fails(ns["check_a2c_loss"], wrongs[wrong])
+
+
+@pytest.mark.parametrize("wrong", ["current ratio alone", "no ratio"])
+def test_eq5_is_pg_catches(wrong, tiny):
+    mdp, _ = tiny
+    ns = load_check(CH5, "eq5-is-pg")
+    ns["check_importance_weights"](rl.importance_weights, THETA0, THETA1, mdp)
+    wrongs = {"current ratio alone": lambda new, old: (new - old).exp(), "no ratio": lambda new, old: torch.ones_like(new)}
+    assert fails(ns["check_importance_weights"], wrongs[wrong], THETA0, THETA1, mdp)
+
+
+def test_eq5_first_order_catches_the_log_ratio_surrogate(tiny):
+    mdp, _ = tiny
+    ns = load_check(CH5, "eq5-first-order")
+    ns["check_first_order"](ns["first_order_surrogate"], THETA0, THETA1, mdp)
+    log_ratio = lambda log_pi, log_pi_old, adv: (log_pi - log_pi_old) * adv  # noqa: E731
+    assert fails(ns["check_first_order"], log_ratio, THETA0, THETA1, mdp)
+
+
+@pytest.mark.parametrize("wrong", ["unclipped", "max", "clipped term alone"])
+def test_eq5_ppo_catches(wrong):
+    ns = load_check(CH5, "eq5-ppo")
+    ns["check_ppo_clip"](ns["ppo_objective"])
+    wrongs = {
+        "unclipped": lambda ratio, adv, eps: ratio * adv,
+        "max": lambda ratio, adv, eps: torch.max(ratio * adv, ratio.clamp(1 - eps, 1 + eps) * adv),
+        "clipped term alone": lambda ratio, adv, eps: ratio.clamp(1 - eps, 1 + eps) * adv,
+    }
+    assert fails(ns["check_ppo_clip"], wrongs[wrong])
+
+
+@pytest.mark.parametrize("wrong", ["mean return", "fourth power"])
+def test_eq5_sampled_optimal_baseline_catches(wrong, tiny):
+    _, traj = tiny
+    ns = load_check(CH5, "eq5-optimal-baseline-sampled")
+    ns["check_sampled_baseline"](rl.optimal_baseline, traj)
+    wrongs = {
+        "mean return": lambda g, R: R.mean().expand(g.shape[1]),
+        "fourth power": lambda g, R: (g**4 * R[:, None]).sum(0) / (g**4).sum(0),
+    }
+    assert fails(ns["check_sampled_baseline"], wrongs[wrong], traj)
