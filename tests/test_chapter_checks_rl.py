@@ -216,3 +216,114 @@ def test_eq5_sampled_optimal_baseline_catches(wrong, tiny):
         "fourth power": lambda g, R: (g**4 * R[:, None]).sum(0) / (g**4).sum(0),
     }
     assert fails(ns["check_sampled_baseline"], wrongs[wrong], traj)
+
+
+# --------------------------------------------------------------------------------------
+# Chapter 6
+# --------------------------------------------------------------------------------------
+
+CH6 = "06_q_iteration.ipynb"
+
+
+@pytest.fixture(scope="module")
+def frozen_lake():
+    return rl.FiniteMDP.from_gymnasium("FrozenLake-v1", gamma=0.99)
+
+
+def test_eq_eps_greedy_catches_cs182_counting_and_swapped_roles():
+    ns = load_check(CH6, "eq-eps-greedy")
+    check = ns["check_epsilon_greedy"]
+    check(rl.epsilon_greedy, rl.epsilon_greedy_probs)
+
+    def other_arms(q, epsilon, generator):  # CS182: epsilon spread over the k - 1 arms that are not greedy
+        greedy = q.argmax(-1)
+        explore = torch.rand(q.shape[:-1], generator=generator) < epsilon
+        other = (greedy + torch.randint(1, q.shape[-1], q.shape[:-1], generator=generator)) % q.shape[-1]
+        return torch.where(explore, other, greedy)
+
+    def other_arms_probs(q, epsilon):
+        greedy = torch.nn.functional.one_hot(q.argmax(-1), q.shape[-1]).double()
+        return (1 - epsilon) * greedy + epsilon / (q.shape[-1] - 1) * (1 - greedy)
+
+    swapped = lambda q, epsilon, generator: rl.epsilon_greedy(q, 1 - epsilon, generator)  # noqa: E731
+    assert fails(check, other_arms, rl.epsilon_greedy_probs)
+    assert fails(check, swapped, rl.epsilon_greedy_probs)
+    assert fails(check, rl.epsilon_greedy, other_arms_probs)
+
+
+def test_eq_exact_evaluation_catches_a_policy_matrix_bug_both_solvers_share(frozen_lake):
+    ns = load_check(CH6, "eq-exact-evaluation")
+    gen = torch.Generator().manual_seed(0)
+    small = rl.random_mdp(10, 3, gamma=0.9, seed=1)
+    cases = {"FrozenLake": (frozen_lake, torch.full((16, 4), 0.25, dtype=torch.float64)),
+             "random": (small, torch.softmax(torch.randn(10, 3, generator=gen, dtype=torch.float64), -1))}
+    ns["check_policy_evaluation"](rl.policy_evaluation, rl.iterative_policy_evaluation, cases)
+
+    def transposed(m, pi):  # P^pi transposed: the bug would sit in the shared rl.policy_matrices
+        P_pi, r_pi = rl.policy_matrices(m, pi)
+        return P_pi.T, r_pi
+
+    def exact_t(m, pi):
+        P_pi, r_pi = transposed(m, pi)
+        return torch.linalg.solve(torch.eye(m.num_states, dtype=torch.float64) - m.gamma * P_pi, r_pi)
+
+    def iterative_t(m, pi, tol):
+        P_pi, r_pi = transposed(m, pi)
+        V, history = torch.zeros(m.num_states, dtype=torch.float64), []
+        while not history or history[-1] >= tol:
+            V_new = r_pi + m.gamma * P_pi @ V
+            history.append((V_new - V).abs().max().item())
+            V = V_new
+        return V, history
+
+    for m, pi in cases.values():  # the two buggy solvers agree with each other: the old check passed them
+        assert (exact_t(m, pi) - iterative_t(m, pi, 1e-13)[0]).abs().max() < 1e-10
+    assert fails(ns["check_policy_evaluation"], exact_t, iterative_t, cases)
+
+
+@pytest.mark.parametrize("wrong", ["no gamma", "sum over actions", "sum over next states"])
+def test_eq_contraction_catches(wrong):
+    check = load_check(CH6, "eq-contraction")["check_contraction"]
+    check(rl.bellman_optimality_backup, 3, 50)
+
+    def q(m, V, gamma):  # (N, S, A) one-step look-ahead
+        return m.rewards + gamma * torch.einsum("sat,nt->nsa", m.transitions, V)
+
+    wrongs = {
+        "no gamma": lambda m, V: q(m, V, 1.0).amax(-1),
+        "sum over actions": lambda m, V: q(m, V, m.gamma).sum(-1),
+        "sum over next states": lambda m, V: (m.rewards + m.gamma * V.sum(-1)[:, None, None]).amax(-1),
+    }
+    assert fails(check, wrongs[wrong], 3, 50)
+
+
+def test_fl_start_value_catches_value_iteration_with_another_gamma(frozen_lake):
+    ns = load_check(CH6, "fl-start-value", glue=lambda *args, **kwargs: None)
+    ns["check_start_value"](rl.value_iteration, frozen_lake)
+    m = frozen_lake
+    other_gamma = rl.FiniteMDP(m.transitions, m.rewards, 0.95, m.initial_distribution, m.terminal,
+                               next_state_rewards=m.next_state_rewards)
+    assert fails(ns["check_start_value"], lambda mdp: rl.value_iteration(other_gamma), frozen_lake)
+
+
+def test_vi_rate_catches_the_rate_gamma(frozen_lake):
+    ns = load_check(CH6, "vi-rate")
+    V_star, pi_star, _ = rl.value_iteration(frozen_lake)
+    V, errors = torch.zeros(16, dtype=torch.float64), []
+    for _ in range(300):
+        errors.append((V - V_star).abs().max().item())
+        V = rl.bellman_optimality_backup(frozen_lake, V)
+    errors = np.array(errors)
+    ns["check_vi_rate"](ns["vi_rate"], frozen_lake, pi_star, errors)
+    assert fails(ns["check_vi_rate"], lambda mdp, policy: mdp.gamma, frozen_lake, pi_star, errors)
+
+
+def test_eq_fqi_cartpole_catches_a_target_that_ignores_terminated():
+    check = load_check(CH6, "eq-fqi-cartpole")["check_fqi_learns"]
+    data = dict(rl.collect_transitions("CartPole-v1", 3000, seed=0))
+    data["terminated"] = torch.zeros_like(torch.as_tensor(data["terminated"]))  # every target bootstraps
+    config = rl.FittedQConfig(regressor="extra_trees", iterations=6, gamma=0.99, seed=0, n_estimators=10,
+                              eval_env_id="CartPole-v1", eval_episodes=4, eval_max_steps=200, progress=False)
+    final = rl.fitted_q_iteration(data, config)[1]["eval_return"][-1]
+    random_return = rl.evaluate_q_function(lambda o: torch.rand(o.shape[0], 2), "CartPole-v1", 20, seed=10_000).mean()
+    assert fails(check, {"extra_trees": final}, random_return)
