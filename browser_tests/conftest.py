@@ -17,6 +17,7 @@ Options: ``--html-dir`` (default ``_build/html``), ``--screenshots``
 from __future__ import annotations
 
 import functools
+import gzip
 import http.server
 import json
 import os
@@ -24,6 +25,7 @@ import pathlib
 import shutil
 import threading
 import time
+import urllib.parse
 
 import pytest
 
@@ -81,20 +83,18 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
     def do_GET(self):
-        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        path = urllib.parse.unquote(self.path.split("?", 1)[0].split("#", 1)[0])
         if path.startswith("/__mathjax__/") and self.mathjax is not None:
-            target = (self.mathjax / path[len("/__mathjax__/"):]).resolve()
-            return self._send(target)
-        if path.endswith(".html") or path.endswith("/"):
-            target = pathlib.Path(self.translate_path(path))
-            if target.is_dir():
-                target = target / "index.html"
-            if target.exists():
-                text = target.read_text(encoding="utf-8")
-                if self.mathjax is not None:
-                    text = text.replace(MATHJAX_CDN, "/__mathjax__/")
-                return self._send_bytes(text.encode("utf-8"), "text/html; charset=utf-8")
-        return super().do_GET()
+            return self._send((self.mathjax / path[len("/__mathjax__/"):]).resolve())
+        target = pathlib.Path(self.translate_path(path))
+        if target.is_dir():
+            target = target / "index.html"
+        if target.suffix == ".html" and target.is_file():
+            text = target.read_text(encoding="utf-8")
+            if self.mathjax is not None:
+                text = text.replace(MATHJAX_CDN, "/__mathjax__/")
+            return self._send_bytes(text.encode("utf-8"), "text/html; charset=utf-8")
+        return self._send(target)
 
     def _send(self, target: pathlib.Path):
         if not target.is_file():
@@ -103,9 +103,15 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         self._send_bytes(target.read_bytes(), self.guess_type(str(target)))
 
     def _send_bytes(self, body: bytes, ctype: str):
+        # gzip text as a web host does (GitHub Pages, a CDN), so throttled timings are realistic.
+        compress = "gzip" in self.headers.get("Accept-Encoding", "") and not ctype.startswith(("image/png", "image/jpeg", "font/woff2"))
+        if compress:
+            body = gzip.compress(body, compresslevel=6, mtime=0)
         self.send_response(200)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
+        if compress:
+            self.send_header("Content-Encoding", "gzip")
         self.end_headers()
         self.wfile.write(body)
 
@@ -153,17 +159,15 @@ def _which(env: str, *names: str) -> str | None:
     return next((p for p in map(shutil.which, names) if p), None)
 
 
-@pytest.fixture(scope="session")
-def driver():
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.skip("selenium is not installed: pip install selenium")
+def make_driver():
+    """Headless Chromium (Debian's chromium + chromium-driver, or $CHROMIUM / $CHROMEDRIVER); None when absent."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
     browser = _which("CHROMIUM", "chromium", "chromium-browser", "google-chrome")
     chromedriver = _which("CHROMEDRIVER", "chromedriver")
     if not browser or not chromedriver:
-        pytest.skip("no chromium/chromedriver: apt-get install -y chromium chromium-driver")
+        return None
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for arg in (
@@ -174,6 +178,7 @@ def driver():
         f"--window-size={WIDE},900",
         # Offline and deterministic: any request that leaves this machine fails
         # (and shows up as a console error), so a page that needs a CDN fails.
+        # The test also blocks every non-local URL through CDP (metrics.block_non_local).
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     ):
         options.add_argument(arg)
@@ -181,6 +186,18 @@ def driver():
     drv = webdriver.Chrome(service=Service(chromedriver), options=options)
     drv.set_page_load_timeout(60)
     drv.set_script_timeout(60)
+    return drv
+
+
+@pytest.fixture(scope="session")
+def driver():
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        pytest.skip("selenium is not installed: pip install selenium")
+    drv = make_driver()
+    if drv is None:
+        pytest.skip("no chromium/chromedriver: apt-get install -y chromium chromium-driver")
     yield drv
     drv.quit()
 

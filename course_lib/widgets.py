@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 
 from course_lib import checks
 
-__all__ = ["is_static", "player", "source", "MAX_FRAMES"]
+__all__ = ["is_static", "player", "source", "fold_docstrings", "source_url", "MAX_FRAMES"]
 
 #: Default cap on the number of frames of a kernel-free player. With frames of
 #: 20 to 40 kB (a 6 x 3 inch figure at 80 dpi) this keeps one player under
@@ -126,9 +126,11 @@ def player(
             embedded as an image, so this sets the page's size.
         max_frames: the most frames (product of the control sizes) the static
             version renders; more raises ``ValueError`` before drawing them.
-        alt: alternative text of the static image, for screen readers; the
-            current control values are appended. Default: the name of
-            ``draw`` and the control names.
+        alt: what the player shows, the start of the static image's
+            alternative text for screen readers. Each frame's text adds what
+            that frame's figure says (its titles, axis labels and kind of
+            plot, read from the figure) and the current control values.
+            Default: the name of ``draw`` and the control names.
 
     Returns:
         The ipywidgets box (live) or an ``IPython.display.HTML`` (static),
@@ -158,10 +160,12 @@ def player(
         fig = plt.figure(figsize=figsize, dpi=dpi)
         try:
             images = []
+            frame_alts = []
             for i, combo in enumerate(combos):
                 fig.clear()
                 draw(fig, **dict(zip(names, combo)))
                 images.append(_frame_png(fig, dpi))
+                frame_alts.append(_figure_text(fig))
                 if i == 0 and len(combos) > max_frames:
                     sizes = " x ".join(f"{len(controls[n])} {n}" for n in names)
                     total = _size(_page_bytes(len(combos), len(images[0])))
@@ -173,7 +177,7 @@ def player(
                     )
         finally:
             plt.close(fig)
-        return HTML(_static_html(names, controls, images, interval_ms, alt or _default_alt(draw, names)))
+        return HTML(_static_html(names, controls, images, interval_ms, alt or _default_alt(draw, names), frame_alts))
 
     import ipywidgets as widgets
     from IPython.display import display
@@ -200,7 +204,35 @@ def player(
 
 def _default_alt(draw, names) -> str:
     what = getattr(draw, "__name__", "figure").replace("_", " ").strip() or "figure"
-    return f"{what}, controlled by " + ", ".join(names)
+    return f"Player: {what}, controlled by " + ", ".join(names)
+
+
+def _plain(text: str) -> str:
+    """Matplotlib mathtext as plain words: ``$\\pi_\\theta$`` -> ``pi_theta``."""
+    text = re.sub(r"\\(mathrm|mathbf|mathit|mathcal|operatorname|text)\s*", "", text)
+    text = re.sub(r"\\([A-Za-z]+)", r"\1", text)
+    return re.sub(r"\s+", " ", text.replace("$", "").replace("{", "").replace("}", "")).strip()
+
+
+def _figure_text(fig) -> str:
+    """What a drawn figure says in words: its title, each panel's title, axis labels and kind of plot."""
+    parts = []
+    suptitle = getattr(fig, "_suptitle", None)
+    if suptitle is not None and suptitle.get_text().strip():
+        parts.append(_plain(suptitle.get_text()))
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        title = " ".join(t for t in (ax.get_title("left"), ax.get_title(), ax.get_title("right")) if t.strip())
+        kind = ("image" if ax.images else "bars" if ax.patches and not ax.lines else
+                f"{len(ax.lines)} curve{'s' if len(ax.lines) != 1 else ''}" if ax.lines else
+                "scatter plot" if ax.collections else "")
+        xlabel, ylabel = _plain(ax.get_xlabel()), _plain(ax.get_ylabel())
+        axes = f"{ylabel or 'value'} against {xlabel}" if xlabel else (ylabel if ylabel else "")
+        panel = ", ".join(p for p in (_plain(title), kind, axes) if p)
+        if panel:
+            parts.append(panel)
+    return "; ".join(parts)
 
 
 # The player's script: reads its frames from the JSON block next to it, maps
@@ -229,8 +261,9 @@ _PLAYER_JS = """
       outputs[i].textContent = value;
       parts.push(data.names[i] + " = " + value);
     }
-    img.src = data.images[index()];
-    img.alt = data.alt + ": " + parts.join(", ");
+    var k = index();
+    img.src = data.images[k];
+    img.alt = data.alt + (data.frames && data.frames[k] ? ". " + data.frames[k] : "") + ". " + parts.join(", ");
   }
   function step() {
     for (var i = inputs.length - 1; i >= 0; i--) {
@@ -253,7 +286,7 @@ _PLAYER_JS = """
 """
 
 
-def _static_html(names, controls, images, interval_ms, alt) -> str:
+def _static_html(names, controls, images, interval_ms, alt, frame_alts=None) -> str:
     """The kernel-free player: one labelled ``<input type=range>`` per control, frames as PNG data URIs."""
     uris = ["data:image/png;base64," + base64.b64encode(b).decode("ascii") for b in images]
     digest = hashlib.sha1("".join(uris).encode() + json.dumps(names).encode()).hexdigest()[:12]
@@ -265,9 +298,12 @@ def _static_html(names, controls, images, interval_ms, alt) -> str:
         "images": uris,
         "interval": int(interval_ms),
         "alt": alt,
+        "frames": list(frame_alts) if frame_alts else [],
     }
     # "</" must not end the <script> block early.
     payload = json.dumps(data).replace("</", "<\\/")
+    first_alt = alt + (f". {frame_alts[0]}" if frame_alts and frame_alts[0] else "") + ". " + ", ".join(
+        f"{n} = {_label(controls[n][0])}" for n in names)
     rows = []
     for i, n in enumerate(names):
         size = len(controls[n])
@@ -281,7 +317,7 @@ def _static_html(names, controls, images, interval_ms, alt) -> str:
         )
     return (
         f'<div class="cl-player" id="{pid}">'
-        f'<img class="cl-player-image" src="{uris[0]}" alt="{html_lib.escape(alt)}" '
+        f'<img class="cl-player-image" src="{uris[0]}" alt="{html_lib.escape(first_alt)}" '
         f'style="max-width:100%;height:auto">'
         f'<div class="cl-player-controls">{"".join(rows)}'
         f'<button type="button" class="cl-player-play">\u25B6 play</button></div>'
@@ -309,19 +345,87 @@ def _page_bytes(n_frames: int, frame_bytes: int) -> int:
     return n_frames * 4 * math.ceil(frame_bytes / 3)
 
 
+#: Where :func:`source` links the full text of a listing: ``<url>/<path>#L<first>-L<last>``.
+#: ``COURSE_SOURCE_URL`` overrides it; otherwise the repository this package was
+#: installed from (its ``Homepage`` URL, which ``grading/make_student.py --sync-urls``
+#: keeps equal to the book's ``_config.yml`` ``repository.url``) on branch ``main``.
+DEFAULT_REPOSITORY = "https://github.com/dgm-drl-book/course-book"
+
+
+def source_url() -> str:
+    """The base URL of the library's files in its repository (``.../blob/main``); see :data:`DEFAULT_REPOSITORY`."""
+    url = os.environ.get("COURSE_SOURCE_URL", "").strip()
+    if url:
+        return url.rstrip("/")
+    repo = DEFAULT_REPOSITORY
+    try:
+        from importlib.metadata import PackageNotFoundError, metadata
+
+        for entry in metadata("course-lib").get_all("Project-URL") or []:
+            label, _, value = entry.partition(",")
+            if label.strip().lower() in ("homepage", "repository", "source") and value.strip().startswith("http"):
+                repo = value.strip()
+                break
+    except (ImportError, PackageNotFoundError):  # pragma: no cover - not installed (a plain checkout)
+        pass
+    return repo.rstrip("/") + "/blob/main"
+
+
+def fold_docstrings(text: str) -> str:
+    """``text`` (Python source) with every docstring cut to its first line, marked with "[...]".
+
+    Module, class, function and method docstrings all fold; a one-line
+    docstring stays as it is. Source that does not parse is returned unchanged.
+    """
+    import ast
+    import textwrap
+
+    dedented = textwrap.dedent(text)
+    try:
+        tree = ast.parse(dedented)
+    except SyntaxError:
+        return text
+    lines = text.splitlines()
+    spans = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        body = node.body
+        if not (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            continue
+        doc = body[0]
+        if doc.end_lineno == doc.lineno:
+            continue
+        summary = next((ln.strip() for ln in doc.value.value.strip().splitlines() if ln.strip()), "")
+        first = lines[doc.lineno - 1]
+        lead = first[: len(first) - len(first.lstrip())]
+        quote = '"""' if '"""' in first else "\'\'\'"
+        prefix = first.lstrip()[: first.lstrip().index(quote)]  # r, b, u prefixes
+        summary = summary.replace(quote, "")
+        spans.append((doc.lineno - 1, doc.end_lineno, f"{lead}{prefix}{quote}{summary} [...]{quote}"))
+    for begin, end, replacement in sorted(spans, reverse=True):
+        lines[begin:end] = [replacement]
+    return "\n".join(lines)
+
+
 def source(obj):
     """Syntax-highlighted source of a ``course_lib`` object, for showing the implementation in a chapter.
 
     Chapters never copy library code; they display it with this, so the book
-    and the library cannot drift apart. The source is returned as a Markdown
-    code block, so the book highlights it with its own (light or dark) code
-    style and Jupyter/Colab with theirs.
+    and the library cannot drift apart. The code is shown with every docstring
+    folded to its summary line (:func:`fold_docstrings`), so a listing is the
+    code a reader studies, about a screen; below it, a link to the full text in
+    the repository, docstring included (:func:`source_url`). It is returned as
+    Markdown (a fenced code block and the link), so the book highlights it with
+    its own (light or dark) code style and Jupyter/Colab with theirs.
 
     Args:
         obj: a module, class, function or method whose source is available.
 
     Returns:
-        An ``IPython.display.Markdown`` holding a fenced ``python`` code block.
+        An ``IPython.display.Markdown`` holding a fenced ``python`` code block
+        and a link to the full source.
 
     Raises:
         TypeError: ``obj`` has no retrievable source (a builtin, an instance).
@@ -334,6 +438,29 @@ def source(obj):
         text = inspect.getsource(obj)
     except (TypeError, OSError) as err:
         raise checks.ArgumentTypeError(f"obj must be a module, class or function with source code: {err}") from err
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    code = fold_docstrings(text.rstrip())
+    longest = max((len(run) for run in re.findall(r"`+", code)), default=0)
     fence = "`" * max(3, longest + 1)
-    return Markdown(f"{fence}python\n{text.rstrip()}\n{fence}")
+    block = f"{fence}python\n{code}\n{fence}"
+    link = _source_link(obj, text)
+    return Markdown(f"{block}\n\n{link}" if link else block)
+
+
+def _source_link(obj, text: str) -> str | None:
+    """A Markdown link to ``obj``'s lines in the repository, or None outside a package directory."""
+    import inspect
+    import pathlib
+
+    try:
+        path = pathlib.Path(inspect.getsourcefile(obj) or "").resolve()
+        _, first = inspect.getsourcelines(obj)
+    except (TypeError, OSError):
+        return None
+    parts = path.parts
+    if "course_lib" not in parts:
+        return None
+    rel = "/".join(parts[len(parts) - 1 - parts[::-1].index("course_lib"):])
+    first = max(first, 1)
+    last = first + len(text.rstrip().splitlines()) - 1
+    name = getattr(obj, "__qualname__", getattr(obj, "__name__", rel))
+    return f"Full source of `{name}` with its docstring: [{rel}, lines {first}–{last}]({source_url()}/{rel}#L{first}-L{last})"

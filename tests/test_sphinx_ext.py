@@ -168,3 +168,42 @@ def test_student_launch_url(url, expected):
     import course_sphinx_student
 
     assert course_sphinx_student.student_launch_url(url, "notebooks/04_x.ipynb", "student/04_x.ipynb") == expected
+
+
+def test_bibliography_entries_are_list_items():
+    body = '<div role="list" class="citation-list">\n<div class="citation" id="id1" role="doc-biblioentry">x</div>\n</div>'
+    out = sphinx_ext.fix_aria(body)
+    assert "doc-biblioentry" not in out and out.count('role="listitem"') == 1 and 'role="list"' in out
+
+
+def test_mathjax_files_follow_the_config():
+    config = types.SimpleNamespace(mathjax_path="mathjax/tex-chtml.js",
+                                   mathjax3_config={"loader": {"load": ["[tex]/mathtools", "ui/lazy"]}})
+    assert sphinx_ext.mathjax_files(config) == ["tex-chtml.js", "input/tex/extensions/mathtools.js"]
+    config.mathjax_path = "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"
+    assert sphinx_ext.mathjax_files(config) == []
+
+
+def test_written_page_fixes_drop_fontawesome_js_and_the_search_label():
+    page = (
+        '  <script defer src="../_static/scripts/fontawesome.js?digest=55c2"></script>\n'
+        '<button class="btn search-button-field search-button__button pst-js-only" aria-label="Search" '
+        'data-bs-placement="bottom">Search <kbd>Ctrl</kbd></button>'
+    )
+    out = page
+    for pattern, replacement in sphinx_ext._PAGE_FIXES:
+        out = pattern.sub(replacement, out)
+    assert "fontawesome.js" not in out and 'aria-label="Search"' not in out
+    assert out.startswith('<button class="btn search-button-field search-button__button pst-js-only" data-bs-placement')
+
+
+def test_toggle_context_names_the_exercise_or_the_code():
+    from docutils import nodes
+
+    cell = nodes.container()
+    assert sphinx_ext._toggle_context("solution", "2", "x = 1", cell, "Ch") == "to Exercise 2"
+    assert sphinx_ext._toggle_context("test", "2b", "x = 1", cell, "Ch") == "for Exercise 2b"
+    assert sphinx_ext._toggle_context(None, None, "# Load the data set\nx = 1", cell, "Ch") == "for: Load the data set"
+    section = nodes.section("", nodes.title(text="4.2 Results"), cell)
+    assert section is not None
+    assert sphinx_ext._toggle_context(None, None, "x = 1", cell, "Ch") == "in section “4.2 Results”"

@@ -137,14 +137,91 @@ def test_source_is_a_fenced_python_block_of_the_real_source():
     import inspect
 
     md = widgets.source(widgets.player).data
-    assert md.startswith("```python\n") and md.rstrip().endswith("```")
-    assert inspect.getsource(widgets.player).rstrip() in md
+    assert md.startswith("```python\n")
+    block = md.split("\n```", 1)[0] + "\n```"
+    assert widgets.fold_docstrings(inspect.getsource(widgets.player).rstrip()) in block
+    # the code is all there, only the docstring is folded to its summary line
+    assert "controls = _validate(draw, controls, figsize, interval_ms, dpi, max_frames)" in block
+    assert '"""Show ``draw(fig, **values)`` with one labelled control per entry of ``controls``. [...]"""' in block
+    assert "Raises:" not in block and len(block.splitlines()) < len(inspect.getsource(widgets.player).splitlines())
 
     def tricky():
         return "```"  # a fence inside the source must not end the block
 
     md = widgets.source(tricky).data
-    assert md.startswith("````python\n") and md.endswith("\n````")
+    assert md.startswith("````python\n") and "\n````" in md
+
+
+def test_source_links_the_full_text_in_the_repository(monkeypatch):
+    import inspect
+
+    lines, first = inspect.getsourcelines(widgets.player)
+    monkeypatch.setenv("COURSE_SOURCE_URL", "https://example.org/fork/blob/dev/")
+    md = widgets.source(widgets.player).data
+    link = md.rsplit("\n\n", 1)[1]
+    assert link.startswith("Full source of `player` with its docstring: [course_lib/widgets.py, lines ")
+    assert f"(https://example.org/fork/blob/dev/course_lib/widgets.py#L{first}-L{first + len(lines) - 1})" in link
+    monkeypatch.delenv("COURSE_SOURCE_URL")
+    assert widgets.source_url().endswith("/blob/main") and widgets.source_url().startswith("https://")
+
+
+def test_fold_docstrings_keeps_code_and_one_line_docstrings():
+    src = '''class A:
+    r"""Summary of A.
+
+    More text.
+    """
+
+    def f(self):
+        """One line."""
+        return 1
+
+    def g(self):
+        """Summary g.
+
+        Args: x
+        """
+        x = """not a docstring
+        two lines"""
+        return x'''
+    out = widgets.fold_docstrings(src)
+    assert out.splitlines() == [
+        "class A:",
+        '    r"""Summary of A. [...]"""',
+        "",
+        "    def f(self):",
+        '        """One line."""',
+        "        return 1",
+        "",
+        "    def g(self):",
+        '        """Summary g. [...]"""',
+        '        x = """not a docstring',
+        '        two lines"""',
+        "        return x",
+    ]
+    indented = "\n".join("    " + ln if ln else ln for ln in src.splitlines())
+    assert widgets.fold_docstrings(indented) == "\n".join("    " + ln if ln else ln for ln in out.splitlines())
+    assert widgets.fold_docstrings("def broken(:\n") == "def broken(:\n"
+
+
+def test_player_alt_text_says_what_each_frame_shows():
+    def draw(fig, step, seed):
+        ax = fig.add_subplot(1, 2, 1)
+        ax.plot([0, 1], [0, step])
+        ax.set_title(f"return after {step} steps")
+        ax.set_xlabel("episode")
+        ax.set_ylabel(r"$G_t$")
+        fig.add_subplot(1, 2, 2).imshow([[seed, 1]])
+
+    html = widgets.player(draw, {"step": [1, 2], "seed": [0, 1]}, static=True, figsize=(2, 2), dpi=20).data
+    alt = re.search(r'<img class="cl-player-image"[^>]* alt="([^"]*)"', html).group(1)
+    assert alt == ("Player: draw, controlled by step, seed. return after 1 steps, 1 curve, G_t against episode; "
+                   "image. step = 1, seed = 0")
+    frames = _data(html)["frames"]
+    assert len(frames) == 4 and frames[2].startswith("return after 2 steps")
+    given = widgets.player(draw, {"step": [1], "seed": [0]}, static=True, figsize=(1, 1), dpi=20,
+                           alt="Returns of a run").data
+    assert 'alt="Returns of a run. return after 1 steps' in given
 
 
 @pytest.mark.parametrize("obj", [len, 3, "text"])

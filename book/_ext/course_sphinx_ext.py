@@ -25,6 +25,27 @@ it. It changes only the rendered page, never a notebook:
   ``const THEBE_JS_URL`` twice); the jupyter-widgets state and its require.js
   / embed / font-awesome CDN scripts are dropped, since the book's widgets
   are kernel-free players that need none of them.
+* **Toggle names.** Every collapsed cell's ``<summary>`` is named by its
+  visible text plus a visually hidden context ("Show solution" + " to
+  Exercise 2", "Show test" + " for Exercise 2", "Show code cell source" +
+  " for: <first comment of the cell>"): no generic ``aria-label="Toggle hidden
+  content"`` that differs from what a sighted reader sees (axe's
+  label-content-name-mismatch).
+* **Bibliography list.** docutils writes the citation list as
+  ``role="list"`` holding ``role="doc-biblioentry"`` entries, a role ARIA 1.3
+  deprecates and that is no list item; each entry becomes ``role="listitem"``.
+* **MathJax in the book.** ``mathjax_path`` in ``_config.yml`` names a file
+  under ``_static/mathjax/`` (``mathjax/tex-chtml.js``): the component, the
+  TeX extensions the config loads (``[tex]/mathtools``) and the CHTML fonts
+  are copied there from the ``django-static-mathjax`` package after the build
+  (:func:`copy_mathjax`), so every formula renders offline and no page waits
+  for a CDN. A URL in ``mathjax_path`` is left alone.
+* **Theme weight.** pydata-sphinx-theme loads Font Awesome twice: as a web
+  font (its CSS) and as ``scripts/fontawesome.js`` (540 kB compressed, which
+  redraws the same icons as SVG); the theme's template writes that script tag
+  itself, so :func:`fix_written_pages` removes it from the written pages
+  after the build. The web font stays. (The same pass drops the search
+  button's ``aria-label="Search"``, which hides its visible "Ctrl+K".)
 * **No master notebook in the site.** The download menu keeps "print to
   PDF" but not the ``.ipynb``/``.md`` source (a master notebook holds the
   solutions and hidden tests); ``_config.yml`` sets ``html_copy_source: false``
@@ -101,6 +122,53 @@ _PROMPTS = {
 }
 
 
+_EXERCISE = re.compile(r"^Exercise\s+(\d+[a-z]?)\b")
+
+
+def _toggle_context(role: str | None, exercise: str | None, source: str, cell, page: str) -> str:
+    """What a collapsed cell holds, for its toggle's accessible name ("to Exercise 2", "for: Colab setup")."""
+    if role == "solution" and exercise:
+        return f"to Exercise {exercise}"
+    if role == "test" and exercise:
+        return f"for Exercise {exercise}"
+    comment = _first_comment(strip_markers(source))
+    if comment:
+        comment = comment if len(comment) <= 80 else comment[:77].rstrip() + "..."
+        return f"for: {comment}"
+    parent = cell.parent
+    while parent is not None and not isinstance(parent, nodes.section):
+        parent = parent.parent
+    titles = list(parent.findall(nodes.title)) if parent is not None else []
+    return f"in section “{titles[0].astext()}”" if titles else f"in {page}"
+
+
+def visit_hide_cell(self, node) -> None:
+    """myst-nb's ``<details><summary>`` for a collapsed cell, named by its visible text and its context.
+
+    myst-nb writes ``<summary aria-label="Toggle hidden content">`` above the prompt
+    "Show solution": an accessible name that is not the visible label. Here the
+    name is the visible prompt plus a visually hidden context from
+    :func:`process_cells` (``course_toggle_context`` on the cell).
+    """
+    from html import escape
+
+    context = ""
+    parent = node.parent
+    while parent is not None and "course_toggle_context" not in parent:
+        parent = parent.parent if not isinstance(parent, nodes.document) else None
+    if parent is not None:
+        context = f'<span class="visually-hidden"> {escape(parent["course_toggle_context"])}</span>'
+    classes = " ".join(node["classes"])
+    self.body.append(f'<details class="admonition hide {classes}">\n<summary>\n')
+    self.body.append(f'<p class="collapsed admonition-title">{escape(node["prompt_show"])}{context}</p>\n')
+    self.body.append(f'<p class="expanded admonition-title">{escape(node["prompt_hide"])}{context}</p>\n')
+    self.body.append("</summary>\n")
+
+
+def depart_hide_cell(self, node) -> None:
+    self.body.append("</details>\n")
+
+
 def _first_comment(source: str) -> str | None:
     for line in source.splitlines():
         text = line.strip()
@@ -124,7 +192,13 @@ def process_cells(app, doctree) -> None:
     title = next(iter(doctree.findall(nodes.title)), None)
     page = title.astext() if title is not None else docname
     n_figures = 0
-    for cell in doctree.findall(nodes.container):
+    exercise = None
+    for cell in doctree.findall(lambda n: isinstance(n, (nodes.container, nodes.strong))):
+        if isinstance(cell, nodes.strong):
+            match = _EXERCISE.match(cell.astext())
+            if match:
+                exercise = match.group(1)
+            continue
         if cell.get("nb_element") != "cell_code":
             continue
         source = ""
@@ -142,6 +216,8 @@ def process_cells(app, doctree) -> None:
             if cell.get("hide_mode") not in ("input", "input+output", "all"):
                 cell["hide_mode"] = "input"
             cell["prompt_show"], cell["prompt_hide"] = _PROMPTS[role]
+        if role or cell.get("hide_mode"):
+            cell["course_toggle_context"] = _toggle_context(role, exercise, source, cell, page)
         for image in cell.findall(nodes.image):
             n_figures += 1
             if image.get("alt"):
@@ -202,6 +278,8 @@ def _drop_source_downloads(buttons: list) -> list:
 
 def clean_page(app, pagename, templatename, context, doctree) -> None:
     """One copy of each inline script; no jupyter-widgets state or CDN loaders; no master downloads."""
+    if isinstance(context.get("body"), str):
+        context["body"] = fix_aria(context["body"])
     if isinstance(context.get("header_buttons"), list):
         context["header_buttons"] = _drop_source_downloads(context["header_buttons"])
     scripts = context.get("script_files")
@@ -222,6 +300,79 @@ def clean_page(app, pagename, templatename, context, doctree) -> None:
         seen.add(key)
         kept.append(script)
     context["script_files"] = kept
+
+
+def fix_aria(body: str) -> str:
+    """Bibliography entries as list items of their ``role="list"`` (not the deprecated ``doc-biblioentry``)."""
+    return body.replace('role="doc-biblioentry"', 'role="listitem"')
+
+
+_MATHJAX_FONTS = "output/chtml/fonts/woff-v2"
+
+
+def mathjax_files(config) -> list[str]:
+    """The MathJax files the book loads, relative to MathJax's ``es5/``: the component, the TeX extensions, fonts."""
+    path = str(config.mathjax_path or "")
+    if not path.startswith("mathjax/"):
+        return []
+    files = [path[len("mathjax/"):]]
+    loads = ((config.mathjax3_config or {}).get("loader") or {}).get("load") or []
+    for item in loads:
+        match = re.fullmatch(r"\[tex\]/([\w-]+)", item)
+        if match:
+            files.append(f"input/tex/extensions/{match.group(1)}.js")
+    return files
+
+
+def copy_mathjax(app, exception) -> None:
+    """Copy the MathJax component, extensions and CHTML fonts into ``_static/mathjax/`` (see the module docstring)."""
+    if exception is not None or app.builder.format != "html":
+        return
+    files = mathjax_files(app.config)
+    if not files:
+        return
+    import shutil
+
+    try:
+        import mathjax  # django-static-mathjax: MathJax 3's files, no Django needed
+    except ImportError as err:
+        raise RuntimeError(
+            f"mathjax_path = {app.config.mathjax_path!r} needs a local MathJax: pip install django-static-mathjax"
+        ) from err
+    source = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+    target = Path(app.outdir) / "_static" / "mathjax"
+    for rel in files:
+        if not (source / rel).is_file():
+            raise RuntimeError(f"MathJax file {rel} is not in {source}")
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / rel, target / rel)
+    fonts = target / _MATHJAX_FONTS
+    fonts.mkdir(parents=True, exist_ok=True)
+    for font in (source / _MATHJAX_FONTS).glob("*.woff"):
+        shutil.copyfile(font, fonts / font.name)
+
+
+# What the theme's templates write and html-page-context cannot reach, fixed in the written pages.
+_PAGE_FIXES = [
+    # pydata-sphinx-theme's Font Awesome as SVG script (the web font draws the same icons).
+    (re.compile(r'[ \t]*<script defer src="[^"]*_static/scripts/fontawesome\.js[^"]*"></script>\n?'), ""),
+    # The search button reads "Search Ctrl+K" but is named "Search" (axe: label-content-name-mismatch);
+    # without the aria-label its name is its visible text.
+    (re.compile(r'(<button class="btn search-button-field[^"]*")([^>]*?) aria-label="Search"'), r"\1\2"),
+]
+
+
+def fix_written_pages(app, exception) -> None:
+    """Apply :data:`_PAGE_FIXES` to every written page (see the module docstring)."""
+    if exception is not None or app.builder.format != "html":
+        return
+    for page in Path(app.outdir).rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        new = text
+        for pattern, replacement in _PAGE_FIXES:
+            new = pattern.sub(replacement, new)
+        if new != text:
+            page.write_text(new, encoding="utf-8")
 
 
 def _register_bibliography_style() -> None:
@@ -270,4 +421,12 @@ def setup(app):
     app.connect("doctree-read", process_cells)
     app.connect("env-get-updated", number_per_chapter, priority=900)
     app.connect("html-page-context", clean_page, priority=900)
+    app.connect("build-finished", copy_mathjax)
+    app.connect("build-finished", fix_written_pages)
+    try:
+        from myst_nb.sphinx_ import HideCodeCellNode
+    except ImportError:  # pragma: no cover - myst-nb is what builds the book
+        pass
+    else:
+        app.add_node(HideCodeCellNode, override=True, html=(visit_hide_cell, depart_hide_cell))
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
