@@ -318,7 +318,12 @@ def test_vi_rate_catches_the_rate_gamma(frozen_lake):
     assert fails(ns["check_vi_rate"], lambda mdp, policy: mdp.gamma, frozen_lake, pi_star, errors)
 
 
-def test_eq_fqi_cartpole_catches_a_target_that_ignores_terminated():
+@pytest.fixture(scope="module")
+def sklearn_imported():
+    import sklearn.ensemble  # noqa: F401  (2 s of import, paid in the setup rather than in the test)
+
+
+def test_eq_fqi_cartpole_catches_a_target_that_ignores_terminated(sklearn_imported):
     check = load_check(CH6, "eq-fqi-cartpole")["check_fqi_learns"]
     data = dict(rl.collect_transitions("CartPole-v1", 3000, seed=0))
     data["terminated"] = torch.zeros_like(torch.as_tensor(data["terminated"]))  # every target bootstraps
@@ -327,3 +332,129 @@ def test_eq_fqi_cartpole_catches_a_target_that_ignores_terminated():
     final = rl.fitted_q_iteration(data, config)[1]["eval_return"][-1]
     random_return = rl.evaluate_q_function(lambda o: torch.rand(o.shape[0], 2), "CartPole-v1", 20, seed=10_000).mean()
     assert fails(check, {"extra_trees": final}, random_return)
+
+
+# --------------------------------------------------------------------------------------
+# Chapter 7
+# --------------------------------------------------------------------------------------
+
+CH7 = "07_dqn.ipynb"
+
+
+def _sgd(q_net, loss, alpha):
+    q_net.zero_grad()
+    loss.backward()
+    with torch.no_grad():
+        for p in q_net.parameters():
+            p -= alpha * p.grad
+
+
+@pytest.mark.parametrize("wrong", ["residual gradient", "step of the wrong sign"])
+def test_eq_online_q_catches(wrong):
+    ns = load_check(CH7, "eq-online-q")
+    ns["check_online_q"](ns["online_q_step"])
+
+    def residual(q_net, s, a, r, s_next, gamma, alpha):  # the gradient also flows through the target
+        y = r + gamma * q_net(s_next[None]).amax(1)[0]
+        _sgd(q_net, 0.5 * (q_net(s[None])[0, a] - y) ** 2, alpha)
+
+    def ascent(q_net, s, a, r, s_next, gamma, alpha):
+        ns["online_q_step"](q_net, s, a, r, s_next, gamma, -alpha)
+
+    wrongs = {"residual gradient": residual, "step of the wrong sign": ascent}
+    assert fails(ns["check_online_q"], wrongs[wrong])
+
+
+@pytest.mark.parametrize("wrong", ["squared loss", "kappa = 2", "|u| - 1"])
+def test_eq_dqn_loss_catches(wrong):
+    check = load_check(CH7, "eq-dqn-loss")["check_dqn_loss"]
+    check(torch.nn.functional.smooth_l1_loss)
+    wrongs = {
+        "squared loss": lambda q, y: 0.5 * torch.nn.functional.mse_loss(q, y),
+        "kappa = 2": lambda q, y: torch.nn.functional.huber_loss(q, y, delta=2.0),
+        "|u| - 1": lambda q, y: torch.where((q - y).abs() <= 1, 0.5 * (q - y) ** 2, (q - y).abs() - 1).mean(),
+    }
+    assert fails(check, wrongs[wrong])
+
+
+def test_replay_uniform_catches_randint_capacity_on_a_buffer_not_full():
+    check = load_check(CH7, "replay-uniform")["check_partial_buffer"]
+    check(lambda capacity: rl.ReplayBuffer(capacity=capacity, obs_shape=(1,)))
+
+    class WholeCapacity(rl.ReplayBuffer):  # samples every slot, filled or not
+        def sample(self, batch_size, generator=None):
+            return self._gather(torch.randint(self.capacity, (batch_size,), generator=generator))
+
+    assert fails(check, lambda capacity: WholeCapacity(capacity=capacity, obs_shape=(1,)))
+
+
+@pytest.mark.parametrize("wrong", ["roles swapped", "DQN target"])
+def test_eq_double_target_catches(wrong):
+    check = load_check(CH7, "eq-double-target")["check_double_target"]
+    check(rl.double_dqn_target)
+    wrongs = {
+        "roles swapped": lambda r, q_online, q_target, term, gamma: rl.double_dqn_target(r, q_target, q_online, term, gamma),
+        "DQN target": lambda r, q_online, q_target, term, gamma: rl.td_target(r, q_target, term, gamma),
+    }
+    assert fails(check, wrongs[wrong])
+
+
+def test_dqn_learns_catches_untrained_networks():
+    check = load_check(CH7, "dqn-learns")["check_greedy_learned"]
+    torch.manual_seed(0)
+    untrained = {seed: rl.evaluate_greedy(rl.QNetwork(4, 2, (128, 128)), "CartPole-v1", 20, seed=10_000 + seed).mean()
+                 for seed in range(5)}
+    random_return = rl.evaluate_q_function(lambda o: torch.rand(o.shape[0], 2), "CartPole-v1", 20, seed=10_000).mean()
+    assert fails(check, untrained, random_return)
+
+
+def test_dqn_ablations_catch_an_ignored_flag():
+    check = load_check(CH7, "dqn-ablations")["check_ablations_differ"]
+    base = {"loss": [float("nan"), 0.5, 0.4], "mean_return": [20.0, 31.0, 55.0]}
+    changed = {"loss": [float("nan"), 0.6, 0.3], "mean_return": [20.0, 28.0, 61.0]}
+    check({"DQN": [(None, base)], "Double DQN": [(None, changed)]})
+    assert fails(check, {"DQN": [(None, base)], "Double DQN": [(None, dict(base))]})
+
+
+@pytest.mark.parametrize("wrong", ["rewards after the end", "first reward discounted"])
+def test_discounted_return_catches(wrong):
+    import gymnasium as gym
+
+    ns = load_check(CH7, "discounted-return", gym=gym, BASE=rl.DQNConfig())
+    torch.manual_seed(0)
+    q_net = rl.QNetwork(4, 2, (16,))
+    ns["check_measured_returns"](ns["predicted_vs_measured"], q_net)
+
+    @torch.no_grad()
+    def measure(q_net, episodes, seed, gamma, mask=True, discount_first=False):
+        envs = gym.make_vec("CartPole-v1", num_envs=episodes, vectorization_mode="vector_entry_point")
+        obs, _ = envs.reset(seed=seed)
+        measured, lengths, running, discount = np.zeros(episodes), np.zeros(episodes, int), np.ones(episodes, bool), 1.0
+        while running.any():
+            obs, r, term, trunc, _ = envs.step(q_net(torch.as_tensor(obs)).argmax(1).numpy())
+            if discount_first:
+                discount *= gamma
+            measured += np.where(running | (not mask), discount * r.astype(np.float64), 0.0)
+            lengths += running
+            running &= ~(term | trunc)
+            if not discount_first:
+                discount *= gamma
+        envs.close()
+        return 0.0, measured, lengths
+
+    wrongs = {
+        "rewards after the end": lambda *args: measure(*args, mask=False),
+        "first reward discounted": lambda *args: measure(*args, discount_first=True),
+    }
+    assert fails(ns["check_measured_returns"], wrongs[wrong], q_net)
+
+
+@pytest.mark.parametrize("wrong", ["DQN target", "online network's max"])
+def test_double_gap_catches(wrong):
+    check = load_check(CH7, "double-gap")["check_double_gap"]
+    check(rl.double_dqn_target)
+    wrongs = {
+        "DQN target": lambda r, q_online, q_target, term, gamma: rl.td_target(r, q_target, term, gamma),
+        "online network's max": lambda r, q_online, q_target, term, gamma: rl.td_target(r, q_online, term, gamma),
+    }
+    assert fails(check, wrongs[wrong])
