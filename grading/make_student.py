@@ -17,18 +17,28 @@ raw cell (see ``grading/AUTHORING.md``). For each one:
      in ``./tests``: nothing in the notebook touches that folder);
    - cells tagged ``student-remove`` are dropped, outputs are cleared, the
      book-only tags are removed;
-   - every code cell after the preamble (the cells before the first ``## ``
-     heading) except answer cells, ``grader.check`` cells and cells tagged
-     ``grading-keep`` is tagged ``otter_ignore``, so grading skips training;
+   - every code cell after the preamble (the cells before the first markdown
+     cell with a ``## `` heading, wherever the heading sits in the cell) except
+     answer cells, ``grader.check`` cells and cells tagged ``grading-keep`` is
+     tagged ``otter_ignore``, so grading skips training;
    - MyST becomes plain Markdown for Colab: ``{eq}`` -> "(4.7)", ``$$ ... $$
      (label)`` -> ``\\tag{4.7}``, ``{cite:p}`` -> "(Williams, 1992)",
      ``{cite:t}`` -> "Williams (1992)", ``{doc}`` -> the page title,
      admonition fences -> a bold title;
    - a last section runs every public check and writes the submission zip.
-3. The student notebook goes to ``student/<chapter>.ipynb`` (committed; the
+3. The autograder zip gets isolated grading (:func:`add_sandbox`): the otter
+   plugin ``course_lib.grading.SandboxPlugin`` in ``otter_config.json``, the
+   checker and worker sides (``grading/sandbox.py``,
+   ``grading/sandbox_worker.py``), the grading build of ``course_lib`` (every
+   function the chapter's tests name in ``reference_disabled(...)`` rewritten
+   to raise, ``grading/grading_build.py``) and ``grading_manifest.json``.
+4. The student notebook goes to ``student/<chapter>.ipynb`` (committed; the
    Colab and download links of the book point there) and to
    ``<out>/<chapter>/student/``; the autograder to
-   ``<out>/<chapter>/autograder/`` with the zip ``<chapter>-autograder.zip``.
+   ``<out>/<chapter>/autograder/`` with the zip ``<chapter>-autograder.zip``;
+   ``course_lib``'s wheel to ``<out>/course_lib-<version>-py3-none-any.whl``
+   (the students' offline install: uploaded next to a notebook, its setup cell
+   installs it; ``--no-wheel`` skips it).
 
 The book's home is written once, as ``repository: url:`` in ``_config.yml``.
 Everything generated reads it from there: the student install cell
@@ -332,11 +342,16 @@ SETUP_TEMPLATE = '''\
 #   course_lib {tag}, the release that matches the book this notebook comes from, and
 #   otter-grader {otter}, the version the autograder uses.
 # Colab's torch (with CUDA) is kept. Nothing is installed when a package is already there.
-import importlib.util, subprocess, sys
+# Offline (no GitHub)? Put the wheel course_lib-{version}-py3-none-any.whl next to this notebook
+# (Colab: the Files panel; your instructor has it: `make student` writes it to dist/) and run this cell.
+import glob, importlib.util, re, subprocess, sys
 from importlib import metadata
 
-COURSE_LIB = "course-lib @ git+{repo}@{tag}"
+_WHEELS = sorted(glob.glob("course_lib-*.whl") + glob.glob("/content/course_lib-*.whl"))
+COURSE_LIB = _WHEELS[-1] if _WHEELS else "course-lib @ git+{repo}@{tag}"
 OTTER = "otter-grader=={otter}"
+_CAUSE = re.compile(r"(?i)could not resolve|name resolution|failed to connect|network is unreachable|"
+                    r"connection (refused|reset|timed out)|timed out|no matching distribution|fatal:|^error:")
 
 def _install(module, requirement):
     if importlib.util.find_spec(module) is not None:
@@ -344,13 +359,17 @@ def _install(module, requirement):
     print(f"installing {{requirement}} ...")
     done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", requirement], capture_output=True, text=True)
     if done.returncode != 0:
-        print(f"could not install {{requirement}}; pip said:\\n" + "\\n".join(done.stderr.strip().splitlines()[-5:]))
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        causes = [line.strip() for line in lines if _CAUSE.search(line.strip())]
+        shown = list(dict.fromkeys(causes[:3] + lines[-3:]))       # the line naming the cause, then pip's last words
+        print(f"could not install {{requirement}}; pip said:\\n" + "\\n".join(shown))
     return done.returncode == 0
 
 _ok = [_install("course_lib", COURSE_LIB), _install("otter", OTTER)]
 if not all(_ok):
     raise RuntimeError(
-        "setup failed (see pip's message above). Way out: install from a local copy, "
+        "setup failed (see pip's message above). Ways out: offline, upload course_lib-{version}-py3-none-any.whl "
+        "next to this notebook and run this cell again; or install from a local copy, "
         "`git clone {repo} course-book && pip install -e course-book`, "
         "or `pip install otter-grader=={otter}`, then run this cell again."
     ) from None
@@ -462,7 +481,7 @@ def _postprocess(student_nb: nbformat.NotebookNode, master: pathlib.Path, public
             replaced = True
             continue
         if cell.cell_type == "markdown":
-            if re.match(r"##\s", cell.source.lstrip()):
+            if re.search(r"^##\s", cell.source, flags=re.M):   # a "## " heading anywhere in the cell ends the preamble
                 in_preamble = False
             cell.source = myst_to_markdown(cell.source, equations, bib, master.parent)
         tags = [t for t in tags if t not in BOOK_ONLY_TAGS and t != GRADING_KEEP_TAG]
@@ -619,6 +638,39 @@ def make_student(master: pathlib.Path, out: pathlib.Path, *, force: bool = False
     }
 
 
+def build_wheel(out: pathlib.Path) -> pathlib.Path:
+    """``course_lib``'s wheel (the library and its assets) from this checkout, into ``out``.
+
+    It is the student's offline route: uploaded next to a student notebook, the
+    notebook's setup cell installs it instead of fetching the release from
+    GitHub. Built from a copy of the package (no ``build/`` in the checkout);
+    an older ``course_lib-*.whl`` in ``out`` is replaced.
+
+    Raises:
+        StudentError: pip could not build it (its last lines are in the message).
+    """
+    import importlib.util
+
+    with tempfile.TemporaryDirectory(prefix="course_lib_wheel_") as tmp:
+        src = pathlib.Path(tmp) / "src"
+        src.mkdir()
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copyfile(ROOT / name, src / name)
+        shutil.copytree(ROOT / "course_lib", src / "course_lib", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp, str(src)]
+        if importlib.util.find_spec("setuptools") is not None:
+            cmd.insert(4, "--no-build-isolation")  # the installed setuptools: nothing to download
+        done = subprocess.run(cmd, capture_output=True, text=True, env={**__import__("os").environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+        wheels = sorted(pathlib.Path(tmp).glob("course_lib-*.whl"))
+        if done.returncode != 0 or len(wheels) != 1:
+            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-10:])
+            raise StudentError(f"could not build the course_lib wheel:\n{tail}")
+        out.mkdir(parents=True, exist_ok=True)
+        for old in out.glob("course_lib-*.whl"):
+            old.unlink()
+        return pathlib.Path(shutil.copy2(wheels[0], out / wheels[0].name))
+
+
 def _requirements_problem(config: pathlib.Path = CONFIG) -> str | None:
     """A sentence when the committed grading/requirements.txt is not what the template and ``config`` give."""
     if not REQUIREMENTS.is_file() or REQUIREMENTS.read_text() != requirements_text(config):
@@ -705,6 +757,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sync-urls", action="store_true",
                         help="rewrite the repository URL in README, CHANGELOG, pyproject, book/*.md and notebooks/ "
                              "to the config's repository.url (for a fork), then stop")
+    parser.add_argument("--no-wheel", action="store_true",
+                        help="do not build <out>/course_lib-<version>-py3-none-any.whl (the students' offline install)")
     parser.add_argument("notebooks", nargs="*", help="master notebooks (same as --chapter)")
     args = parser.parse_args(argv)
     try:
@@ -758,6 +812,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(paths["student"], student_dir / master.name)
             print(json.dumps({"chapter": master.stem, "student_notebook": str(student_dir / master.name),
                               **{k: str(v) for k, v in paths.items()}}))
+        if not args.no_wheel:
+            print(json.dumps({"course_lib_wheel": str(build_wheel(out))}))
     except StudentError as err:
         print(f"make_student: error: {err}", file=sys.stderr)
         return 2

@@ -8,10 +8,11 @@ answers for a person to look at; it changes no score.
 
 Each answer (the function a question's tests take, from the submission's
 answer cells) is **normalised**: parsed with :mod:`ast`, docstrings and type
-annotations dropped, every identifier (function, argument, variable, import
-alias) renamed by order of first appearance (``v0``, ``v1``, ...), string
-constants replaced by one token; attribute names (``torch.exp``) and numbers
-stay. Comments and formatting are gone with the parse. Two answers are then
+annotations dropped, every identifier the author chose (function, argument,
+variable, import alias) replaced by one placeholder (so renaming, and
+dropping the statement that introduced a name, change nothing), string
+constants replaced by one token; attribute names (``torch.exp``), imported
+module names and numbers stay. Comments and formatting are gone with the parse. Two answers are then
 compared as token sequences:
 
 - ``ratio``: :class:`difflib.SequenceMatcher`'s similarity (1.0 = the same
@@ -20,10 +21,9 @@ compared as token sequences:
   (a reference body copied without its argument checks scores high here).
 
 A pair is flagged when ``ratio >= --threshold`` (default 0.9), or when
-``coverage >= --coverage`` (default 0.95) and the shorter answer has at least
-``--min-tokens`` tokens; answers shorter than ``--min-tokens`` (one-liners
-that everyone writes alike) are only flagged on an exact normalised match
-with another submission. Blank answers (``...``) are never flagged.
+``coverage >= --coverage`` (default 0.95). Pairs whose shorter answer has
+fewer than ``--min-tokens`` tokens (default 25: one-liners that everyone
+writes alike) and blank answers (``...``) are never flagged.
 
 Usage::
 
@@ -45,7 +45,6 @@ import importlib
 import inspect
 import json
 import pathlib
-import re
 import sys
 import textwrap
 import zipfile
@@ -56,13 +55,10 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 # ------------------------------------------------------------------ normalising
 class _Normaliser(ast.NodeTransformer):
-    def __init__(self):
-        self.names: dict[str, str] = {}
+    """Every identifier the author chose becomes ``_``; attribute names and imported module names stay."""
 
     def _rename(self, name: str) -> str:
-        if name not in self.names:
-            self.names[name] = f"v{len(self.names)}"
-        return self.names[name]
+        return "_"
 
     def visit_FunctionDef(self, node):
         node.name = self._rename(node.name)
@@ -286,10 +282,10 @@ def flags(answers: dict[str, dict[str, str | None]], references: dict[str, tuple
 def _reason(a, b, ratio, cov, threshold, coverage, min_tokens, *, reference: bool) -> str:
     shorter = min(len(a), len(b))
     who = "course_lib's reference" if reference else "another submission"
-    if a == b and (shorter >= min_tokens or not reference):
-        return f"identical to {who} up to names, comments and formatting"
-    if shorter < min_tokens:
+    if shorter < min_tokens:       # a one-liner everyone writes alike
         return ""
+    if a == b:
+        return f"identical to {who} up to names, comments and formatting"
     if ratio >= threshold:
         return f"{ratio:.0%} similar to {who} after normalisation"
     if cov >= coverage:
@@ -330,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="CSV file to write")
     parser.add_argument("--threshold", type=float, default=0.9, help="flag at this similarity ratio (default 0.9)")
     parser.add_argument("--coverage", type=float, default=0.95, help="flag at this share of the shorter answer (default 0.95)")
-    parser.add_argument("--min-tokens", type=int, default=25, help="shorter answers are flagged only when identical (default 25)")
+    parser.add_argument("--min-tokens", type=int, default=25, help="pairs with a shorter answer are not flagged (default 25)")
     args = parser.parse_args(argv)
     folder = pathlib.Path(args.submissions)
     if not folder.is_dir():

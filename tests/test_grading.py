@@ -380,3 +380,230 @@ def test_book_launch_and_download_point_at_the_student_notebook():
     other = {"header_buttons": [{"label": "launch-buttons", "buttons": [{"url": colab.replace(stem, "99_none")}]}]}
     sphinx_student._point_at_students(app, "notebooks/99_none", "page.html", other, None)
     assert "/notebooks/99_none" in other["header_buttons"][0]["buttons"][0]["url"], "no student version: untouched"
+
+
+# ------------------------------------------------------------------ isolated grading (grading/sandbox.py)
+import json  # noqa: E402
+import textwrap  # noqa: E402
+
+import grading_build  # noqa: E402
+import sandbox  # noqa: E402
+import similarity  # noqa: E402
+
+
+def _nb(*cells):
+    """A notebook dict from (source, tags) pairs."""
+    return {"cells": [{"cell_type": "code", "source": src, "metadata": {"tags": list(tags)}} for src, tags in cells]}
+
+
+def test_answer_source_takes_the_answer_cell_and_the_imports_it_needs():
+    nb = _nb(("import torch\nimport torch.nn.functional as F\nimport matplotlib.pyplot as plt\nCONFIG = {'a': 1}", []),
+             ("model = train_for_an_hour()\nSCALE = 2.0", ["otter_ignore"]),
+             ("def softplus_sum(x):\n    return F.softplus(x).sum() * SCALE", ["otter_answer_cell"]),
+             ("grader.check(\"q1\")", []),
+             ("print(softplus_sum(torch.ones(2)))", ["otter_ignore"]))
+    source, notes = sandbox.answer_source(nb, ["softplus_sum"])
+    assert "def softplus_sum" in source and "import torch.nn.functional as F" in source
+    assert "matplotlib" not in source and "train_for_an_hour" not in source and "CONFIG" not in source
+    assert notes == []
+
+
+def test_answer_source_reports_an_answer_cell_that_does_not_parse():
+    source, notes = sandbox.answer_source(_nb(("def f(x:\n    return x", ["otter_answer_cell"])), ["f"])
+    assert "def f" not in source and "SyntaxError" in notes[0]
+
+
+def test_forbidden_mentions_finds_names_attributes_and_imports():
+    assert sandbox.forbidden_mentions("import torch\ny = torch.logsumexp(x, 0)", ["torch.logsumexp"]) == ["torch.logsumexp"]
+    assert sandbox.forbidden_mentions("from torch import logsumexp as l", ["torch.logsumexp"]) == ["torch.logsumexp"]
+    assert sandbox.forbidden_mentions("y = x.max(0).values  # not logsumexp", ["torch.logsumexp"]) == []
+
+
+@pytest.mark.parametrize("node", [["t", "not a tensor", False, 0], ["zz", 1], ["i", True], ["{", [[1.5, ["N"]]]], "raw", [["N"]]])
+def test_decoder_refuses_malformed_replies(node):
+    decoder = sandbox._Decoder()
+    with pytest.raises((ValueError, TypeError, IndexError)):
+        decoder.collect(node)
+        decoder.build(node, {})
+
+
+def test_decoder_rebuilds_values_and_marks_unsupported_ones():
+    t = torch.arange(3.0)
+    node = ["(", [["t", t, False, 0], ["i", 3], ["g", "float64", ["f", 0.5]], ["x", "torch.distributions.Normal"]]]
+    decoder = sandbox._Decoder()
+    decoder.collect(node)
+    value = decoder.build(node, {})
+    assert torch.equal(value[0], t) and value[1] == 3 and isinstance(value[2], np.float64)
+    assert isinstance(value[3], sandbox.Unsupported) and not grading.outputs_match(value[3], t)
+
+
+def test_grading_build_rewrites_the_named_functions_only(tmp_path):
+    import subprocess
+    import sys as _sys
+
+    grading_build.build(tmp_path, ["course_lib.rl.policy_gradient:reward_to_go", "course_lib.rl.dqn:_td_target"])
+    assert not list(tmp_path.rglob("__pycache__")) and not list(tmp_path.rglob("*.pt"))
+    source = (tmp_path / "course_lib" / "rl" / "policy_gradient.py").read_text()
+    assert "disabled while your exercise is graded" in source and "reversed(range" not in source
+    probe = textwrap.dedent("""
+        import importlib, inspect, sys, types, torch
+        from course_lib import rl
+        from course_lib.rl import dqn
+        out = {}
+        for label, call in [
+            ("direct", lambda: rl.reward_to_go(torch.ones(3), 0.9)),
+            ("helper", lambda: dqn._td_target(torch.ones(2), torch.ones(2, 2), torch.ones(2), 0.9)),
+            ("copy", lambda: types.FunctionType(rl.reward_to_go.__code__, rl.reward_to_go.__globals__, "f",
+                                               rl.reward_to_go.__defaults__)(torch.ones(3), 0.9)),
+            ("reload", lambda: importlib.reload(sys.modules[rl.reward_to_go.__module__]).reward_to_go(torch.ones(3), 0.9)),
+            ("other", lambda: rl.gae(torch.ones(3), torch.zeros(3), torch.zeros(3), torch.zeros(3), torch.zeros(3), 0.9, 0.9).shape),
+        ]:
+            try:
+                out[label] = str(call())
+            except NotImplementedError as err:
+                out[label] = "disabled" if "disabled while your exercise is graded" in str(err) else str(err)
+        print(out)
+    """)
+    done = subprocess.run([_sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path)!r}); " + probe],
+                          capture_output=True, text=True, timeout=120)
+    out = eval(done.stdout.strip().splitlines()[-1])
+    assert out["direct"] == out["helper"] == out["copy"] == out["reload"] == "disabled", out
+    assert out["other"] == "torch.Size([3])", "functions not named stay as they are"
+
+
+def test_grading_build_references_resolve_course_lib_and_torch_names():
+    test = textwrap.dedent('''
+        def test_q1(f):
+            import torch
+            from course_lib import grading, vae
+            with grading.reference_disabled(vae.log_mean_exp, torch.logsumexp, torch.distributions.kl_divergence):
+                f()
+    ''')
+    refs = grading_build.references({"q1": test})
+    assert refs["q1"]["disable"] == ["course_lib.vae.core:log_mean_exp"]
+    assert refs["q1"]["forbid"] == ["torch.logsumexp", "torch.distributions.kl.kl_divergence"]
+    with pytest.raises(grading_build.BuildError, match="only course_lib functions"):
+        grading_build.references({"q1": test.replace("torch.logsumexp", "len")})
+
+
+TINY_TEST = '''from otter.test_files import test_case
+
+OK_FORMAT = False
+
+name = "q1"
+points = 2
+
+@test_case(points=0, hidden=False)
+def test_q1_public(double_it):
+    import torch
+    from course_lib import grading
+    grading.check_close("double_it", double_it(torch.ones(2)), torch.full((2,), 2.0))
+
+@test_case(points=None, hidden=True)
+def test_q1_hidden(double_it):
+    import torch
+    from course_lib import grading
+    x = torch.arange(3.0, requires_grad=True)
+    before = x.detach().clone()
+    got = double_it(x)
+    grading.check_close("double_it", got, 2 * before)
+    assert torch.equal(x.detach(), before), "double_it changed x in place"
+    assert got.requires_grad, "no graph"
+    got.sum().backward()
+    grading.check_close("its gradient", x.grad, torch.full((3,), 2.0))
+'''
+
+
+@pytest.fixture(scope="module")
+def sandbox_source(tmp_path_factory):
+    source = tmp_path_factory.mktemp("autograder_source")
+    grading_build.build(source / sandbox.BUILD_DIR, ["course_lib.rl.policy_gradient:reward_to_go"])
+    return source
+
+
+@pytest.mark.parametrize("answer,passed,needle", [
+    ("def double_it(x):\n    return 2 * x\n", [True, True], ""),
+    ("def double_it(x):\n    return None\n", [False, False], "returned None: not implemented yet"),
+    ("def double_it(x):\n    x.data.mul_(2)\n    return x.detach().clone()\n", [True, False], "changed x in place"),
+    ("def double_it(x):\n    while True:\n        pass\n", [False, False], "did not finish within 2 s"),
+    ("def double_it(x):\n    try:\n        return open('/etc/hostname').read() and 2 * x\n    except PermissionError:\n        pass\n"
+     "    return 2 * x\n", [True, True], ""),
+    (f"def double_it(x):\n    return open({str(ROOT / 'course_lib' / 'rl' / 'policy_gradient.py')!r}).read()\n",
+     [False, False], "is not allowed"),
+    (f"def double_it(x):\n    return open({str(ROOT / 'notebooks' / '04_reinforce.ipynb')!r}).read()\n",
+     [False, False], "is not allowed"),
+    ("def double_it(x):\n    import torch\n    torch.empty(int(2e9))\n    return 2 * x\n", [False, False], "allocate"),
+])
+def test_sandbox_grades_each_case_in_its_own_process(sandbox_source, monkeypatch, answer, passed, needle):
+    monkeypatch.setenv("COURSE_GRADING_TIME_LIMIT", "2")
+    nb = _nb((answer, ["otter_answer_cell"]))
+    verdicts = sandbox.grade_submission(nb, {"q1": TINY_TEST}, sandbox_source)
+    cases = verdicts["q1"].cases
+    assert [c.passed for c in cases] == passed, [c.message for c in cases]
+    assert verdicts["q1"].score == (2.0 if all(passed) else 0.0)
+    if needle:
+        assert any(needle in c.message for c in cases), [c.message for c in cases]
+
+
+def test_sandbox_verdict_file_scores_like_the_verdicts():
+    from otter.test_files import ExceptionTestFile
+
+    verdict = sandbox.QuestionVerdict("q1", [sandbox.CaseVerdict("q1 - 1", 0.0, False, True, "ok"),
+                                             sandbox.CaseVerdict("q1 - 2", 2.0, True, False, "no")])
+    tf = ExceptionTestFile.from_string(sandbox.verdict_test_file(verdict), path="tests/q1.py")
+    tf.run({})
+    assert [r.passed for r in tf.test_case_results] == [True, False]
+    assert [c.name for c in tf.test_cases] == ["q1 - 1", "q1 - 2"] and tf.possible == 2.0 and tf.score == 0
+
+
+# ------------------------------------------------------------------ grading/similarity.py
+REFERENCE = '''
+def reward_to_go(rewards, gamma: float):
+    """G_t = r_t + gamma G_{t+1}."""
+    gamma = checks.unit_interval("gamma", gamma)
+    rewards = torch.as_tensor(rewards)
+    out = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[..., 0])
+    for t in reversed(range(rewards.shape[-1])):
+        running = rewards[..., t] + gamma * running
+        out[..., t] = running
+    return out
+'''
+
+
+def _renamed(source: str) -> str:
+    """The same code with other names, a comment, no docstring and other spacing."""
+    return ('def rtg(r, g):\n    # my own work\n    g = checks.unit_interval("gamma", g)\n    r = torch.as_tensor(r)\n'
+            '    res = torch.zeros_like(r)\n    acc = torch.zeros_like(r[..., 0])\n'
+            '    for i in reversed(range(r.shape[-1])):\n        acc = r[..., i] + g*acc\n        res[..., i] = acc\n    return res\n')
+
+
+def test_similarity_normalise_ignores_names_comments_docstrings_and_layout():
+    assert similarity.normalise(REFERENCE) == similarity.normalise(_renamed(REFERENCE))
+    other = REFERENCE.replace("reversed(range(rewards.shape[-1]))", "range(rewards.shape[-1])")
+    assert similarity.normalise(other) != similarity.normalise(REFERENCE)
+
+
+def test_similarity_flags_copies_of_the_reference_and_of_each_other_only():
+    body_only = ('def f(x, y):\n    out = torch.zeros_like(x)\n    acc = torch.zeros_like(x[..., 0])\n'
+                 '    for k in reversed(range(x.shape[-1])):\n        acc = x[..., k] + y * acc\n        out[..., k] = acc\n    return out\n')
+    own = ('def reward_to_go(rewards, gamma):\n    T = rewards.shape[-1]\n    powers = gamma ** torch.arange(T, dtype=rewards.dtype)\n'
+           '    G = torch.flip(torch.cumsum(torch.flip(rewards * powers, [-1]), -1), [-1])\n    return G / powers\n')
+    answers = {"copy.ipynb": {"q1": _renamed(REFERENCE)}, "body.ipynb": {"q1": body_only},
+               "own.ipynb": {"q1": own}, "friend.ipynb": {"q1": own.replace("G", "H").replace("powers", "p")},
+               "blank.ipynb": {"q1": "def reward_to_go(rewards, gamma):\n    ...\n"}, "none.ipynb": {"q1": None}}
+    rows = similarity.flags(answers, {"q1": ("course_lib:rl.reward_to_go", REFERENCE)})
+    pairs = {(r["submission"], r["other"]) for r in rows}
+    assert ("copy.ipynb", "course_lib:rl.reward_to_go") in pairs
+    assert ("body.ipynb", "course_lib:rl.reward_to_go") in pairs, "a reference body without its checks is flagged"
+    assert ("friend.ipynb", "own.ipynb") in pairs, "two submissions alike up to names"
+    assert not {p for p in pairs if "blank.ipynb" in p or "none.ipynb" in p}
+    assert ("own.ipynb", "course_lib:rl.reward_to_go") not in pairs, "an answer of one's own is not flagged"
+    assert all(set(r) == set(similarity.COLUMNS) for r in rows)
+
+
+def test_similarity_reads_answers_from_a_notebook():
+    nb = {"cells": [{"cell_type": "code", "source": "import torch\n\ndef f(x):\n    return x\n", "metadata": {"tags": ["otter_answer_cell"]}},
+                    {"cell_type": "code", "source": "def f(x):\n    return 2 * x\n", "metadata": {}}]}
+    assert similarity.answer_of(nb, "f").startswith("def f(x):\n    return x")
+    assert similarity.answer_of(nb, "g") is None
