@@ -607,3 +607,14 @@ def test_similarity_reads_answers_from_a_notebook():
                     {"cell_type": "code", "source": "def f(x):\n    return 2 * x\n", "metadata": {}}]}
     assert similarity.answer_of(nb, "f").startswith("def f(x):\n    return x")
     assert similarity.answer_of(nb, "g") is None
+
+
+def test_sandbox_passes_a_variable_answer_by_value(sandbox_source):
+    test = TINY_TEST.split("@test_case")[0] + '''@test_case(points=None, hidden=True)
+def test_q1_value(answer_q1):
+    from course_lib import grading
+    grading.check_close("answer_q1", answer_q1, 0.25)
+'''
+    for answer, passed in (("answer_q1 = 1 / 4\n", True), ("answer_q1 = ...\n", False), ("x = 1\n", False)):
+        verdicts = sandbox.grade_submission(_nb((answer, ["otter_answer_cell"])), {"q1": test}, sandbox_source)
+        assert [c.passed for c in verdicts["q1"].cases] == [passed], verdicts["q1"].cases[0].message
