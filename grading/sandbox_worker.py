@@ -66,6 +66,17 @@ def write_message(fd: int, payload: bytes) -> None:
         data = data[os.write(fd, data):]
 
 
+def die_with_parent() -> None:
+    """Linux: get SIGKILL when the parent process ends (grade_local's time limit kills otter: its
+    grading processes must not outlive it). Best effort elsewhere."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))   # PR_SET_PDEATHSIG
+    except Exception:  # not Linux, no libc: the channel's EOF and RLIMIT_CPU still end the process
+        pass
+
+
 # ------------------------------------------------------------------ the audit hook
 def _ancestors(path: str) -> set[str]:
     out, parts = {"/"}, [p for p in path.split("/") if p]
@@ -316,6 +327,7 @@ def _serve(fd: int, config: dict) -> None:
     import torch
 
     os.setsid()
+    die_with_parent()
     workdir = config["workdir"]
     os.makedirs(workdir, exist_ok=True)
     os.chdir(workdir)
@@ -491,6 +503,10 @@ def zygote() -> None:
     """Import what every worker needs, then fork a worker for each socket the checker sends."""
     import socket
 
+    parent = os.getppid()
+    die_with_parent()
+    if os.getppid() != parent:    # the checker ended before we could ask to follow it
+        os._exit(0)
     config = json.loads(sys.stdin.readline())
     sys.path[:] = config["sys_path"]
     for key, value in config.get("env", {}).items():
