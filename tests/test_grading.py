@@ -521,6 +521,18 @@ def sandbox_source(tmp_path_factory):
     return source
 
 
+@pytest.fixture(scope="module")
+def zygote(sandbox_source):
+    """One student-side process tree for the tests below (grade_submission starts one per submission)."""
+    import shutil
+
+    runtime = sandbox.prepare_runtime(sandbox_source)
+    tree = sandbox.Zygote(runtime, limits={**sandbox.DEFAULT_LIMITS, "call_seconds": 2.0, "case_seconds": 12.0})
+    yield tree
+    tree.close()
+    shutil.rmtree(runtime, ignore_errors=True)
+
+
 @pytest.mark.parametrize("answer,passed,needle", [
     ("def double_it(x):\n    return 2 * x\n", [True, True], ""),
     ("def double_it(x):\n    return None\n", [False, False], "returned None: not implemented yet"),
@@ -534,13 +546,11 @@ def sandbox_source(tmp_path_factory):
      [False, False], "is not allowed"),
     ("def double_it(x):\n    import torch\n    torch.empty(int(2e9))\n    return 2 * x\n", [False, False], "allocate"),
 ])
-def test_sandbox_grades_each_case_in_its_own_process(sandbox_source, monkeypatch, answer, passed, needle):
-    monkeypatch.setenv("COURSE_GRADING_TIME_LIMIT", "2")
-    nb = _nb((answer, ["otter_answer_cell"]))
-    verdicts = sandbox.grade_submission(nb, {"q1": TINY_TEST}, sandbox_source)
-    cases = verdicts["q1"].cases
+def test_sandbox_grades_each_case_in_its_own_process(zygote, answer, passed, needle):
+    verdict = sandbox.grade_question(zygote, "q1", TINY_TEST, _nb((answer, ["otter_answer_cell"])))
+    cases = verdict.cases
     assert [c.passed for c in cases] == passed, [c.message for c in cases]
-    assert verdicts["q1"].score == (2.0 if all(passed) else 0.0)
+    assert verdict.score == (2.0 if all(passed) else 0.0)
     if needle:
         assert any(needle in c.message for c in cases), [c.message for c in cases]
 
@@ -609,12 +619,19 @@ def test_similarity_reads_answers_from_a_notebook():
     assert similarity.answer_of(nb, "g") is None
 
 
-def test_sandbox_passes_a_variable_answer_by_value(sandbox_source):
+def test_sandbox_passes_a_variable_answer_by_value(zygote):
     test = TINY_TEST.split("@test_case")[0] + '''@test_case(points=None, hidden=True)
 def test_q1_value(answer_q1):
     from course_lib import grading
     grading.check_close("answer_q1", answer_q1, 0.25)
 '''
     for answer, passed in (("answer_q1 = 1 / 4\n", True), ("answer_q1 = ...\n", False), ("x = 1\n", False)):
-        verdicts = sandbox.grade_submission(_nb((answer, ["otter_answer_cell"])), {"q1": test}, sandbox_source)
-        assert [c.passed for c in verdicts["q1"].cases] == [passed], verdicts["q1"].cases[0].message
+        verdict = sandbox.grade_question(zygote, "q1", test, _nb((answer, ["otter_answer_cell"])))
+        assert [c.passed for c in verdict.cases] == [passed], verdict.cases[0].message
+
+
+def test_grade_submission_starts_and_stops_its_own_processes(sandbox_source, monkeypatch):
+    monkeypatch.setenv("COURSE_GRADING_TIME_LIMIT", "5")
+    verdicts = sandbox.grade_submission(_nb(("def double_it(x):\n    return x + x\n", ["otter_answer_cell"])),
+                                        {"q1": TINY_TEST}, sandbox_source)
+    assert verdicts["q1"].score == 2.0
