@@ -48,7 +48,6 @@ import sys
 import sysconfig
 import symtable
 import tempfile
-import textwrap
 import time
 from dataclasses import dataclass, field
 from typing import Any

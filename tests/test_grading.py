@@ -383,7 +383,6 @@ def test_book_launch_and_download_point_at_the_student_notebook():
 
 
 # ------------------------------------------------------------------ isolated grading (grading/sandbox.py)
-import json  # noqa: E402
 import textwrap  # noqa: E402
 
 import grading_build  # noqa: E402
