@@ -331,6 +331,11 @@ def _serve(fd: int, config: dict) -> None:
     workdir = config["workdir"]
     os.makedirs(workdir, exist_ok=True)
     os.chdir(workdir)
+    import tempfile
+
+    for key in ("HOME", "TMPDIR", "MPLCONFIGDIR", "XDG_RUNTIME_DIR"):
+        os.environ[key] = workdir           # its own folder is the only one it may write to
+    tempfile.tempdir = workdir
     log = os.open(os.path.join(workdir, ".worker.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
