@@ -474,7 +474,7 @@ def _block_aten(name: str):
     """A ``torch.library.Library`` whose kernels make the ATen operator ``name`` raise (undo: ``_destroy()``)."""
     import warnings
 
-    message = f"torch.{name} is not allowed in this exercise (see its statement): write it yourself"
+    message = f"torch.{name} is not allowed in this exercise: write it yourself"
 
     def kernel(*args, **kwargs):
         raise NotImplementedError(message)

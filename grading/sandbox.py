@@ -827,7 +827,7 @@ def grade_question(zygote: Zygote, test_name: str, test_source: str, nb: dict, *
         tic = time.monotonic()
         if mentions:
             passed, message = False, ("❌ Test case failed\n" + ", ".join(mentions) +
-                                      " is not allowed in this exercise (see its statement): write it yourself.")
+                                      " is not allowed in this exercise: write it yourself.")
         else:
             worker = None
             try:

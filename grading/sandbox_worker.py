@@ -193,7 +193,7 @@ _KEEP: list = []   # the dispatcher overrides live as long as the worker
 
 
 def _raise_not_allowed(*args, **kwargs):
-    raise NotImplementedError("this torch function is not allowed in this exercise (see its statement)")
+    raise NotImplementedError("this torch function is not allowed in this exercise: write it yourself")
 
 
 def disable_torch_functions(names: list[str]) -> None:
@@ -228,7 +228,7 @@ def disable_torch_functions(names: list[str]) -> None:
                         impl.__code__ = _raise_not_allowed.__code__
             continue
         if hasattr(torch.ops.aten, leaf):
-            message = f"{dotted} is not allowed in this exercise (see its statement)"
+            message = f"{dotted} is not allowed in this exercise: write it yourself"
 
             def kernel(*args, _message=message, **kwargs):
                 raise NotImplementedError(_message)
