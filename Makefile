@@ -34,8 +34,10 @@ test: setup
 	COURSE_PROFILE=small $(PYTHON) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
 
 # The built book in headless Chromium (Debian's chromium + chromium-driver); run after `make book`.
+# axe-core (accessibility) comes from npm into browser_tests/node_modules (package-lock.json).
 # Screenshots and a per-page table go to _build/screenshots/.
 test-browser:
+	@test -f browser_tests/node_modules/axe-core/axe.min.js || (cd browser_tests && npm ci --no-audit --no-fund)
 	$(PYTHON) -m pytest -p no:cacheprovider browser_tests --html-dir $(BUILD)/html --screenshots $(BUILD)/screenshots
 
 test-unit: setup

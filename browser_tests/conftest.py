@@ -5,9 +5,11 @@ Run after ``make book``::
     python -m pytest browser_tests            # or: make test-browser
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``apt-get install -y
-chromium chromium-driver``), ``selenium`` and ``django-static-mathjax`` (a
-local copy of MathJax 3.2.2, so the test runs offline). The directory is not
-under ``tests/``, so a plain ``pytest`` or ``make test`` does not collect it.
+chromium chromium-driver``), ``selenium`` and axe-core (``cd browser_tests &&
+npm ci``; ``make test-browser`` does it). Every request to a host other than
+127.0.0.1 fails (host resolver rules and CDP ``Network.setBlockedURLs``), so
+the book must carry its own MathJax. The directory is not under ``tests/``, so
+a plain ``pytest`` or ``make test`` does not collect it.
 
 Options: ``--html-dir`` (default ``_build/html``), ``--screenshots``
 (default ``_build/screenshots``). Environment: ``CHROMIUM``,
@@ -75,7 +77,8 @@ def _mathjax_dir() -> pathlib.Path | None:
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves the book; MathJax from the local copy instead of the CDN (the test runs offline)."""
+    """Serves the book, gzip-compressed as a web host does. With ``mathjax`` set (``measure.py``'s
+    "as the CDN would serve it"), a page's MathJax CDN URL is served from that local copy."""
 
     mathjax: pathlib.Path | None = None
 
@@ -113,7 +116,10 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         if compress:
             self.send_header("Content-Encoding", "gzip")
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the browser moved on (a new page, a throttled load)
+            pass
 
 
 @pytest.fixture(scope="session")
@@ -142,15 +148,24 @@ def screenshots(pytestconfig) -> pathlib.Path:
 
 @pytest.fixture(scope="session")
 def server(html_dir):
-    mathjax = _mathjax_dir()
-    if mathjax is None:
-        pytest.skip("no local MathJax: pip install django-static-mathjax (MathJax 3.2.2's files)")
-    handler = functools.partial(type("H", (_Handler,), {"mathjax": mathjax}), directory=str(html_dir))
+    """The built book as built: no CDN is mapped to a local copy, so a page that needs one fails offline."""
+    handler = functools.partial(_Handler, directory=str(html_dir))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}/"
     httpd.shutdown()
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    """axe-core 4.x (``cd browser_tests && npm ci``, or $AXE_CORE_JS)."""
+    from metrics import axe_js
+
+    source = axe_js()
+    if source is None:
+        pytest.skip("no axe-core: cd browser_tests && npm ci (or set AXE_CORE_JS to an axe.min.js)")
+    return source
 
 
 def _which(env: str, *names: str) -> str | None:
@@ -186,6 +201,9 @@ def make_driver():
     drv = webdriver.Chrome(service=Service(chromedriver), options=options)
     drv.set_page_load_timeout(60)
     drv.set_script_timeout(60)
+    from metrics import block_non_local
+
+    block_non_local(drv)  # and every non-local URL fails through CDP as well
     return drv
 
 
@@ -245,14 +263,23 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not REPORT:
         return
     lines = [
-        "| page | weight (kB) | console errors | display eqs | too wide at 1400 | scroll at 400 | players |",
-        "| --- | ---: | ---: | ---: | --- | ---: | ---: |",
+        "| page | weight (kB) | gzip, all assets (kB) | console errors | display eqs | too wide at 1400 | scroll at 400 "
+        "| clipped without cue at 400 | axe light (critical/serious/moderate/minor) | axe dark | players |",
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | --- | ---: |",
     ]
+
+    def axe(counts):
+        return "/".join(str((counts or {}).get(k, {}).get("nodes", 0)) for k in ("critical", "serious", "moderate", "minor"))
+
     for page, r in sorted(REPORT.items()):
         wide = ", ".join(r.get("too_wide_1400", [])) or "0"
+        c = r.get("clipped_400") or {}
+        clipped = sum(c.get(k, 0) for k in ("display_no_cue", "eqno_overlap", "eqno_on_cut", "inline_clipped",
+                                              "tables_no_cue", "asides_beside_text"))
         lines.append(
-            f"| {page} | {r.get('weight', 0) / 1e3:.0f} | {r.get('console_errors', '?')} | "
-            f"{r.get('display_eqs', '?')} | {wide} | {r.get('scroll_400', '?')} | {r.get('players', 0)} |"
+            f"| {page} | {r.get('weight', 0) / 1e3:.0f} | {r.get('gzip', 0) / 1e3:.0f} | {r.get('console_errors', '?')} | "
+            f"{r.get('display_eqs', '?')} | {wide} | {r.get('scroll_400', '?')} | {clipped} | "
+            f"{axe(r.get('axe_light'))} | {axe(r.get('axe_dark'))} | {r.get('players', 0)} |"
         )
     table = "\n".join(lines)
     terminalreporter.write_sep("=", "book in Chromium")

@@ -15,13 +15,24 @@ For every HTML page of ``_build/html`` (see ``conftest.py`` for how to run):
   ``/notebooks/``) and no master notebook copied into the site;
 * page weight under 2 MB, where the weight is the HTML file plus every local
   image file its ``<img>`` elements show (data-URI images are inside the
-  HTML); theme CSS/JS/fonts and MathJax, shared by all pages and cached by
-  the browser, are not counted;
+  HTML); and under 1.5 MB gzip-compressed counting everything the page loads
+  (theme CSS/JS/fonts, MathJax and its fonts: a first visit), nothing from
+  another host;
+* maths ships with the book: MathJax is loaded from the site itself and
+  typesets with every other host blocked (``metrics.block_non_local``);
+* at 400 px nothing is clipped without a cue: a display equation, inline
+  formula or table wider than the column scrolls in its own box that shows it
+  (a fade or a scrollbar), no equation number sits over or beside the cut, no
+  side box squeezes the text, the page itself never scrolls sideways
+  (``metrics.LAYOUT_JS``);
+* axe-core 4.x finds no critical or serious violation, in light and in dark
+  mode (``cd browser_tests && npm ci`` installs it);
 * 0 broken internal links (``href``/``src`` of a, img, link, script, and
   ``#fragments`` into HTML pages).
 
 Screenshots of every chapter go to ``_build/screenshots/`` (top of page at
-1400 and 400 px, the open drawer at 400 px, the first player, dark mode).
+1400 and 400 px, the widest equation and the open drawer at 400 px, the first
+player, dark mode at both widths).
 """
 
 from __future__ import annotations
@@ -36,12 +47,14 @@ import urllib.parse
 import pytest
 import yaml
 
+import metrics
 from conftest import _WAIT_MATH as conftest_wait_math
 from conftest import NARROW, REPORT, ROOT, WIDE, load, set_width
 
 sys.path.insert(0, str(ROOT / "grading"))
 
 MAX_PAGE_BYTES = 2_000_000
+MAX_PAGE_GZIP_BYTES = 1_500_000  # the HTML and every asset it loads, gzip-compressed as a web host serves them
 MARKERS = (
     "BEGIN SOLUTION", "END SOLUTION", "BEGIN TESTS", "END TESTS", "BEGIN QUESTION", "END QUESTION",
     "ASSIGNMENT CONFIG", "TEST CONFIG", "NBVAL_", "# SOLUTION", "BEGIN PROMPT", "END PROMPT",
@@ -269,7 +282,7 @@ _RESULTS: dict[str, dict] = {}
 
 
 @pytest.fixture
-def result(page, html_dir, server, driver, screenshots):
+def result(page, html_dir, server, driver, screenshots, axe_source):
     """Load ``page`` at both widths once; every check below reads this."""
     if page in _RESULTS:
         return _RESULTS[page]
@@ -282,6 +295,10 @@ def result(page, html_dir, server, driver, screenshots):
     r["math_state"] = wide["math"]
     r.update(driver.execute_script(_ANALYZE))
     r["widths_1400"] = driver.execute_script(_WIDTHS)
+    r["mathjax_scripts"] = driver.execute_script(
+        "return [...document.querySelectorAll('script[src]')].map(s => s.src).filter(s => /mathjax|tex-(mml-)?(chtml|svg)/i.test(s))")
+    r["gzip"] = metrics.compressed_weight(driver, html_dir, (html_dir / page).read_bytes())
+    r["axe_light"] = metrics.run_axe(driver, axe_source)
     if chapter:
         driver.save_screenshot(str(screenshots / f"{slug}-{WIDE}.png"))
     r["player_moves"] = _move_players(driver)
@@ -291,6 +308,8 @@ def result(page, html_dir, server, driver, screenshots):
 
     narrow = load(driver, url, NARROW)
     r["widths_400"] = driver.execute_script(_WIDTHS)
+    r["layout_400"] = driver.execute_script(metrics.LAYOUT_JS)
+    r["clipped_400"] = metrics.clipped_summary(r["layout_400"])
     if chapter:
         driver.save_screenshot(str(screenshots / f"{slug}-{NARROW}.png"))
         wide_eq = max(r["widths_400"], key=lambda w: w["math"] - w["column"], default=None)
@@ -311,16 +330,21 @@ def result(page, html_dir, server, driver, screenshots):
         driver.save_screenshot(str(screenshots / f"{slug}-{NARROW}-drawer.png"))
     console += _severe(narrow["log"]) + _severe(driver.get_log("browser"))
 
+    dark = load(driver, url, WIDE, dark=True)
+    console += _severe(dark["log"])
+    r["axe_dark"] = metrics.run_axe(driver, axe_source)
     if chapter:
-        dark = load(driver, url, WIDE, dark=True)
-        console += _severe(dark["log"])
         driver.execute_script(
             "const e = document.querySelector('.cl-player') || document.querySelector('div.cell'); "
             "if (e) e.scrollIntoView({block: 'center'});"
         )
         time.sleep(0.2)
         driver.save_screenshot(str(screenshots / f"{slug}-{WIDE}-dark.png"))
-        set_width(driver, WIDE)
+        set_width(driver, NARROW, dark=True)
+        driver.execute_script("window.scrollTo(0, 0)")
+        time.sleep(0.2)
+        driver.save_screenshot(str(screenshots / f"{slug}-{NARROW}-dark.png"))
+    set_width(driver, WIDE)
 
     r["console"] = console
     r["weight"] = page_weight(html_dir, page, r["images"])
@@ -333,6 +357,10 @@ def result(page, html_dir, server, driver, screenshots):
         "scroll_400_labels": [w["label"] for w in r["widths_400"] if w["math"] > w["column"] + 1],
         "players": r["players"],
         "math": r["math_state"],
+        "gzip": r["gzip"]["total"],
+        "clipped_400": r["clipped_400"],
+        "axe_light": r["axe_light"]["counts"],
+        "axe_dark": r["axe_dark"]["counts"],
     }
     _RESULTS[page] = r
     return r
@@ -430,3 +458,52 @@ def test_search_finds_a_chapter(html_dir, server, driver, book_root):
 def test_figures_have_alt_text(result):
     hashes = [i["src"][:80] for i in result["images"] if not i["alt"].strip() or re.search(r"[0-9a-f]{32,}", i["alt"])]
     assert not hashes, f"images whose alt text is missing or a file hash: {hashes[:3]}"
+
+
+def test_maths_ship_with_the_book(result):
+    """MathJax comes from the book's own _static/, and typesets with every other host blocked."""
+    remote = [src for src in result["mathjax_scripts"] if not src.startswith(("http://127.0.0.1", "http://localhost"))]
+    assert not remote, f"MathJax loaded from another host (offline, every formula stays raw TeX): {remote}"
+    if result["mathjax_scripts"]:
+        assert result["math_state"] == "typeset", f"MathJax did not typeset offline: {result['math_state']}"
+
+
+def test_nothing_clipped_without_a_cue_at_400(result):
+    """At 400 px every wide formula or table scrolls in its own box that shows it; numbers never sit on the cut."""
+    layout, c = result["layout_400"], result["clipped_400"]
+    problems = []
+    if c["display_no_cue"]:
+        problems.append("display equations that scroll without a cue (or are cut by the page): " + ", ".join(
+            d["label"] for d in layout["display"] if (d["scrolls"] and not d["cue"]) or d["offPage"]))
+    if c["eqno_overlap"] or c["eqno_on_cut"]:
+        problems.append("equation numbers over or beside the cut of their formula: " + ", ".join(
+            d["label"] for d in layout["display"] if d["eqnoOverlap"] or d.get("eqnoOnCut")))
+    if c["inline_clipped"]:
+        problems.append("inline maths clipped or scrolling without a cue: " + "; ".join(
+            f"{i['text']} ({i['clipper']})" for i in layout["inline"] if not i["scrolls"] or not i["cue"]))
+    if c["tables_no_cue"]:
+        problems.append("tables wider than the column without a scrolling box that shows it: " + ", ".join(
+            t["head"] for t in layout["tables"] if not t["scrolls"] or not t["cue"]))
+    if c["asides_beside_text"]:
+        problems.append("side boxes beside the text instead of in its flow: " + ", ".join(
+            a["text"] for a in layout["asides"] if a["besideText"]))
+    if layout["pageOverflow"]:
+        problems.append("the page itself scrolls sideways")
+    assert not problems, f"at {NARROW} px:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
+def test_no_critical_or_serious_accessibility_violations(result, mode):
+    """axe-core 4.x: no critical or serious violation, in light and in dark mode."""
+    bad = [v for v in result[f"axe_{mode}"]["violations"] if v["impact"] in ("critical", "serious")]
+    assert not bad, f"axe ({mode}): " + "; ".join(
+        f"{v['impact']} {v['id']} ({v['help']}) x{len(v['nodes'])}: {v['nodes'][0]['target']} {v['nodes'][0]['html'][:100]}"
+        for v in bad)
+
+
+def test_compressed_page_weight_under_1_5mb(result, page):
+    g = result["gzip"]
+    assert g["total"] < MAX_PAGE_GZIP_BYTES, (
+        f"{page} weighs {g['total'] / 1e6:.2f} MB gzip-compressed (HTML and the {g['assets']} assets it loads); "
+        f"biggest: {[(name, round(size / 1e3)) for name, size in g['biggest'][:5]]} kB")
+    assert not g["external"], f"{page} loads from other hosts: {g['external'][:3]}"

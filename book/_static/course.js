@@ -22,7 +22,7 @@
   function mark(box) {
     var ox = getComputedStyle(box).overflowX;
     var extra = box.scrollWidth - box.clientWidth;
-    var scrolls = extra > 2 && box.clientWidth > 0 && (ox === "auto" || ox === "scroll");
+    var scrolls = extra > 1 && box.clientWidth > 0 && (ox === "auto" || ox === "scroll");
     box.classList.toggle("cl-scrolls", scrolls);
     box.classList.toggle("cl-more-left", scrolls && box.scrollLeft > 1);
     box.classList.toggle("cl-more-right", scrolls && extra - box.scrollLeft > 1);
@@ -54,7 +54,7 @@
       var c = d.querySelector(":scope > mjx-container");
       if (!c) return;
       d.classList.remove("cl-wide");
-      if (c.scrollWidth > c.clientWidth + 2) d.classList.add("cl-wide");
+      if (c.scrollWidth > c.clientWidth + 1) d.classList.add("cl-wide");
     });
     wrapTables(article);
     article.querySelectorAll(SCROLLERS).forEach(function (box) {
