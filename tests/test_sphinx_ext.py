@@ -207,3 +207,17 @@ def test_toggle_context_names_the_exercise_or_the_code():
     section = nodes.section("", nodes.title(text="4.2 Results"), cell)
     assert section is not None
     assert sphinx_ext._toggle_context(None, None, "x = 1", cell, "Ch") == "in section “4.2 Results”"
+
+
+def test_content_images_load_lazily_once():
+    body = '<p><img alt="a" src="x.png"/></p><img loading="eager" src="y.png"/>'
+    out = sphinx_ext.lazy_images(body)
+    assert out == '<p><img loading="lazy" alt="a" src="x.png"/></p><img loading="eager" src="y.png"/>'
+    assert sphinx_ext.lazy_images(out) == out
+
+
+def test_mathjax_preloads_name_the_component_and_fonts():
+    tags = sphinx_ext._mathjax_preloads(lambda path, _: "../" + path, "mathjax/tex-chtml.js")
+    assert '<link rel="preload" as="script" href="../_static/mathjax/tex-chtml.js" />' in tags
+    assert tags.count('as="font" type="font/woff" crossorigin') == 2
+    assert "../_static/mathjax/output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff" in tags

@@ -40,6 +40,10 @@ it. It changes only the rendered page, never a notebook:
   are copied there from the ``django-static-mathjax`` package after the build
   (:func:`copy_mathjax`), so every formula renders offline and no page waits
   for a CDN. A URL in ``mathjax_path`` is left alone.
+* **Loading order.** Pages with maths preload the book's MathJax and its two
+  main fonts (``<link rel="preload">`` before the CSS); content images load
+  lazily (``loading="lazy"``), so on a slow connection the formulas are not
+  queued behind figures further down.
 * **Theme weight.** pydata-sphinx-theme loads Font Awesome twice: as a web
   font (its CSS) and as ``scripts/fontawesome.js`` (540 kB compressed, which
   redraws the same icons as SVG); the theme's template writes that script tag
@@ -279,7 +283,7 @@ def _drop_source_downloads(buttons: list) -> list:
 def clean_page(app, pagename, templatename, context, doctree) -> None:
     """One copy of each inline script; no jupyter-widgets state or CDN loaders; no master downloads."""
     if isinstance(context.get("body"), str):
-        context["body"] = fix_aria(context["body"])
+        context["body"] = lazy_images(fix_aria(context["body"]))
     if isinstance(context.get("header_buttons"), list):
         context["header_buttons"] = _drop_source_downloads(context["header_buttons"])
     scripts = context.get("script_files")
@@ -300,6 +304,31 @@ def clean_page(app, pagename, templatename, context, doctree) -> None:
         seen.add(key)
         kept.append(script)
     context["script_files"] = kept
+    mathjax = str(app.config.mathjax_path or "")
+    names = {str(getattr(s, "filename", "") or "") for s in kept}  # Sphinx writes a local path as _static/<path>
+    if mathjax_files(app.config) and ({mathjax, "_static/" + mathjax} & names):
+        context["metatags"] = context.get("metatags", "") + _mathjax_preloads(context["pathto"], mathjax)
+
+
+# The MathJax fonts nearly every formula uses: fetched with the component instead of after the first typeset.
+_MATHJAX_PRELOAD_FONTS = ("MathJax_Main-Regular.woff", "MathJax_Math-Italic.woff")
+
+
+def _mathjax_preloads(pathto, mathjax_path: str) -> str:
+    """``<link rel=preload>`` tags for the book's MathJax and its two main fonts (start them with the CSS)."""
+    tags = [f'\n    <link rel="preload" as="script" href="{pathto("_static/" + mathjax_path, 1)}" />']
+    for font in _MATHJAX_PRELOAD_FONTS:
+        href = pathto(f"_static/mathjax/{_MATHJAX_FONTS}/{font}", 1)
+        tags.append(f'\n    <link rel="preload" as="font" type="font/woff" crossorigin href="{href}" />')
+    return "".join(tags)
+
+
+_IMG = re.compile(r"<img (?![^>]*\bloading=)")
+
+
+def lazy_images(body: str) -> str:
+    """Every content image loads when the reader nears it (``loading="lazy"``): the maths and the text come first."""
+    return _IMG.sub('<img loading="lazy" ', body)
 
 
 def fix_aria(body: str) -> str:
