@@ -221,3 +221,10 @@ def test_mathjax_preloads_name_the_component_and_fonts():
     assert '<link rel="preload" as="script" href="../_static/mathjax/tex-chtml.js" />' in tags
     assert tags.count('as="font" type="font/woff" crossorigin') == 2
     assert "../_static/mathjax/output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff" in tags
+
+
+def test_mathjax_preload_url_matches_the_script_url(tmp_path):
+    (tmp_path / "_static" / "mathjax").mkdir(parents=True)
+    (tmp_path / "_static" / "mathjax" / "tex-chtml.js").write_text("window.MathJax = {};")
+    tags = sphinx_ext._mathjax_preloads(lambda path, _: "../" + path, "mathjax/tex-chtml.js", tmp_path)
+    assert '<link rel="preload" as="script" href="../_static/mathjax/tex-chtml.js?v=' in tags

@@ -37,8 +37,8 @@ it. It changes only the rendered page, never a notebook:
 * **MathJax in the book.** ``mathjax_path`` in ``_config.yml`` names a file
   under ``_static/mathjax/`` (``mathjax/tex-chtml.js``): the component, the
   TeX extensions the config loads (``[tex]/mathtools``) and the CHTML fonts
-  are copied there from the ``django-static-mathjax`` package after the build
-  (:func:`copy_mathjax`), so every formula renders offline and no page waits
+  are copied there from the ``django-static-mathjax`` package before the pages
+  are written (:func:`copy_mathjax`), so every formula renders offline and no page waits
   for a CDN. A URL in ``mathjax_path`` is left alone.
 * **Loading order.** Pages with maths preload the book's MathJax and its two
   main fonts (``<link rel="preload">`` before the CSS); content images load
@@ -307,16 +307,29 @@ def clean_page(app, pagename, templatename, context, doctree) -> None:
     mathjax = str(app.config.mathjax_path or "")
     names = {str(getattr(s, "filename", "") or "") for s in kept}  # Sphinx writes a local path as _static/<path>
     if mathjax_files(app.config) and ({mathjax, "_static/" + mathjax} & names):
-        context["metatags"] = context.get("metatags", "") + _mathjax_preloads(context["pathto"], mathjax)
+        context["metatags"] = context.get("metatags", "") + _mathjax_preloads(context["pathto"], mathjax, app.outdir)
 
 
 # The MathJax fonts nearly every formula uses: fetched with the component instead of after the first typeset.
 _MATHJAX_PRELOAD_FONTS = ("MathJax_Main-Regular.woff", "MathJax_Math-Italic.woff")
 
 
-def _mathjax_preloads(pathto, mathjax_path: str) -> str:
-    """``<link rel=preload>`` tags for the book's MathJax and its two main fonts (start them with the CSS)."""
-    tags = [f'\n    <link rel="preload" as="script" href="{pathto("_static/" + mathjax_path, 1)}" />']
+def _mathjax_preloads(pathto, mathjax_path: str, outdir=None) -> str:
+    """``<link rel=preload>`` tags for the book's MathJax and its two main fonts (start them with the CSS).
+
+    The script's URL is the one Sphinx writes in its ``<script>`` (with the file's
+    ``?v=`` checksum when it can compute one), or the browser would fetch it twice.
+    """
+    src = pathto("_static/" + mathjax_path, 1)
+    if outdir is not None:
+        try:
+            from sphinx.builders.html import _file_checksum
+        except ImportError:  # pragma: no cover - Sphinx < 7.1 writes no checksum
+            pass
+        else:
+            checksum = _file_checksum(outdir, "_static/" + mathjax_path)
+            src = f"{src}?v={checksum}" if checksum else src
+    tags = [f'\n    <link rel="preload" as="script" href="{src}" />']
     for font in _MATHJAX_PRELOAD_FONTS:
         href = pathto(f"_static/mathjax/{_MATHJAX_FONTS}/{font}", 1)
         tags.append(f'\n    <link rel="preload" as="font" type="font/woff" crossorigin href="{href}" />')
@@ -353,9 +366,13 @@ def mathjax_files(config) -> list[str]:
     return files
 
 
-def copy_mathjax(app, exception) -> None:
-    """Copy the MathJax component, extensions and CHTML fonts into ``_static/mathjax/`` (see the module docstring)."""
-    if exception is not None or app.builder.format != "html":
+def copy_mathjax(app) -> None:
+    """Copy the MathJax component, extensions and CHTML fonts into ``_static/mathjax/`` (see the module docstring).
+
+    Runs when the builder starts, before any page is written, so Sphinx stamps the
+    script's URL with the file's checksum (``?v=...``) on every build alike.
+    """
+    if app.builder.format != "html":
         return
     files = mathjax_files(app.config)
     if not files:
@@ -450,7 +467,7 @@ def setup(app):
     app.connect("doctree-read", process_cells)
     app.connect("env-get-updated", number_per_chapter, priority=900)
     app.connect("html-page-context", clean_page, priority=900)
-    app.connect("build-finished", copy_mathjax)
+    app.connect("builder-inited", copy_mathjax)
     app.connect("build-finished", fix_written_pages)
     try:
         from myst_nb.sphinx_ import HideCodeCellNode
