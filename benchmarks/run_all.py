@@ -45,7 +45,7 @@ BENCHMARKS = [
       "--ratio-repeats", "3"]),
     ("Chapter 2: autoregressive models", "pixelcnn_mnist.py", [],
      ["--profile", "full", "--source", "mnist", "--root", "{root}", "--no-verify", "--max-seconds", "3",
-      "--n-test", "100", "--sample-rows", "1", "--threads", "2"]),
+      "--n-test", "100", "--sample-rows", "1", "--threads", "2", "--quality-samples", "10"]),
     ("Chapter 3: variational autoencoders", "vae_mnist.py", [],
      ["--profile", "full", "--max-seconds", "5", "--k-eval", "10", "--source", "mnist", "--root", "{root}",
       "--no-verify"]),
