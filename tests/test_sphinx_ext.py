@@ -228,3 +228,12 @@ def test_mathjax_preload_url_matches_the_script_url(tmp_path):
     (tmp_path / "_static" / "mathjax" / "tex-chtml.js").write_text("window.MathJax = {};")
     tags = sphinx_ext._mathjax_preloads(lambda path, _: "../" + path, "mathjax/tex-chtml.js", tmp_path)
     assert '<link rel="preload" as="script" href="../_static/mathjax/tex-chtml.js?v=' in tags
+
+
+def test_icon_codepoints_keep_used_classes_and_theme_icons():
+    css = ('.fa-bars:before,.fa-navicon:before{content:"\\f0c9"}.fa-rocket:before{content:"\\f135"}'
+           '@media (min-width:960px){.fa-moon:before{content:"\\f186"}}'
+           ':root{--pst-icon-bell:"\uf0f3"}.admonition>.admonition-title:after{content:"\\f05a"}'
+           '.fa-solid,.fas{font-weight:900}')
+    assert sphinx_ext.icon_codepoints(css, {"fa-bars", "fa-moon"}) == {0xF0C9, 0xF186, 0xF0F3, 0xF05A}
+    assert sphinx_ext.icon_codepoints(css, set()) == {0xF0F3, 0xF05A}

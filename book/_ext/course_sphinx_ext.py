@@ -50,6 +50,9 @@ it. It changes only the rendered page, never a notebook:
   itself, so :func:`fix_written_pages` removes it from the written pages
   after the build. The web font stays. (The same pass drops the search
   button's ``aria-label="Search"``, which hides its visible "Ctrl+K".)
+* **Icon fonts.** The theme's three Font Awesome fonts (about 300 kB) are cut
+  to the glyphs the site uses (:func:`subset_icon_fonts`, fontTools); the
+  subsets are declared in ``_static/course-icons.css`` after the theme's.
 * **No master notebook in the site.** The download menu keeps "print to
   PDF" but not the ``.ipynb``/``.md`` source (a master notebook holds the
   solutions and hidden tests); ``_config.yml`` sets ``html_copy_source: false``
@@ -421,6 +424,98 @@ def fix_written_pages(app, exception) -> None:
             page.write_text(new, encoding="utf-8")
 
 
+# Font Awesome as the theme ships it: three whole fonts (solid 156 kB, brands 118 kB, regular) for
+# the dozen icons a page shows. subset_icon_fonts() writes subsets of the same fonts holding only the
+# glyphs the site uses, and _static/course-icons.css declares them after the theme's @font-face rules
+# (the later rule for a family and weight wins), so a browser downloads only the subsets.
+_ICON_FONTS = (  # (family, weight, the theme's TrueType file)
+    ("Font Awesome 6 Free", 900, "fa-solid-900.ttf"),
+    ("Font Awesome 6 Free", 400, "fa-regular-400.ttf"),
+    ("Font Awesome 6 Brands", 400, "fa-brands-400.ttf"),
+)
+_FA_CLASS_RULE = re.compile(r"^\.(fa-[a-z0-9-]+)::?before$")
+_CSS_ESCAPE = re.compile(r"\\([0-9a-fA-F]{1,6})\s?")
+
+
+def _codepoints(declarations: str) -> set[int]:
+    """Icon code points written in CSS declarations: ``"\\f0c9"`` escapes and literal private-use characters."""
+    found = {int(h, 16) for h in _CSS_ESCAPE.findall(declarations)}
+    found |= {ord(ch) for ch in declarations if 0xE000 <= ord(ch) <= 0xF8FF or ord(ch) >= 0xF0000}
+    return {cp for cp in found if 0xE000 <= cp <= 0xF8FF or cp >= 0xF0000}
+
+
+def icon_codepoints(css: str, used_classes: set[str]) -> set[int]:
+    """The icon code points a site needs: those of the ``.fa-*`` classes it uses, and every other rule's.
+
+    ``css`` is the theme's (minified) stylesheet; a rule whose selectors are all
+    ``.fa-NAME:before`` maps icon classes to code points, any other rule that
+    writes a code point (the theme's admonition and link icons) is always kept.
+    """
+    keep: set[int] = set()
+    for chunk in css.split("}"):
+        if "{" not in chunk:
+            continue
+        selectors, declarations = chunk.rsplit("{", 1)
+        points = _codepoints(declarations)
+        if not points:
+            continue
+        selectors = selectors.rsplit("{", 1)[-1]  # inside an @media block
+        names = [_FA_CLASS_RULE.match(sel.strip()) for sel in selectors.split(",")]
+        if all(names):
+            if any(m.group(1) in used_classes for m in names):
+                keep |= points
+        else:
+            keep |= points
+    return keep
+
+
+def subset_icon_fonts(app, exception) -> None:
+    """Write the Font Awesome subsets and ``_static/course-icons.css`` (see :data:`_ICON_FONTS`)."""
+    if exception is not None or app.builder.format != "html":
+        return
+    static = Path(app.outdir) / "_static"
+    webfonts = static / "vendor" / "fontawesome" / "webfonts"
+    theme_css = static / "styles" / "pydata-sphinx-theme.css"
+    if not theme_css.is_file() or not webfonts.is_dir():
+        return
+    try:
+        from fontTools import subset
+        from fontTools.ttLib import TTFont
+    except ImportError:  # pragma: no cover - fontTools comes with matplotlib
+        return
+    used: set[str] = set()
+    for path in list(Path(app.outdir).rglob("*.html")) + list(static.rglob("*.js")):
+        if "mathjax" in path.parts:
+            continue
+        used |= set(re.findall(r"\bfa-[a-z0-9-]+", path.read_text(encoding="utf-8", errors="replace")))
+    wanted = icon_codepoints(theme_css.read_text(encoding="utf-8"), used)
+    out = static / "course-icons"
+    out.mkdir(exist_ok=True)
+    rules = []
+    for family, weight, ttf in _ICON_FONTS:
+        if not (webfonts / ttf).is_file():
+            continue
+        font = TTFont(webfonts / ttf)
+        points = sorted(wanted & set(font.getBestCmap()))
+        options = subset.Options()
+        options.flavor = "woff"  # zlib: no brotli needed; a few kB either way
+        options.layout_features = ["*"]
+        subsetter = subset.Subsetter(options)
+        subsetter.populate(unicodes=points or [0x20])
+        subsetter.subset(font)
+        name = ttf.replace(".ttf", ".subset.woff")
+        font.flavor = "woff"
+        font.save(out / name)
+        rules.append(
+            f'@font-face {{ font-family: "{family}"; font-style: normal; font-weight: {weight}; font-display: block;\n'
+            f'  src: url("course-icons/{name}") format("woff"); }}  /* {len(points)} icons */'
+        )
+    (static / "course-icons.css").write_text(
+        "/* Written by course_sphinx_ext.subset_icon_fonts: the theme's Font Awesome fonts cut to the icons\n"
+        " * this site uses. Declared after the theme's own @font-face rules, so these win. */\n"
+        + "\n".join(rules) + "\n", encoding="utf-8")
+
+
 def _register_bibliography_style() -> None:
     from pybtex.plugin import register_plugin
     from pybtex.style.formatting.plain import Style as PlainStyle
@@ -469,6 +564,8 @@ def setup(app):
     app.connect("html-page-context", clean_page, priority=900)
     app.connect("builder-inited", copy_mathjax)
     app.connect("build-finished", fix_written_pages)
+    app.connect("build-finished", subset_icon_fonts, priority=600)  # after the pages are fixed
+    app.add_css_file("course-icons.css")
     try:
         from myst_nb.sphinx_ import HideCodeCellNode
     except ImportError:  # pragma: no cover - myst-nb is what builds the book
