@@ -113,6 +113,7 @@ def measure_page(drv, root, page, plain_url, local_url, axe_source, shots, throt
     drv.get(local_url + page)
     wait_math(drv)
     time.sleep(0.3)
+    drv.execute_async_script(metrics.LOAD_IMAGES_JS)  # lazy images too: the figure scale needs their size
     layout = drv.execute_script(metrics.LAYOUT_JS)
     out["layout_400"] = layout
     out["clipped_400"] = metrics.clipped_summary(layout)

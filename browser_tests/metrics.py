@@ -211,6 +211,19 @@ return {display, inline, tables, asides, figures, viewport: vw,
 """
 
 
+# Load every image now (``loading="lazy"`` ones too) and wait for them, at most 15 s.
+LOAD_IMAGES_JS = r"""
+const done = arguments[arguments.length - 1];
+const imgs = [...document.querySelectorAll("img")];
+imgs.forEach(i => { i.loading = "eager"; });
+const start = Date.now();
+(function wait() {
+  if (imgs.every(i => i.complete) || Date.now() - start > 15000) return done(imgs.length);
+  setTimeout(wait, 100);
+})();
+"""
+
+
 def clipped_summary(layout: dict) -> dict:
     """Counts of what a reader at this width cannot see without a hint (see LAYOUT_JS)."""
     disp = layout["display"]

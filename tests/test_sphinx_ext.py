@@ -216,20 +216,6 @@ def test_content_images_load_lazily_once():
     assert sphinx_ext.lazy_images(out) == out
 
 
-def test_mathjax_preloads_name_the_component_and_fonts():
-    tags = sphinx_ext._mathjax_preloads(lambda path, _: "../" + path, "mathjax/tex-chtml.js")
-    assert '<link rel="preload" as="script" href="../_static/mathjax/tex-chtml.js" />' in tags
-    assert tags.count('as="font" type="font/woff" crossorigin') == 2
-    assert "../_static/mathjax/output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff" in tags
-
-
-def test_mathjax_preload_url_matches_the_script_url(tmp_path):
-    (tmp_path / "_static" / "mathjax").mkdir(parents=True)
-    (tmp_path / "_static" / "mathjax" / "tex-chtml.js").write_text("window.MathJax = {};")
-    tags = sphinx_ext._mathjax_preloads(lambda path, _: "../" + path, "mathjax/tex-chtml.js", tmp_path)
-    assert '<link rel="preload" as="script" href="../_static/mathjax/tex-chtml.js?v=' in tags
-
-
 def test_icon_codepoints_keep_used_classes_and_theme_icons():
     css = ('.fa-bars:before,.fa-navicon:before{content:"\\f0c9"}.fa-rocket:before{content:"\\f135"}'
            '@media (min-width:960px){.fa-moon:before{content:"\\f186"}}'

@@ -40,10 +40,10 @@ it. It changes only the rendered page, never a notebook:
   are copied there from the ``django-static-mathjax`` package before the pages
   are written (:func:`copy_mathjax`), so every formula renders offline and no page waits
   for a CDN. A URL in ``mathjax_path`` is left alone.
-* **Loading order.** Pages with maths preload the book's MathJax and its two
-  main fonts (``<link rel="preload">`` before the CSS); content images load
-  lazily (``loading="lazy"``), so on a slow connection the formulas are not
-  queued behind figures further down.
+* **Loading order.** Content images load lazily (``loading="lazy"``), so on a
+  slow connection MathJax is not queued behind figures further down. (Preloading
+  MathJax was tried: the maths finished no earlier and the first paint came
+  later, as the script then competed with the CSS.)
 * **Theme weight.** pydata-sphinx-theme loads Font Awesome twice: as a web
   font (its CSS) and as ``scripts/fontawesome.js`` (540 kB compressed, which
   redraws the same icons as SVG); the theme's template writes that script tag
@@ -307,36 +307,6 @@ def clean_page(app, pagename, templatename, context, doctree) -> None:
         seen.add(key)
         kept.append(script)
     context["script_files"] = kept
-    mathjax = str(app.config.mathjax_path or "")
-    names = {str(getattr(s, "filename", "") or "") for s in kept}  # Sphinx writes a local path as _static/<path>
-    if mathjax_files(app.config) and ({mathjax, "_static/" + mathjax} & names):
-        context["metatags"] = context.get("metatags", "") + _mathjax_preloads(context["pathto"], mathjax, app.outdir)
-
-
-# The MathJax fonts nearly every formula uses: fetched with the component instead of after the first typeset.
-_MATHJAX_PRELOAD_FONTS = ("MathJax_Main-Regular.woff", "MathJax_Math-Italic.woff")
-
-
-def _mathjax_preloads(pathto, mathjax_path: str, outdir=None) -> str:
-    """``<link rel=preload>`` tags for the book's MathJax and its two main fonts (start them with the CSS).
-
-    The script's URL is the one Sphinx writes in its ``<script>`` (with the file's
-    ``?v=`` checksum when it can compute one), or the browser would fetch it twice.
-    """
-    src = pathto("_static/" + mathjax_path, 1)
-    if outdir is not None:
-        try:
-            from sphinx.builders.html import _file_checksum
-        except ImportError:  # pragma: no cover - Sphinx < 7.1 writes no checksum
-            pass
-        else:
-            checksum = _file_checksum(outdir, "_static/" + mathjax_path)
-            src = f"{src}?v={checksum}" if checksum else src
-    tags = [f'\n    <link rel="preload" as="script" href="{src}" />']
-    for font in _MATHJAX_PRELOAD_FONTS:
-        href = pathto(f"_static/mathjax/{_MATHJAX_FONTS}/{font}", 1)
-        tags.append(f'\n    <link rel="preload" as="font" type="font/woff" crossorigin href="{href}" />')
-    return "".join(tags)
 
 
 _IMG = re.compile(r"<img (?![^>]*\bloading=)")
