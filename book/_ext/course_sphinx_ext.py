@@ -542,4 +542,6 @@ def setup(app):
         pass
     else:
         app.add_node(HideCodeCellNode, override=True, html=(visit_hide_cell, depart_hide_cell))
-    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
+    # env_version: bumped when what process_cells stores in the doctrees changes (2: toggle
+    # contexts), so Sphinx re-reads every page instead of reusing doctrees without it.
+    return {"version": "1.1", "env_version": 2, "parallel_read_safe": True, "parallel_write_safe": True}
