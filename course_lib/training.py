@@ -13,14 +13,10 @@ piece                           what it does
                                 divergence guard, checkpoint/resume, Ctrl-C
 :meth:`TrainingRun.optimize`    ``zero_grad -> backward -> step`` with the guard
                                 on the loss, the gradients and the parameters
-:func:`save_checkpoint`         atomic write (temp file, fsync, rename), mode 0644,
-                                a SHA-256 of the contents; removes the temp files
-                                that killed writers left behind
-:func:`load_checkpoint`         checks the SHA-256, then
-                                ``torch.load(..., weights_only=True)``, with errors
-                                that name the path and what is wrong
-:func:`rng_state`               every RNG a loop draws from (Python, NumPy, torch,
-:func:`set_rng_state`           CUDA, named ``torch.Generator`` s)
+:func:`save_checkpoint`,        the checkpoint file and the RNG state, defined in
+:func:`load_checkpoint`,        :mod:`course_lib._checkpoint` (its docstring says
+:func:`rng_state`,              what each does) and re-exported here
+:func:`set_rng_state`
 :func:`config_diff`             which config fields differ from a checkpoint's
 :func:`progress_bar`            the tqdm bar every trainer shows
 :class:`TrainingDiverged`       the error of the divergence guard
