@@ -11,7 +11,8 @@ with the construction inside both timers: pymdptoolbox's ``ValueIteration(...)``
 when installed; both printed). Both value iterations use pymdptoolbox's stopping
 rule (span of ``V_{k+1} - V_k`` below ``epsilon (1 - gamma) / gamma`` and its
 iteration cap), so they do the same number of backups and their ``V`` must agree
-to 1e-8; both policy iterations evaluate exactly (a linear solve).
+to 1e-8; both policy iterations evaluate exactly (a linear solve) and start from
+pymdptoolbox's default policy, greedy with respect to ``V = 0``.
 
 Tasks: FrozenLake 8x8 (slippery, gymnasium's transition table) and a random MDP
 with dense transitions (``S = 2,000, A = 10`` in the full profile, 500 in the small
@@ -80,8 +81,12 @@ def _blas_limit(threads: int):
 
 
 def ours_mdp(P: np.ndarray, R: np.ndarray, gamma: float) -> dp.FiniteMDP:
-    """Our MDP from pymdptoolbox's arrays: (A, S, S) -> (S, A, S), contiguous, checked."""
-    return dp.FiniteMDP(torch.from_numpy(P).permute(1, 0, 2).contiguous(), torch.from_numpy(R), gamma)
+    """Our MDP from pymdptoolbox's arrays: (A, S, S) -> (S, A, S), contiguous, checked.
+
+    The transpose is copied by NumPy (0.07 s at S = 2,000, A = 10 on the reference
+    machine, against 0.17 s for torch's ``permute(...).contiguous()``).
+    """
+    return dp.FiniteMDP(torch.from_numpy(np.ascontiguousarray(P.transpose(1, 0, 2))), torch.from_numpy(R), gamma)
 
 
 def main(argv=None) -> dict:
@@ -145,7 +150,11 @@ def _run(args, profile: str) -> dict:
         sec_vi, (V, _, hist) = _timed(
             lambda: dp.value_iteration(ours_mdp(P, R, gamma), tol=thresh, max_iterations=max_iter, stopping="span"),
             args.repeats, budget)
-        sec_pi, (V_pi, _, hist_pi) = _timed(lambda: dp.policy_iteration(ours_mdp(P, R, gamma)), args.repeats, budget)
+        # Both policy iterations start from the same policy: pymdptoolbox's default, greedy
+        # with respect to V = 0 (argmax_a R(s, a)), computed inside our timer too.
+        sec_pi, (V_pi, _, hist_pi) = _timed(
+            lambda: dp.policy_iteration(ours_mdp(P, R, gamma), policy0=torch.from_numpy(R.argmax(1))),
+            args.repeats, budget)
         results[(task, "value_iteration", "ours")] = (len(hist), sec_vi, V.numpy())
         results[(task, "policy_iteration", "ours")] = (len(hist_pi), sec_pi, V_pi.numpy())
         for algo, key in (("value_iteration", "vi"), ("policy_iteration", "pi")):

@@ -111,6 +111,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     selected = [b for b in BENCHMARKS if args.only is None or b[1].removesuffix(".py") in args.only]
+    # The longest benchmark (Chapter 5's, 140 runs) goes last, so that a run cut short has
+    # written the others; the results file keeps the chapters' order.
+    selected.sort(key=lambda b: b[1] == "policy_gradient_cartpole.py")
     info, started = machine(), datetime.datetime.now().isoformat(timespec="seconds")
     sections: list[tuple[str, str, int, float, list[str]]] = []
     total = time.perf_counter()
@@ -122,6 +125,10 @@ def main(argv=None) -> int:
         status, seconds, lines = run(cmd)
         print(f"=== exit {status}, {seconds:.1f} s", flush=True)
         sections.append((chapter, shown, status, seconds, lines))
+        if args.output and len(sections) < len(selected):
+            # Written after every benchmark, so a run cut short keeps what it measured.
+            write_results(args, argv, info, started, time.perf_counter() - total, sections,
+                          pending=[b[1] for b in selected[len(sections):]])
     total = time.perf_counter() - total
     failed = [s[1] for s in sections if s[2] != 0]
     print(f"\n=== {len(sections)} benchmarks in {total:.1f} s; failed: {len(failed)}", flush=True)
@@ -129,28 +136,42 @@ def main(argv=None) -> int:
         print(f"=== FAILED: {shown}", flush=True)
 
     if args.output:
-        command = "python benchmarks/run_all.py " + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv))
-        out = ["# Benchmark results", ""]
-        if args.smoke:
-            out += ["**Smoke run** (tiny budgets, `--smoke`): the figures below show that every code path runs "
-                    "and mean nothing else.", ""]
-        if args.note:
-            out += [f"**Note:** {args.note}", ""]
-        out += [f"- command: `{command}` (started {started}, {total:.0f} s in all)",
-                f"- commit: {git_commit()}",
-                f"- machine: {info['cpu']}, {info['cores']} cores, {info['platform']}",
-                f"- torch {info['torch']}, Python {info['python']}; threads: {info['threads']} "
-                f"(each benchmark prints its own count first)",
-                "- protocol: `benchmarks/README.md`; history of earlier figures: `benchmarks/HISTORY.md`", ""]
-        chapter_seen = None
-        for chapter, shown, status, seconds, lines in sections:
-            if chapter != chapter_seen:
-                out += [f"## {chapter}", ""]
-                chapter_seen = chapter
-            out += [f"`{shown}`: exit {status}, {seconds:.1f} s", "", "```", *lines, "```", ""]
-        Path(args.output).write_text("\n".join(out))
+        write_results(args, argv, info, started, total, sections, pending=[])
         print(f"=== wrote {args.output}", flush=True)
     return 1 if failed else 0
+
+
+def _chapter_order(section) -> int:
+    return next(i for i, b in enumerate(BENCHMARKS) if b[0] == section[0] and section[1].split()[1].endswith(b[1]))
+
+
+def write_results(args, argv, info, started, total, sections, pending) -> None:
+    """Write the Markdown results file atomically (a temporary file, then a rename)."""
+    command = "python benchmarks/run_all.py " + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv))
+    out = ["# Benchmark results", ""]
+    if pending:
+        out += [f"**Incomplete:** written while the run was still going; not yet run: {', '.join(pending)}.", ""]
+    if args.smoke:
+        out += ["**Smoke run** (tiny budgets, `--smoke`): the figures below show that every code path runs "
+                "and mean nothing else.", ""]
+    if args.note:
+        out += [f"**Note:** {args.note}", ""]
+    out += [f"- command: `{command}` (started {started}, {total:.0f} s in all)",
+            f"- commit: {git_commit()}",
+            f"- machine: {info['cpu']}, {info['cores']} cores, {info['platform']}",
+            f"- torch {info['torch']}, Python {info['python']}; threads: {info['threads']} "
+            f"(each benchmark prints its own count first)",
+            "- protocol: `benchmarks/README.md`; history of earlier figures: `benchmarks/HISTORY.md`", ""]
+    chapter_seen = None
+    for chapter, shown, status, seconds, lines in sorted(sections, key=_chapter_order):
+        if chapter != chapter_seen:
+            out += [f"## {chapter}", ""]
+            chapter_seen = chapter
+        out += [f"`{shown}`: exit {status}, {seconds:.1f} s", "", "```", *lines, "```", ""]
+    target = Path(args.output)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text("\n".join(out))
+    os.replace(tmp, target)
 
 
 if __name__ == "__main__":
