@@ -33,12 +33,106 @@ from typing import Callable, Sequence
 
 from course_lib import checks
 
-__all__ = ["is_static", "player", "source", "fold_docstrings", "source_url", "MAX_FRAMES"]
+__all__ = ["is_static", "player", "source", "fold_docstrings", "source_url", "MAX_FRAMES", "house_style",
+           "smallest_text_px", "check_readable", "PHONE_COLUMN_PX", "MIN_TEXT_PX", "MAX_FIGURE_WIDTH_IN"]
 
 #: Default cap on the number of frames of a kernel-free player. With frames of
 #: 20 to 40 kB (a 6 x 3 inch figure at 80 dpi) this keeps one player under
 #: about 2 MB, the page budget of the book.
 MAX_FRAMES = 48
+
+#: The book's text column on a 400 px phone, in CSS px, and the smallest figure text a
+#: reader should meet there (the book's house figure style, ``CHAPTER_STANDARD.md``).
+PHONE_COLUMN_PX = 368
+MIN_TEXT_PX = 8.0
+#: The widest figure, in inches, whose 10 pt text stays at least ``MIN_TEXT_PX`` when the
+#: image is shrunk to ``PHONE_COLUMN_PX``: 10 pt is 10/72 inch, so the text measures
+#: ``10 / 72 * 368 / width`` CSS px, 8.2 px at 6.2 inches (independent of the dpi).
+MAX_FIGURE_WIDTH_IN = 6.2
+
+#: The house style's rcParams: every text at least 10 pt, figures 6.2 inches wide at most.
+HOUSE_RC = {
+    "figure.figsize": (MAX_FIGURE_WIDTH_IN, 3.4),
+    "figure.dpi": 100,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 10,
+    "legend.title_fontsize": 10,
+    "figure.titlesize": 11,
+    "legend.framealpha": 0.9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+def house_style() -> None:
+    """Set matplotlib's rcParams to the book's figure style (:data:`HOUSE_RC`).
+
+    Every text is at least 10 pt and the default figure is ``MAX_FIGURE_WIDTH_IN``
+    (6.2) inches wide, so that a figure shrunk to a phone's 368 px column keeps its
+    text at :data:`MIN_TEXT_PX` (8 px) or more. Wider content goes on more rows
+    (``plt.subplots(2, 2)`` rather than ``(1, 4)``), not on a wider figure.
+    Chapters call it once in their setup cell; :func:`check_readable` verifies a figure.
+    """
+    import matplotlib as mpl
+
+    mpl.rcParams.update(HOUSE_RC)
+
+
+def smallest_text_px(fig, column_px: float = PHONE_COLUMN_PX) -> tuple[float, str]:
+    """The smallest visible text of ``fig`` in CSS px when the image is shown ``column_px`` wide.
+
+    A figure narrower than the column is shown at its natural size (one image pixel
+    per CSS px at the figure's dpi); a wider one is scaled down to the column.
+
+    Args:
+        fig: a matplotlib figure (drawn here, without rendering, so tick labels exist).
+        column_px: the width the image is shown at when it is wider (default: a phone).
+
+    Returns:
+        ``(px, text)``: the size and the text itself (``(inf, "")`` for a figure with no text).
+
+    Raises:
+        TypeError: ``fig`` is not a matplotlib figure.
+        ValueError: ``column_px`` is not positive.
+    """
+    import matplotlib.figure
+    import matplotlib.text
+
+    if not isinstance(fig, matplotlib.figure.Figure):
+        raise checks.ArgumentTypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
+    column_px = checks.positive_float("column_px", column_px)
+    fig.draw_without_rendering()
+    natural_px = fig.get_figwidth() * fig.dpi
+    scale = min(1.0, column_px / natural_px)
+    best, where = math.inf, ""
+    for t in fig.findobj(matplotlib.text.Text):
+        if not t.get_visible() or not t.get_text().strip():
+            continue
+        px = t.get_fontsize() * fig.dpi / 72 * scale
+        if px < best:
+            best, where = px, t.get_text()
+    return best, where
+
+
+def check_readable(fig, min_px: float = MIN_TEXT_PX, column_px: float = PHONE_COLUMN_PX) -> float:
+    """Raise unless every text of ``fig`` stays at least ``min_px`` CSS px in a ``column_px`` column.
+
+    Returns:
+        The smallest text size in CSS px.
+
+    Raises:
+        ValueError: naming the smallest text, its size, and the figure's width.
+    """
+    px, text = smallest_text_px(fig, column_px)
+    if px < min_px:
+        raise ValueError(f"fig: the text {text!r} would be {px:.1f} px on a {column_px:g} px phone column "
+                         f"(want >= {min_px:g} px); the figure is {fig.get_figwidth():.1f} inches wide: keep it "
+                         f"<= {MAX_FIGURE_WIDTH_IN} inches with 10 pt text (course_lib.widgets.house_style)")
+    return px
 
 
 def is_static() -> bool:
@@ -103,7 +197,7 @@ def player(
     controls: dict[str, Sequence],
     *,
     static: bool | None = None,
-    figsize: tuple[float, float] = (8, 3),
+    figsize: tuple[float, float] = (MAX_FIGURE_WIDTH_IN, 3),
     interval_ms: int = 200,
     dpi: int = 72,
     max_frames: int = MAX_FRAMES,
@@ -120,7 +214,7 @@ def player(
             version (False); default :func:`is_static`.
         figsize: matplotlib figure size in inches, ``(width, height)``. The
             static image scales down to the reader's screen, so keep it
-            narrow (at most about 8 inches) for phones.
+            narrow (``MAX_FIGURE_WIDTH_IN``, 6.2 inches, with 10 pt text) for phones.
         interval_ms: delay between frames when the static version plays.
         dpi: resolution of the static frames (dots per inch); every frame is
             embedded as an image, so this sets the page's size.

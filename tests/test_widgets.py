@@ -228,3 +228,63 @@ def test_player_alt_text_says_what_each_frame_shows():
 def test_source_bad_input(obj):
     with pytest.raises(TypeError, match="obj"):
         widgets.source(obj)
+
+
+# --- the house figure style: text readable on a phone -------------------------------------------
+
+
+def test_house_style_figure_is_readable_on_a_phone():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with matplotlib.rc_context():
+        widgets.house_style()
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [0, 1], label="a line")
+        ax.set_xlabel("x (units)")
+        ax.legend()
+        px = widgets.check_readable(fig)
+        plt.close(fig)
+    # 10 pt text in a 6.2-inch figure shrunk to 368 px: 10/72 * 368/6.2 = 8.24 px.
+    assert px == pytest.approx(10 / 72 * 368 / 6.2, rel=1e-6)
+
+
+def test_check_readable_refuses_a_wide_figure_and_names_the_text():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with matplotlib.rc_context():
+        widgets.house_style()
+        fig, ax = plt.subplots(figsize=(11, 3))
+        ax.set_title("wide panel")
+        ax.tick_params(labelsize=8)
+        with pytest.raises(ValueError, match="inches wide"):
+            widgets.check_readable(fig)
+        px, text = widgets.smallest_text_px(fig)
+        plt.close(fig)
+    # tick labels at 8 pt in an 11-inch figure: 8/72 * 368/11 = 3.7 px, the smallest text.
+    assert px == pytest.approx(8 / 72 * 368 / 11, rel=1e-6)
+    assert text != "wide panel"
+
+
+def test_smallest_text_px_of_a_narrow_figure_is_its_natural_size():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(3, 2), dpi=100)
+    fig.text(0.5, 0.5, "hello", fontsize=12)
+    px, text = widgets.smallest_text_px(fig)
+    plt.close(fig)
+    assert (px, text) == (pytest.approx(12 * 100 / 72), "hello")
+
+
+@pytest.mark.parametrize("bad, exc", [("fig", TypeError), (None, TypeError)])
+def test_smallest_text_px_bad_inputs(bad, exc):
+    with pytest.raises(exc, match="fig"):
+        widgets.smallest_text_px(bad)
