@@ -1,0 +1,47 @@
+"""Chapter 5's numeric checks added for issue 23 catch the wrong formulas their sentences name.
+
+Same pattern as ``tests/test_chapter_checks_rl.py`` (whose helpers this file imports): each
+check cell of ``notebooks/05_baselines.ipynb`` starts with ``# CHECK: <label>``; the test
+executes only its imports and ``def`` statements, calls the check with the right
+implementation (it must pass) and with each wrong one (it must raise ``AssertionError``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from course_lib import rl
+from test_chapter_checks_rl import CH5, THETA0, THETA1, fails, load_check
+
+
+@pytest.fixture(scope="module")
+def mdp():
+    return rl.tiny_mdp()
+
+
+def _per_step_baseline(traj, num_states):
+    """The per-step formula b_t(s) = E[|score_t|^2 G_t | s_t = s] / E[|score_t|^2 | s_t = s] (no cross-time terms)."""
+    H = traj.states.shape[1]
+    w = traj.probs[:, None] * (traj.scores**2).sum(-1)  # (K, H)
+    onehot = torch.nn.functional.one_hot(traj.states, num_states).double()  # (K, H, S)
+    num = (w[..., None] * traj.reward_to_go[..., None] * onehot).sum(0)
+    den = (w[..., None] * onehot).sum(0)
+    return torch.where(den > 0, num / den.clamp_min(1e-300), torch.zeros_like(den)).reshape(H, num_states)
+
+
+@pytest.mark.parametrize("wrong", ["the value function", "the per-step formula"])
+def test_eq5_v_optimal_one_step_catches(wrong, mdp):
+    ns = load_check(CH5, "eq5-v-optimal-one-step")
+    check = ns["check_value_is_optimal_only_one_step"]
+    check(rl.optimal_state_baseline, mdp)
+
+    def value(traj, num_states):
+        theta_u = torch.zeros(mdp.num_states, mdp.num_actions, dtype=torch.float64)
+        m = dataclasses.replace(mdp, horizon=traj.states.shape[1])
+        return rl.exact_values(theta_u, m)[0][: m.horizon]
+
+    wrongs = {"the value function": value, "the per-step formula": _per_step_baseline}
+    assert fails(check, wrongs[wrong], mdp)
