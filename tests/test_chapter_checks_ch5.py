@@ -45,3 +45,19 @@ def test_eq5_v_optimal_one_step_catches(wrong, mdp):
 
     wrongs = {"the value function": value, "the per-step formula": _per_step_baseline}
     assert fails(check, wrongs[wrong], mdp)
+
+
+@pytest.mark.parametrize("wrong", ["future ratios dropped", "no ratio", "current ratio alone"])
+def test_eq5_is_pg_returns_catches(wrong, mdp):
+    ns = load_check(CH5, "eq5-is-pg-returns")
+    check = ns["check_is_returns"]
+    check(ns["all_ratios_up_to_k"], THETA0, THETA1, mdp)
+    H = mdp.horizon
+    wrongs = {
+        "future ratios dropped": ns["ratios_up_to_t"],
+        "no ratio": lambda log_rho: torch.ones(log_rho.shape[0], H, H, dtype=torch.float64),
+        "current ratio alone": lambda log_rho: log_rho.exp()[:, :, None].expand(-1, -1, H),
+    }
+    assert fails(check, wrongs[wrong], THETA0, THETA1, mdp)
+    # at theta = theta_old every ratio is 1: dropping the future ratios is exact there
+    check(ns["ratios_up_to_t"], THETA0, THETA0, mdp)
