@@ -205,7 +205,11 @@ const asides = [...article.querySelectorAll("aside, .margin, .sidebar, aside.sid
             besideText: r.width < 0.8 * (article.clientWidth || vw)};
   });
 const figures = [...article.querySelectorAll("img")].filter(i => i.naturalWidth > 100 && i.getBoundingClientRect().width > 0)
-  .map(i => ({src: (i.getAttribute("src") || "").slice(0, 60), scale: i.getBoundingClientRect().width / i.naturalWidth}));
+  .map(i => ({src: (i.getAttribute("src") || "").slice(0, 60), scale: i.getBoundingClientRect().width / i.naturalWidth,
+              // players carry their smallest text (pt) and dpi; a notebook figure is the house style's 10 pt at 100 dpi
+              textPt: parseFloat(i.dataset.textPt || "10"), dpi: parseFloat(i.dataset.dpi || "100"),
+              alt: (i.getAttribute("alt") || "").slice(0, 80),
+              player: !!i.closest(".cl-player")}));
 return {display, inline, tables, asides, figures, viewport: vw,
         pageOverflow: document.documentElement.scrollWidth > vw + 1};
 """
@@ -239,10 +243,19 @@ def clipped_summary(layout: dict) -> dict:
     }
 
 
-def smallest_figure_font_px(layout: dict, figure_pt: float = 10.0, dpi: float = 100.0) -> float | None:
-    """The smallest figure text on screen in CSS px: matplotlib's ``figure_pt`` text at ``dpi``, scaled as shown."""
-    scales = [f["scale"] for f in layout["figures"]]
-    return round(min(scales) * figure_pt * dpi / 72, 1) if scales else None
+def figure_font_px(figure: dict) -> float:
+    """A figure's smallest text on screen in CSS px: its ``textPt`` at its ``dpi``, scaled as shown.
+
+    Players say their smallest text and dpi (``data-text-pt``, ``data-dpi``); a notebook
+    figure is taken as the house style's 10 pt at 100 dpi (``course_lib.widgets.house_style``).
+    """
+    return round(figure["scale"] * figure.get("textPt", 10.0) * figure.get("dpi", 100.0) / 72, 1)
+
+
+def smallest_figure_font_px(layout: dict) -> float | None:
+    """The smallest figure text on screen in CSS px over the page's figures (None: no figure)."""
+    sizes = [figure_font_px(f) for f in layout["figures"]]
+    return min(sizes) if sizes else None
 
 
 def axe_js() -> str | None:

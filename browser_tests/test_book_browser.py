@@ -28,7 +28,11 @@ For every HTML page of ``_build/html`` (see ``conftest.py`` for how to run):
 * axe-core 4.x finds no critical or serious violation, in light and in dark
   mode (``cd browser_tests && npm ci`` installs it);
 * 0 broken internal links (``href``/``src`` of a, img, link, script, and
-  ``#fragments`` into HTML pages).
+  ``#fragments`` into HTML pages);
+* every figure of a chapter has a caption and alt text that is not a
+  placeholder; every "Chapter N" of the prose links to chapter N's page;
+* at 400 px no figure text is under 8 CSS px (players say their smallest text
+  and dpi; a notebook figure is taken as the house style's 10 pt at 100 dpi).
 
 Screenshots of every chapter go to ``_build/screenshots/`` (top of page at
 1400 and 400 px, the widest equation and the open drawer at 400 px, the first
@@ -90,8 +94,28 @@ const searchFields = [...document.querySelectorAll("form.bd-search, .search-butt
   .filter(e => e.checkVisibility() && !e.closest("dialog") && !(e.tagName === "INPUT" && e.closest("form.bd-search"))).length;
 const players = document.querySelectorAll(".cl-player").length;
 const oldPlayers = document.querySelectorAll(".animation input.anim-slider, .jupyter-widgets, script[type='application/vnd.jupyter.widget-view+json']").length;
+// Figures of cell outputs (players excluded): numbered and captioned, with the caption as alt text.
+const cellFigures = [...article.querySelectorAll(".cell_output img, figure img")]
+  .filter(i => !i.closest(".cl-player") && i.naturalWidth > 100)
+  .map(i => {
+    const fig = i.closest("figure");
+    const cap = fig && fig.querySelector("figcaption");
+    return {src: (i.getAttribute("src") || "").slice(0, 60), alt: i.getAttribute("alt") || "",
+            caption: cap ? cap.textContent.replace(/\s+/g, " ").trim().slice(0, 120) : ""};
+  });
+// Every "Chapter N" in the prose, and whether it sits in a link (and where the link goes).
+const chapterMentions = [];
+const walker2 = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
+for (let n = walker2.nextNode(); n; n = walker2.nextNode()) {
+  if (n.parentElement.closest(skip + ", .cell_output, .headerlink")) continue;
+  for (const m of n.textContent.matchAll(/\bChapter\s+(\d+)\b/g)) {
+    const a = n.parentElement.closest("a[href]");
+    chapterMentions.push({n: parseInt(m[1]), href: a ? a.getAttribute("href") : null,
+                          context: n.textContent.slice(Math.max(0, m.index - 30), m.index + 40).replace(/\s+/g, " ")});
+  }
+}
 return {raw, errors, searchFields, text: clone.textContent, visible: article.innerText, details, links, images, players, oldPlayers,
-        title: document.title};
+        title: document.title, cellFigures, chapterMentions};
 """
 
 _WIDTHS = r"""
@@ -507,3 +531,38 @@ def test_compressed_page_weight_under_1_5mb(result, page):
         f"{page} weighs {g['total'] / 1e6:.2f} MB gzip-compressed (HTML and the {g['assets']} assets it loads); "
         f"biggest: {[(name, round(size / 1e3)) for name, size in g['biggest'][:5]]} kB")
     assert not g["external"], f"{page} loads from other hosts: {g['external'][:3]}"
+
+
+_PLACEHOLDER_ALT = re.compile(r"a code-cell output in section|^Figure \d+,", re.I)
+
+
+def _chapter_of(page: str) -> int | None:
+    m = re.match(r"notebooks/(\d+)_", page)
+    return int(m.group(1)) if m else None
+
+
+def test_figures_are_numbered_captioned_and_described(result, page):
+    """Every figure of a chapter has a caption (``mystnb.figure``) and alt text that is not a placeholder."""
+    if _chapter_of(page) is None:
+        pytest.skip("not a chapter")
+    bad = [f for f in result["cellFigures"] if not f["caption"] or not f["alt"].strip() or _PLACEHOLDER_ALT.search(f["alt"])]
+    assert not bad, f"{len(bad)} of {len(result['cellFigures'])} figures lack a caption or real alt text: " + "; ".join(
+        f"alt={f['alt'][:60]!r} caption={f['caption'][:40]!r}" for f in bad[:4])
+
+
+def test_every_chapter_mention_is_a_link(result, page):
+    """'Chapter N' in the prose links to chapter N's page (a mention of the page's own chapter may stay plain)."""
+    own = _chapter_of(page)
+    bad = [m for m in result["chapterMentions"]
+           if m["n"] != own and not (m["href"] and re.search(rf"(^|/)0?{m['n']}_[\w-]+\.html", m["href"]))]
+    assert not bad, f"{len(bad)} mentions of another chapter are not links to it: " + "; ".join(
+        f"Chapter {m['n']} ({m['context']!r}, href={m['href']})" for m in bad[:5])
+
+
+def test_figure_text_at_least_8px_at_400(result):
+    """At 400 px no figure's text is under 8 CSS px (its point size at its dpi, scaled as the image is shown)."""
+    small = [(f["src"][:40], metrics.figure_font_px(f)) for f in result["layout_400"]["figures"]
+             if metrics.figure_font_px(f) < 8]
+    assert not small, f"{len(small)} figures with text under 8 px at {NARROW} px: " + ", ".join(
+        f"{px} px ({src})" for src, px in small[:5])
+

@@ -118,6 +118,14 @@ def smallest_text_px(fig, column_px: float = PHONE_COLUMN_PX) -> tuple[float, st
     return best, where
 
 
+def _smallest_text_pt(fig) -> float:
+    """The smallest visible text of a drawn figure, in points (``inf`` when it has none)."""
+    import matplotlib.text
+
+    sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+    return min(sizes, default=math.inf)
+
+
 def check_readable(fig, min_px: float = MIN_TEXT_PX, column_px: float = PHONE_COLUMN_PX) -> float:
     """Raise unless every text of ``fig`` stays at least ``min_px`` CSS px in a ``column_px`` column.
 
@@ -255,11 +263,15 @@ def player(
         try:
             images = []
             frame_alts = []
+            text_pt = math.inf
             for i, combo in enumerate(combos):
                 fig.clear()
                 draw(fig, **dict(zip(names, combo)))
                 images.append(_frame_png(fig, dpi))
                 frame_alts.append(_figure_text(fig))
+                # The smallest text over the frames, in points (read by the browser test's
+                # figure-font check with the dpi: text px = pt * dpi / 72 * shown / natural width).
+                text_pt = min(text_pt, _smallest_text_pt(fig))
                 if i == 0 and len(combos) > max_frames:
                     sizes = " x ".join(f"{len(controls[n])} {n}" for n in names)
                     total = _size(_page_bytes(len(combos), len(images[0])))
@@ -271,7 +283,8 @@ def player(
                     )
         finally:
             plt.close(fig)
-        return HTML(_static_html(names, controls, images, interval_ms, alt or _default_alt(draw, names), frame_alts))
+        return HTML(_static_html(names, controls, images, interval_ms, alt or _default_alt(draw, names), frame_alts,
+                                 text_pt=text_pt, dpi=dpi))
 
     import ipywidgets as widgets
     from IPython.display import display
@@ -380,7 +393,7 @@ _PLAYER_JS = """
 """
 
 
-def _static_html(names, controls, images, interval_ms, alt, frame_alts=None) -> str:
+def _static_html(names, controls, images, interval_ms, alt, frame_alts=None, text_pt=math.inf, dpi=None) -> str:
     """The kernel-free player: one labelled ``<input type=range>`` per control, frames as PNG data URIs."""
     uris = ["data:image/png;base64," + base64.b64encode(b).decode("ascii") for b in images]
     digest = hashlib.sha1("".join(uris).encode() + json.dumps(names).encode()).hexdigest()[:12]
@@ -398,6 +411,7 @@ def _static_html(names, controls, images, interval_ms, alt, frame_alts=None) -> 
     payload = json.dumps(data).replace("</", "<\\/")
     first_alt = alt + (f". {frame_alts[0]}" if frame_alts and frame_alts[0] else "") + ". " + ", ".join(
         f"{n} = {_label(controls[n][0])}" for n in names)
+    sizes = (f'data-text-pt="{text_pt:g}" ' if math.isfinite(text_pt) else "") + (f'data-dpi="{dpi}" ' if dpi else "")
     rows = []
     for i, n in enumerate(names):
         size = len(controls[n])
@@ -412,7 +426,7 @@ def _static_html(names, controls, images, interval_ms, alt, frame_alts=None) -> 
     return (
         f'<div class="cl-player" id="{pid}">'
         f'<img class="cl-player-image" src="{uris[0]}" alt="{html_lib.escape(first_alt)}" '
-        f'style="max-width:100%;height:auto">'
+        f'{sizes}style="max-width:100%;height:auto">'
         f'<div class="cl-player-controls">{"".join(rows)}'
         f'<button type="button" class="cl-player-play">\u25B6 play</button></div>'
         f'<script type="application/json" class="cl-player-data">{payload}</script>'
