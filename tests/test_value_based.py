@@ -347,3 +347,139 @@ def test_fqi_dataset_checks_keep_valid_results():
     q1, _ = ql.fitted_q_iteration(data, LINEAR)
     q2, _ = ql.fitted_q_iteration(dict(data, num_actions=torch.tensor(2), terminated=data["terminated"].float()), LINEAR)
     assert torch.equal(q1.weight, q2.weight)
+
+
+# --------------------------------------------------------------------------------------
+# Boltzmann exploration, Double Q-learning, maximization bias, Baird with a target period
+# (issue 23 section 3 and Chapter 6's Baird sweep)
+# --------------------------------------------------------------------------------------
+
+
+@settings(max_examples=30, deadline=None)
+@given(A=st.integers(1, 6), kappa=st.floats(0.05, 20.0), shift=st.floats(-50, 50), seed=st.integers(0, 100))
+def test_boltzmann_probs_ratio_shift_invariance_and_normalisation(A, kappa, shift, seed):
+    q = torch.randn(3, A, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    p = ql.boltzmann_probs(q, kappa)
+    assert p.shape == q.shape and torch.allclose(p.sum(-1), torch.ones(3, dtype=torch.float64))
+    assert torch.allclose(ql.boltzmann_probs(q + shift, kappa), p, atol=1e-12)
+    # pi(a) / pi(b) = exp((Q(a) - Q(b)) / kappa), against a hand-written exponential
+    expected = torch.exp((q - q[:, :1]) / kappa) / torch.exp((q - q[:, :1]) / kappa).sum(-1, keepdim=True)
+    assert torch.allclose(p, expected, atol=1e-12)
+
+
+def test_boltzmann_probs_limits_greedy_and_uniform():
+    q = torch.tensor([0.0, 1.0, 1.0, -2.0], dtype=torch.float64)
+    assert torch.allclose(ql.boltzmann_probs(q, 1e-4), torch.tensor([0.0, 0.5, 0.5, 0.0], dtype=torch.float64))
+    assert torch.allclose(ql.boltzmann_probs(q, 1e6), torch.full((4,), 0.25, dtype=torch.float64), atol=1e-5)
+
+
+@pytest.mark.parametrize("args,exc,name", [((torch.zeros(3), 0.0), ValueError, "temperature"),
+                                           ((torch.zeros(3), float("inf")), ValueError, "temperature"),
+                                           ((torch.zeros(3), "1"), TypeError, "temperature"),
+                                           ((torch.tensor([0.0, NAN]), 1.0), ValueError, "q_values"),
+                                           ((np.zeros(3), 1.0), TypeError, "q_values")])
+def test_boltzmann_probs_bad_input(args, exc, name):
+    with pytest.raises(exc, match=name):
+        ql.boltzmann_probs(*args)
+
+
+def test_double_q_target_selects_with_one_table_and_evaluates_with_the_other():
+    reward = torch.tensor([1.0, 1.0, 0.5], dtype=torch.float64)
+    select = torch.tensor([[0.0, 3.0], [5.0, 1.0], [2.0, 0.0]], dtype=torch.float64)
+    evaluate = torch.tensor([[10.0, -4.0], [7.0, 9.0], [1.0, 1.0]], dtype=torch.float64)
+    terminated = torch.tensor([False, False, True])
+    y = ql.double_q_learning_td_target(reward, select, evaluate, terminated, 0.5)
+    assert torch.allclose(y, torch.tensor([1.0 + 0.5 * -4.0, 1.0 + 0.5 * 7.0, 0.5], dtype=torch.float64))
+    # with the same table on both sides it is the Q-learning target
+    assert torch.allclose(ql.double_q_learning_td_target(reward, select, select, terminated, 0.5),
+                          ql.q_learning_td_target(reward, select, terminated, 0.5))
+
+
+@settings(max_examples=30, deadline=None)
+@given(B=st.integers(1, 8), A=st.integers(1, 5), gamma=st.floats(0.0, 1.0), seed=st.integers(0, 100))
+def test_double_q_target_never_exceeds_the_max_of_the_evaluating_table(B, A, gamma, seed):
+    gen = torch.Generator().manual_seed(seed)
+    reward, q1, q2 = torch.randn(B, generator=gen), torch.randn(B, A, generator=gen), torch.randn(B, A, generator=gen)
+    terminated = torch.rand(B, generator=gen) < 0.3
+    assert (ql.double_q_learning_td_target(reward, q1, q2, terminated, gamma)
+            <= ql.q_learning_td_target(reward, q2, terminated, gamma) + 1e-6).all()
+
+
+def test_double_q_target_is_unbiased_where_the_max_is_not():
+    """Independent noisy tables of a zero-valued state: E[max] > 0, the double estimate has mean 0."""
+    gen = torch.Generator().manual_seed(0)
+    q1, q2 = torch.randn(100_000, 10, generator=gen, dtype=torch.float64), torch.randn(100_000, 10, generator=gen, dtype=torch.float64)
+    zero, term = torch.zeros(100_000, dtype=torch.float64), torch.zeros(100_000, dtype=torch.bool)
+    double = ql.double_q_learning_td_target(zero, q1, q2, term, 1.0)
+    single = ql.q_learning_td_target(zero, q1, term, 1.0)
+    assert abs(double.mean().item()) < 5 * double.std().item() / 100_000 ** 0.5
+    assert single.mean().item() > 1.5       # E[max of 10 standard normals] = 1.54
+
+
+@pytest.mark.parametrize("kwargs,exc,name", [({"next_q_evaluate": torch.zeros(2, 3)}, ValueError, "same shape"),
+                                             ({"next_q_select": "x"}, TypeError, "next_q_select"),
+                                             ({"next_q_evaluate": torch.tensor([[0.0, NAN]])}, ValueError, "next_q_evaluate"),
+                                             ({"gamma": 1.5}, ValueError, "gamma"),
+                                             ({"terminated": torch.zeros(1)}, ValueError, "terminated")])
+def test_double_q_target_bad_input(kwargs, exc, name):
+    args = {"reward": torch.zeros(1), "next_q_select": torch.zeros(1, 2), "next_q_evaluate": torch.zeros(1, 2),
+            "terminated": torch.zeros(1, dtype=torch.bool), "gamma": 0.9, **kwargs}
+    with pytest.raises(exc, match=name):
+        ql.double_q_learning_td_target(**args)
+
+
+def test_maximization_bias_q_learning_prefers_left_and_double_q_learning_does_not():
+    q = ql.maximization_bias(False, num_runs=2000, episodes=100, seed=1)
+    d = ql.maximization_bias(True, num_runs=2000, episodes=100, seed=1)
+    assert q["left"].shape == (100,) and q["left_runs"].shape == (2000, 100) and q["q_a"].shape == (2000, 2)
+    assert q["left"][0].item() == pytest.approx(0.5, abs=0.05)        # ties broken at random at the start
+    assert q["left"][5:30].mean() > 0.6                               # biased towards left
+    assert d["left"][5:30].mean() < 0.5 and d["left"][-30:].mean() < q["left"][-30:].mean()
+    assert (q["q_a"][:, 0].mean() > d["q_a"][:, 0].mean())            # Q(A, left): overestimated by Q-learning
+
+
+def test_maximization_bias_without_bias_both_find_left_when_it_pays():
+    """b_mean = +0.5: left is truly better, so both go left most of the time (not a constant 'avoid left')."""
+    for double in (False, True):
+        out = ql.maximization_bias(double, num_runs=500, episodes=200, b_mean=0.5, seed=2)
+        assert out["left"][-50:].mean() > 0.75                       # the optimal rate is 1 - epsilon/2 = 0.95
+
+
+def test_maximization_bias_is_reproducible_and_checks_inputs():
+    a = ql.maximization_bias(True, num_runs=50, episodes=20, seed=3)
+    b = ql.maximization_bias(True, num_runs=50, episodes=20, seed=3)
+    assert torch.equal(a["left_runs"], b["left_runs"])
+    for kwargs, exc, name in [({"double": 1}, TypeError, "double"), ({"num_runs": 0}, ValueError, "num_runs"),
+                              ({"epsilon": 2.0}, ValueError, "epsilon"), ({"alpha": 0.0}, ValueError, "alpha"),
+                              ({"b_mean": NAN}, ValueError, "b_mean"), ({"seed": -1}, ValueError, "seed")]:
+        with pytest.raises(exc, match=name):
+            ql.maximization_bias(**{"double": True, "num_runs": 5, "episodes": 2, **kwargs})
+
+
+def test_baird_target_period_one_is_the_plain_semi_gradient_sweep():
+    plain = ql.baird_counterexample(sweeps=200)
+    out = ql.baird_target_periods([1], sweeps=200)
+    assert torch.allclose(out["weight_norms"][0], plain["weights"].norm(dim=1), rtol=1e-10)
+    assert torch.allclose(out["max_values"][0], (plain["weights"] @ plain["features"].T).abs().amax(1), rtol=1e-10)
+
+
+def test_baird_target_period_matches_a_loop_and_long_periods_stay_bounded():
+    out = ql.baird_target_periods([10, 300], sweeps=3000)
+    X = ql.baird_counterexample(sweeps=1)["features"]
+    w = torch.tensor([1, 1, 1, 1, 1, 1, 10, 1], dtype=torch.float64)
+    w_minus = w.clone()
+    for k in range(1, 3001):                                      # a plain loop, period 10
+        w = w + 0.01 / 7 * ((0.99 * (X[6] @ w_minus) - X @ w) @ X)
+        if k % 10 == 0:
+            w_minus = w.clone()
+    assert torch.allclose(out["weight_norms"][0, -1], w.norm(), rtol=1e-9)
+    assert out["weight_norms"][0, -1] > 1e3 * out["weight_norms"][0, 0]     # period 10 still diverges
+    assert out["weight_norms"][1].max() < 2 * out["weight_norms"][1, 0]      # period 300 stays bounded
+
+
+@pytest.mark.parametrize("kwargs,exc,name", [({"periods": []}, TypeError, "periods"), ({"periods": [0]}, ValueError, "periods"),
+                                             ({"periods": [1.5]}, TypeError, "periods"), ({"sweeps": 0}, ValueError, "sweeps"),
+                                             ({"alpha": -1.0}, ValueError, "alpha"), ({"gamma": 2.0}, ValueError, "gamma")])
+def test_baird_target_periods_bad_input(kwargs, exc, name):
+    with pytest.raises(exc, match=name):
+        ql.baird_target_periods(**{"periods": [1], "sweeps": 5, **kwargs})

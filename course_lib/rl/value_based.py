@@ -19,6 +19,7 @@ References:
     JMLR 6, 2005 (fitted Q-iteration, section 3).
     M. Riedmiller, "Neural fitted Q iteration", ECML 2005 (NFQ).
     L. Baird, "Residual algorithms", ICML 1995.
+    H. van Hasselt, "Double Q-learning", NeurIPS 23, 2010 (Algorithm 1).
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ from course_lib.training import RunOptions, TrainingRun
 __all__ = [
     "epsilon_greedy",
     "epsilon_greedy_probs",
+    "boltzmann_probs",
     "bandit_testbed",
     "q_learning_td_target",
     "sarsa_td_target",
+    "double_q_learning_td_target",
+    "maximization_bias",
     "TabularQConfig",
     "q_learning",
     "sarsa",
@@ -50,6 +54,7 @@ __all__ = [
     "fitted_q_iteration",
     "evaluate_q_function",
     "baird_counterexample",
+    "baird_target_periods",
 ]
 
 
@@ -84,6 +89,35 @@ def epsilon_greedy_probs(q_values: torch.Tensor, epsilon: float) -> torch.Tensor
     A = q_values.shape[-1]
     greedy = torch.nn.functional.one_hot(q_values.argmax(-1), A).to(torch.float64)
     return (1 - epsilon) * greedy + epsilon / A
+
+
+def boltzmann_probs(q_values: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Boltzmann (softmax) exploration: ``pi(a) = exp(Q(a) / kappa) / sum_b exp(Q(b) / kappa)``.
+
+    Unlike epsilon-greedy, which explores uniformly, the probability of an action grows
+    with its estimated value: ``pi(a) / pi(b) = exp((Q(a) - Q(b)) / kappa)``. As the
+    temperature ``kappa -> 0`` it becomes greedy (ties shared equally); as ``kappa -> inf``
+    uniform. Adding a constant to every ``Q`` changes nothing.
+
+    Args:
+        q_values: ``(A,)`` or ``(B, A)`` float Q-values.
+        temperature: ``kappa > 0`` (finite), in the units of ``Q``.
+
+    Returns:
+        probabilities of the same shape as ``q_values`` (float64), each row summing to 1.
+
+    Raises:
+        ArgumentTypeError / ValueError: naming ``q_values`` (not a float tensor of shape
+            ``(A,)`` / ``(B, A)``, or a NaN/inf entry) or ``temperature`` (not a positive
+            finite number).
+
+    References:
+        Sutton and Barto 2018, section 2.8 and section 13.1 (soft-max action preferences);
+        CS182 notes 7.6.2 (Boltzmann exploration).
+    """
+    q_values = _check_q_values(q_values)
+    temperature = checks.positive_float("temperature", temperature)
+    return torch.softmax(q_values.to(torch.float64) / temperature, dim=-1)
 
 
 def epsilon_greedy(q_values: torch.Tensor, epsilon: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -249,6 +283,45 @@ def sarsa_td_target(reward: torch.Tensor, next_q_value: torch.Tensor, terminated
     """
     reward, next_q_value, terminated, gamma = _check_td("next_q_value", reward, next_q_value, terminated, gamma, with_actions=False)
     return reward + gamma * (~terminated).to(next_q_value.dtype) * next_q_value
+
+
+def double_q_learning_td_target(reward: torch.Tensor, next_q_select: torch.Tensor, next_q_evaluate: torch.Tensor,
+                                terminated: torch.Tensor, gamma: float) -> torch.Tensor:
+    """The Double Q-learning target ``y = r + gamma (1 - terminated) Q_B(s', argmax_a' Q_A(s', a'))``.
+
+    One table (``Q_A``, the one being updated) *selects* the next action, the other
+    (``Q_B``) *evaluates* it. With a single table, ``max_a' Q(s', a')`` is the max of noisy
+    estimates, whose expectation exceeds the max of their means (maximization bias);
+    with independent noise in the two tables the evaluation is unbiased for the
+    selected action. Ties in the selection go to the lowest index.
+
+    Args:
+        reward: ``()`` or ``(B,)``.
+        next_q_select: ``(A,)`` or ``(B, A)``, ``Q_A(s', .)``, the table being updated.
+        next_q_evaluate: same shape, ``Q_B(s', .)``, the other table.
+        terminated: bool, ``()`` or ``(B,)``.
+        gamma: discount in ``[0, 1]``.
+
+    Returns:
+        the target, shape of ``reward``, dtype of ``next_q_evaluate``.
+
+    Raises:
+        ArgumentTypeError / ValueError: as :func:`q_learning_td_target`, naming
+            ``next_q_select`` or ``next_q_evaluate``; ``ValueError`` when their shapes differ.
+
+    References:
+        H. van Hasselt, "Double Q-learning", NeurIPS 2010, Algorithm 1; Sutton and Barto
+        2018, section 6.7 (eq. 6.10).
+    """
+    if isinstance(next_q_select, torch.Tensor) and isinstance(next_q_evaluate, torch.Tensor) \
+            and next_q_select.shape != next_q_evaluate.shape:
+        raise ValueError(f"next_q_select and next_q_evaluate must have the same shape, got "
+                         f"{tuple(next_q_select.shape)} and {tuple(next_q_evaluate.shape)}")
+    _check_td("next_q_select", reward, next_q_select, terminated, gamma, with_actions=True)
+    reward, next_q_evaluate, terminated, gamma = _check_td("next_q_evaluate", reward, next_q_evaluate, terminated,
+                                                           gamma, with_actions=True)
+    chosen = next_q_select.argmax(-1, keepdim=True)
+    return reward + gamma * (~terminated).to(next_q_evaluate.dtype) * next_q_evaluate.gather(-1, chosen).squeeze(-1)
 
 
 def _check_td(q_name, reward, next_q, terminated, gamma, with_actions):
@@ -445,6 +518,101 @@ def _td_control(env_id: str, config: TabularQConfig, q_star, on_policy: bool):
 
 
 # --------------------------------------------------------------------------------------
+# Maximization bias: Sutton and Barto's Example 6.7, vectorized over runs
+# --------------------------------------------------------------------------------------
+
+
+def _argmax_random_ties(q: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """``(R, A)`` -> ``(R,)`` argmax with ties broken uniformly at random."""
+    is_max = q == q.amax(-1, keepdim=True)
+    return (torch.rand(q.shape, generator=gen, dtype=torch.float64) * is_max).argmax(-1)
+
+
+def _epsilon_greedy_random_ties(q: torch.Tensor, epsilon: float, gen: torch.Generator) -> torch.Tensor:
+    explore = torch.rand(q.shape[0], generator=gen, dtype=torch.float64) < epsilon
+    return torch.where(explore, torch.randint(q.shape[1], (q.shape[0],), generator=gen), _argmax_random_ties(q, gen))
+
+
+def maximization_bias(double: bool, num_runs: int = 10_000, episodes: int = 300, num_b_actions: int = 10,
+                      epsilon: float = 0.1, alpha: float = 0.1, gamma: float = 1.0, b_mean: float = -0.1,
+                      seed: int = 0) -> dict:
+    """Q-learning or Double Q-learning on Sutton and Barto's Example 6.7, ``num_runs`` runs in lockstep.
+
+    Every episode starts in state A with two actions: *right* ends the episode with reward
+    0; *left* moves to B with reward 0. From B each of ``num_b_actions`` actions ends the
+    episode with a reward drawn from ``N(b_mean, 1)``. With ``b_mean < 0`` *left* is worth
+    ``b_mean`` and *right* 0, so the optimal epsilon-greedy agent goes left with
+    probability ``epsilon / 2`` only. Q-learning's target for *left*,
+    ``max_b Q(B, b)``, is the max of noisy estimates and starts positive: early on the
+    agent prefers *left*. Double Q-learning (two tables; a fair coin picks the one to
+    update; its target comes from :func:`double_q_learning_td_target`; the behaviour is
+    epsilon-greedy on ``Q_1 + Q_2``) removes the bias. Tables start at 0; greedy ties are
+    broken at random. Each run is its own random problem instance (its own rewards and
+    coins), so ``num_runs`` plays the role of seeds.
+
+    Args:
+        double: ``False`` for Q-learning, ``True`` for Double Q-learning.
+        num_runs: independent runs ``R`` (>= 1).
+        episodes: episodes per run ``E`` (>= 1).
+        num_b_actions: actions at B (>= 1).
+        epsilon: exploration probability in ``[0, 1]``; alpha: step size in ``(0, 1]``;
+        gamma: discount in ``[0, 1]``; b_mean: mean reward of B's actions (finite).
+        seed: seed of the one ``torch.Generator`` that draws everything.
+
+    Returns:
+        dict with ``left`` ``(E,)`` float64, the fraction of runs that took *left* in
+        episode ``e``; ``left_runs`` ``(R, E)`` bool; ``q_a`` ``(R, 2)`` the final
+        ``Q(A, .)`` (for Double Q-learning the mean of the two tables); ``optimal_left``
+        the float ``epsilon / 2``.
+
+    Raises:
+        ArgumentTypeError / ValueError: naming the argument (a non-bool ``double``, sizes
+            < 1, ``epsilon`` or ``gamma`` outside ``[0, 1]``, ``alpha`` outside ``(0, 1]``,
+            a non-finite ``b_mean``, a negative seed).
+
+    References:
+        Sutton and Barto 2018, section 6.7, Example 6.7 and Figure 6.5; H. van Hasselt,
+        "Double Q-learning", NeurIPS 2010, Algorithm 1.
+    """
+    if not isinstance(double, bool):
+        raise checks.ArgumentTypeError(f"double must be a bool, got {double!r}")
+    R = checks.positive_int("num_runs", num_runs)
+    E = checks.positive_int("episodes", episodes)
+    nb = checks.positive_int("num_b_actions", num_b_actions)
+    epsilon = checks.unit_interval("epsilon", epsilon)
+    alpha = checks.unit_interval("alpha", checks.positive_float("alpha", alpha))
+    gamma = checks.unit_interval("gamma", gamma)
+    b_mean = _finite_float("b_mean", b_mean)
+    gen = torch.Generator().manual_seed(checks.nonnegative_int("seed", seed))
+    tables = 2 if double else 1
+    q_a = torch.zeros(tables, R, 2, dtype=torch.float64)        # action 0 = left (to B), 1 = right (end)
+    q_b = torch.zeros(tables, R, nb, dtype=torch.float64)
+    rows = torch.arange(R)
+    no_end = torch.zeros(R, dtype=torch.bool)
+    zeros = torch.zeros(R, dtype=torch.float64)
+    left_runs = torch.zeros(R, E, dtype=torch.bool)
+    for e in range(E):
+        a = _epsilon_greedy_random_ties(q_a.sum(0), epsilon, gen)
+        left = a == 0
+        left_runs[:, e] = left
+        # the update of Q(A, a): target max_b Q(B, b) after left (Double: the other table evaluates), 0 after right
+        which = (torch.rand(R, generator=gen) < 0.5).long() if double else torch.zeros(R, dtype=torch.long)
+        if double:
+            bootstrap = double_q_learning_td_target(zeros, q_b[which, rows], q_b[1 - which, rows], no_end, gamma)
+        else:
+            bootstrap = q_learning_td_target(zeros, q_b[0], no_end, gamma)
+        target = torch.where(left, bootstrap, zeros)
+        q_a[which, rows, a] += alpha * (target - q_a[which, rows, a])
+        # at B (runs that went left): one action, a N(b_mean, 1) reward, and the episode ends
+        b = _epsilon_greedy_random_ties(q_b.sum(0), epsilon, gen)
+        reward = b_mean + torch.randn(R, generator=gen, dtype=torch.float64)
+        which_b = (torch.rand(R, generator=gen) < 0.5).long() if double else torch.zeros(R, dtype=torch.long)
+        step = torch.where(left, alpha * (reward - q_b[which_b, rows, b]), zeros)
+        q_b[which_b, rows, b] += step
+    return {"left": left_runs.double().mean(0), "left_runs": left_runs, "q_a": q_a.mean(0),
+            "optimal_left": epsilon / 2}
+
+# --------------------------------------------------------------------------------------
 # Baird's counterexample (divergence with linear function approximation)
 # --------------------------------------------------------------------------------------
 
@@ -494,6 +662,59 @@ def baird_counterexample(sweeps: int = 1000, alpha: float = 0.01, gamma: float =
     return {"weights": torch.stack(weights), "features": X, "tabular_values": torch.stack(tabular),
             "fitted_values": torch.stack(fitted)}
 
+
+def baird_target_periods(periods, sweeps: int = 20_000, alpha: float = 0.01, gamma: float = 0.99) -> dict:
+    """Baird's counterexample with a frozen target: the target weights are copied every ``K`` sweeps.
+
+    The expected semi-gradient sweep of :func:`baird_counterexample`, but the bootstrap
+    ``gamma v(7)`` is computed from target weights ``w^-`` that are refreshed
+    (``w^- <- w``) only every ``K`` sweeps, like a DQN target network:
+    ``w += alpha/7 sum_s (gamma x(7) . w^- - x(s) . w) x(s)``. ``K = 1`` is the plain
+    semi-gradient sweep. Between refreshes the update is a regression towards fixed
+    targets, which contracts; a short period still diverges, a long one stays bounded.
+    The state weighting is the same uniform (off-policy) one for every ``K``.
+
+    Args:
+        periods: sequence of ``P`` target periods ``K >= 1`` (ints).
+        sweeps: number of sweeps (>= 1); alpha: step size (> 0); gamma: discount in ``[0, 1]``.
+
+    Returns:
+        dict with ``periods`` ``(P,)`` int64, ``weight_norms`` ``(P, sweeps + 1)`` float64
+        (``||w_k||``, from ``w_0 = (1,...,1,10,1)``) and ``max_values`` ``(P, sweeps + 1)``
+        (``max_s |v_k(s)|``; the true values are 0).
+
+    Raises:
+        ArgumentTypeError / ValueError: naming the argument (an empty ``periods`` or one
+            that is not a positive int, ``sweeps < 1``, ``alpha <= 0``, ``gamma`` outside ``[0, 1]``).
+
+    References:
+        Baird 1995; Sutton and Barto 2018, section 11.2; Mnih et al. 2015 (the target network).
+    """
+    if isinstance(periods, (str, bytes)) or not hasattr(periods, "__len__") or len(periods) == 0:
+        raise checks.ArgumentTypeError(f"periods must be a non-empty sequence of positive ints, got {periods!r}")
+    periods_list = [checks.positive_int("periods", period) for period in periods]
+    K = torch.tensor(periods_list, dtype=torch.int64)
+    sweeps = checks.positive_int("sweeps", sweeps)
+    alpha = checks.positive_float("alpha", alpha)
+    gamma = checks.unit_interval("gamma", gamma)
+    X = baird_counterexample(sweeps=1)["features"]
+    # one sweep is linear in z = (w, w^-): w <- (I - alpha/7 X^T X) w + (alpha gamma / 7) (sum_s x(s)) x(7)^T w^-
+    step = torch.zeros(16, 16, dtype=torch.float64)
+    step[:8, :8] = torch.eye(8, dtype=torch.float64) - alpha / 7 * X.T @ X
+    step[:8, 8:] = alpha * gamma / 7 * torch.outer(X.sum(0), X[6])
+    step[8:, 8:] = torch.eye(8, dtype=torch.float64)
+    z = torch.tensor([1, 1, 1, 1, 1, 1, 10, 1] * 2, dtype=torch.float64).expand(len(K), 16).clone()
+    history = torch.empty(sweeps + 1, len(K), 8, dtype=torch.float64)
+    history[0] = z[:, :8]
+    for k in range(1, sweeps + 1):
+        z = z @ step.T
+        refresh = [i for i, period in enumerate(periods_list) if k % period == 0]   # w^- <- w every K sweeps
+        if refresh:
+            z[refresh, 8:] = z[refresh, :8]
+        history[k] = z[:, :8]
+    history = history.transpose(0, 1)                                   # (P, sweeps + 1, 8)
+    norms, values = history.norm(dim=-1), (history @ X.T).abs().amax(-1)
+    return {"periods": K, "weight_norms": norms, "max_values": values}
 
 # Fully fitted Q-iteration lives in course_lib/rl/fitted_q.py, which imports _set_checked
 # and epsilon_greedy from here: imported at the end, once they are defined.
