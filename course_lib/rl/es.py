@@ -46,7 +46,7 @@ def centered_ranks(x) -> torch.Tensor:
         ValueError: if ``x`` is not 1-D with at least two entries, or holds NaN or inf
             (a NaN return would otherwise be ranked as the best one).
 
-    Source: Salimans et al. (2017), section 2.2 ("fitness shaping ... rank
+    Source: Salimans et al. (2017), section 2.1 ("fitness shaping ... rank
     transformation"); ``compute_centered_ranks`` in openai/evolution-strategies-starter.
     """
     if isinstance(x, (str, bytes)) or x is None:
@@ -87,7 +87,7 @@ def es_gradient_estimate(
         ValueError: for mismatched shapes, or ``sigma`` not positive and finite.
 
     Source: Salimans et al. (2017), Algorithm 1 (gradient step), with mirrored
-    sampling (section 2.2, "antithetic sampling").
+    sampling (section 2.1, "antithetic sampling ... also known as mirrored sampling").
     """
     sigma = checks.positive_float("sigma", sigma)
     eps = checks.tensor("eps", eps)
@@ -212,7 +212,7 @@ def train_es(
     """Train a :class:`CategoricalPolicy` with OpenAI evolution strategies.
 
     Each generation (Salimans et al. 2017, Algorithm 1, with the refinements of
-    section 2.2 and of the OpenAI implementation):
+    section 2.1 and of the OpenAI implementation):
 
     1. draw ``eps_1..eps_n ~ N(0, I_D)`` and evaluate ``F`` (one episode's undiscounted
        return) at the mirrored pairs ``theta +/- sigma eps_i``; both members of a pair
@@ -251,7 +251,8 @@ def train_es(
         CheckpointError: as in :func:`train_reinforce`.
 
     Source: Salimans, Ho, Chen, Sidor & Sutskever (2017), "Evolution Strategies as a
-    Scalable Alternative to Reinforcement Learning", Algorithm 1 and section 2.2.
+    Scalable Alternative to Reinforcement Learning", Algorithm 1 and section 2.1
+    (mirrored sampling, rank-based fitness shaping, weight decay).
     """
     if not isinstance(config, ESConfig):
         raise checks.ArgumentTypeError(f"config must be an ESConfig, got {type(config).__name__}")

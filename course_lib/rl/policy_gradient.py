@@ -1,6 +1,6 @@
 """Chapter 4: the policy and the math of REINFORCE (reward-to-go, the surrogate loss).
 
-Williams 1992; Sutton & Barto 2018, Algorithm 13.3; CS182 notes section 7.2-7.3.
+Williams 1992; Sutton & Barto 2018, §13.3 (the REINFORCE box); CS182 notes section 7.2-7.3.
 The training loop that uses them is :mod:`course_lib.rl.reinforce`.
 
 Symbols and shapes: see :mod:`course_lib.rl`.
@@ -222,8 +222,8 @@ class ValueNetwork(nn.Module):
         ValueError: for a non-positive ``obs_dim`` or bad ``hidden_sizes``; from
             ``forward``, for an observation of the wrong shape.
 
-    Source: Sutton & Barto (2018), section 13.4 and Algorithm 13.4 (the state-value
-    weights ``w`` of "REINFORCE with Baseline").
+    Source: Sutton & Barto (2018), section 13.4 (the state-value weights ``w`` of
+    its "REINFORCE with Baseline" box; the book numbers no algorithms).
     """
 
     def __init__(self, obs_dim: int, hidden_sizes: Sequence[int] = (64,), activation: type[nn.Module] = nn.Tanh):
@@ -278,8 +278,8 @@ def reward_to_go(rewards, gamma: float, dones=None) -> torch.Tensor:
             ``gamma`` is outside ``[0, 1]``, or if ``dones`` has another shape or
             entries other than 0 and 1.
 
-    Source: Sutton & Barto (2018), eq. 3.8 (return) and Algorithm 13.3 (the ``G``
-    used by REINFORCE); "reward-to-go" in Spinning Up, Part 3.
+    Source: Sutton & Barto (2018), eq. 3.8 (return) and the REINFORCE box of §13.3
+    (the ``G`` used by REINFORCE); "reward-to-go" in Spinning Up, Part 3.
     """
     gamma = checks.unit_interval("gamma", gamma)
     if isinstance(rewards, (str, bytes)) or rewards is None:
@@ -346,7 +346,7 @@ def reinforce_loss(log_probs: torch.Tensor, weights: torch.Tensor) -> torch.Tens
         ValueError: if the shapes differ or the tensors are empty.
 
     Source: Williams (1992), eq. 9 (REINFORCE); Sutton & Barto (2018), eq. 13.8 and
-    Algorithm 13.3; CS182 notes section 7.2.
+    the REINFORCE box of §13.3; CS182 notes section 7.2.
     """
     log_probs = checks.tensor("log_probs", log_probs)
     if not log_probs.is_floating_point():

@@ -14,7 +14,8 @@ a few regression steps of the value network. Everything around the loop
 ``"mean"``             ``G_t - mean(G)`` (a constant baseline, the batch mean)
 ``"standardize"``      ``(G_t - mean(G)) / (std(G) + 1e-8)`` (Chapter 4's default)
 ``"value"``            ``G_t - V_w(s_t)``, ``V_w`` fitted to ``G_t`` by Monte Carlo
-                       regression (Sutton & Barto 2018, Algorithm 13.4)
+                       regression (Sutton & Barto 2018, §13.4, the
+                       "REINFORCE with Baseline" box)
 =====================  ==========================================================
 
 Symbols: ``G_t`` discounted reward-to-go, ``V_w`` the :class:`ValueNetwork`,
@@ -204,8 +205,8 @@ def train_reinforce(
 ) -> tuple[CategoricalPolicy, dict]:
     """Train a :class:`CategoricalPolicy` with batched REINFORCE (reward-to-go).
 
-    Each update (Williams 1992; Sutton & Barto 2018, Algorithm 13.3, batched;
-    Algorithm 13.4 with ``baseline="value"``):
+    Each update (Williams 1992; Sutton & Barto 2018, the REINFORCE box of §13.3,
+    batched; the "REINFORCE with Baseline" box of §13.4 with ``baseline="value"``):
 
     1. collect ``>= batch_size`` transitions of complete episodes with the current
        policy in ``num_envs`` parallel envs (:func:`collect_batch`);
