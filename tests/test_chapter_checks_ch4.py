@@ -6,59 +6,22 @@ notebook starts with a marker line ``# CHECK: <label>`` and defines the check as
 function of the implementation under test. These tests read that cell from the
 notebook, execute only its imports and ``def`` statements (nothing that trains or
 plots), and call the check with the right implementation (it must pass) and with each
-wrong one (it must raise ``AssertionError``). The three helpers are those of
+wrong one (it must raise ``AssertionError``). The helpers come from
 ``tests/test_chapter_checks_rl.py``.
 """
 
 from __future__ import annotations
 
-import ast
-import json
 import math
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from test_chapter_checks_rl import fails, load_check  # the marker-reading helpers (pytest puts tests/ on sys.path)
 
-import course_lib
 from course_lib import rl
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 CH4 = "04_reinforce.ipynb"
 THETA0 = torch.tensor([[0.3, -0.2], [-0.5, 0.4]], dtype=torch.float64)  # the chapter's logits
-
-
-def check_cell(notebook: str, label: str) -> str:
-    """The source of the code cell of ``notebook`` that carries the line ``# CHECK: label``."""
-    nb = json.loads((NOTEBOOKS / notebook).read_text(encoding="utf-8"))
-    marker = f"# CHECK: {label}"
-    hits = [
-        "".join(cell["source"])
-        for cell in nb["cells"]
-        if cell["cell_type"] == "code" and marker in [line.strip() for line in "".join(cell["source"]).splitlines()]
-    ]
-    assert len(hits) == 1, f"{notebook}: {len(hits)} code cells carry {marker!r}"
-    return hits[0]
-
-
-def load_check(notebook: str, label: str, **extra_globals) -> dict:
-    """Execute only the imports and ``def`` statements of the check cell; return its namespace."""
-    tree = ast.parse(check_cell(notebook, label))
-    kept = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.Import, ast.ImportFrom))]
-    assert any(isinstance(node, ast.FunctionDef) for node in kept), f"{label}: the cell defines no function"
-    namespace = {"torch": torch, "np": np, "math": math, "rl": rl, "course_lib": course_lib, **extra_globals}
-    exec(compile(ast.Module(body=kept, type_ignores=[]), f"{notebook}:{label}", "exec"), namespace)
-    return namespace
-
-
-def fails(check, *args, **kwargs) -> bool:
-    """True when the check raises AssertionError (a wrong formula caught)."""
-    try:
-        check(*args, **kwargs)
-    except AssertionError:
-        return True
-    return False
 
 
 # --------------------------------------------------------------------------------------
