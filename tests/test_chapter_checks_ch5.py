@@ -61,3 +61,29 @@ def test_eq5_is_pg_returns_catches(wrong, mdp):
     assert fails(check, wrongs[wrong], THETA0, THETA1, mdp)
     # at theta = theta_old every ratio is 1: dropping the future ratios is exact there
     check(ns["ratios_up_to_t"], THETA0, THETA0, mdp)
+
+
+def _gae_variants():
+    def ignores_terminated(rewards, values, next_values, terminated, episode_ends, gamma, lam):
+        return rl.gae(rewards, values, next_values, torch.zeros_like(terminated), episode_ends, gamma, lam)
+
+    def forgets_gamma_in_recursion(rewards, values, next_values, terminated, episode_ends, gamma, lam):
+        delta = rewards + gamma * (1.0 - terminated.double()) * next_values - values
+        adv, running = torch.zeros_like(delta), torch.zeros_like(delta[..., 0])
+        for t in range(delta.shape[-1] - 1, -1, -1):
+            running = delta[..., t] + lam * (1.0 - episode_ends[..., t].double()) * running
+            adv[..., t] = running
+        return adv
+
+    return {"ignores terminated": ignores_terminated, "lambda^k without gamma": forgets_gamma_in_recursion}
+
+
+@pytest.mark.parametrize("wrong", ["ignores terminated", "lambda^k without gamma"])
+def test_eq5_gae_lambda_catches(wrong, mdp):
+    ns = load_check(CH5, "eq5-gae-lambda")
+    traj = rl.exact_trajectories(THETA0, mdp)
+    V, _ = rl.exact_values(THETA0, mdp)
+    logits = THETA0.clone().requires_grad_(True)
+    grad_J = torch.autograd.grad(rl.exact_objective(logits, mdp), logits)[0].flatten()
+    ns["check_gae_lambda"](rl.gae, traj, V, grad_J, mdp)
+    assert fails(ns["check_gae_lambda"], _gae_variants()[wrong], traj, V, grad_J, mdp)
