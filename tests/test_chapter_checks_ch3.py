@@ -1,0 +1,165 @@
+"""The numeric checks of Chapter 3 catch the wrong formulas their sentences name.
+
+CHAPTER_STANDARD: a check is *proven falsifiable* by a test that feeds it the wrong
+formula its sentence names and asserts that it fails. Each check cell of
+``notebooks/03_vae.ipynb`` starts with a marker line ``# CHECK: <label>`` and defines
+the check as a function of the implementation under test. These tests read that cell,
+execute only its imports and ``def`` statements (nothing that trains or plots), and call
+the check with the right implementation (it must pass) and with each wrong one (it must
+raise ``AssertionError``). The three helpers are copies of those of ``tests/test_chapter_checks_rl.py``.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.resources
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from course_lib import data, vae
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+CH3 = "03_vae.ipynb"
+
+
+def check_cell(notebook: str, label: str) -> str:
+    """The source of the code cell of ``notebook`` that carries the line ``# CHECK: label``."""
+    nb = json.loads((NOTEBOOKS / notebook).read_text(encoding="utf-8"))
+    marker = f"# CHECK: {label}"
+    hits = [
+        "".join(cell["source"])
+        for cell in nb["cells"]
+        if cell["cell_type"] == "code" and marker in [line.strip() for line in "".join(cell["source"]).splitlines()]
+    ]
+    assert len(hits) == 1, f"{notebook}: {len(hits)} code cells carry {marker!r}"
+    return hits[0]
+
+
+def load_check(notebook: str, label: str, **extra_globals) -> dict:
+    """Execute only the imports and ``def`` statements of the check cell; return its namespace."""
+    tree = ast.parse(check_cell(notebook, label))
+    kept = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.Import, ast.ImportFrom))]
+    assert any(isinstance(node, ast.FunctionDef) for node in kept), f"{label}: the cell defines no function"
+    namespace = {"torch": torch, "np": np, "math": math, **extra_globals}
+    exec(compile(ast.Module(body=kept, type_ignores=[]), f"{notebook}:{label}", "exec"), namespace)
+    return namespace
+
+
+def fails(check, *args, **kwargs) -> bool:
+    """True when the check raises AssertionError (a wrong formula caught)."""
+    try:
+        check(*args, **kwargs)
+    except AssertionError:
+        return True
+    return False
+
+
+def check(label: str, name: str):
+    return load_check(CH3, label, vae=vae)[name]
+
+
+# --------------------------------------------------------------------------------------
+# §3.6: the score function on the trained decoder
+# --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def decoder_problem():
+    """The shipped model, 4 embedded test digits, their encoder q, and f(z) = log p(x | z)."""
+    path = importlib.resources.files("course_lib") / "assets" / "vae_mnist.pt"
+    model, _ = vae.load_pretrained(path)
+    images, _ = data.load_mnist("test", source="embedded")
+    x = vae.binarize_fixed(torch.from_numpy(images[:4]).reshape(-1, 784), vae.TEST_BINARIZATION_SEED)
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return (lambda z: vae.bernoulli_log_prob(model.decode(z), x)), mu, logvar
+
+
+def _doubled_score(f, mu, logvar, n, generator=None):
+    g_mu, g_lv = vae.score_function_gradient(f, mu, logvar, n, generator)
+    return 2 * g_mu, 2 * g_lv
+
+
+def _score_over_sigma(f, mu, logvar, n, generator=None):
+    """The score (z - mu) / sigma where (z - mu) / sigma^2 belongs."""
+    eps = torch.randn((n, *mu.shape), generator=generator, dtype=mu.dtype)
+    with torch.no_grad():
+        z = mu + torch.exp(0.5 * logvar) * eps
+        fz = f(z)[..., None]
+    return fz * (z - mu) / torch.exp(0.5 * logvar), fz * 0.5 * (eps.pow(2) - 1.0)
+
+
+def test_score_function_check(decoder_problem):
+    run = check("score-function-gradient", "check_score_function")
+    f, mu, logvar = decoder_problem
+    run(vae.score_function_gradient, f, mu, logvar, 1000)
+    assert fails(run, _doubled_score, f, mu, logvar, 1000)
+    assert fails(run, _score_over_sigma, f, mu, logvar, 1000)
+
+
+# --------------------------------------------------------------------------------------
+# §3.8: no ELBO above log p(x), on pPCA where log p(x) is known
+# --------------------------------------------------------------------------------------
+
+def test_elbo_below_log_px_check():
+    run = check("elbo-below-log-px", "check_elbo_below_log_px")
+    run(vae.gaussian_kl)
+    flipped = lambda mu, logvar: 0.5 * (mu.pow(2) + logvar.exp() + logvar - 1.0).sum(-1)   # rewards a narrow q
+    halved = lambda mu, logvar: 0.5 * vae.gaussian_kl(mu, logvar)
+    assert fails(run, flipped)
+    assert fails(run, halved)
+
+
+# --------------------------------------------------------------------------------------
+# §3.9: the gain of IWAE_500 over IWAE_50
+# --------------------------------------------------------------------------------------
+
+def _synthetic_log_weights(k: int, seed: int, digits: int = 500) -> torch.Tensor:
+    """(k, digits) log-weights: a per-digit offset plus Gaussian noise of variance 4 (a VAE's are wider)."""
+    offsets = -100 + 10 * torch.randn(digits, generator=torch.Generator().manual_seed(99), dtype=torch.float64)
+    return offsets + 2 * torch.randn(k, digits, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def test_iwae_gain_check():
+    run = check("iwae-gain", "check_iwae_gain")
+    lw50, lw500 = _synthetic_log_weights(50, 1), _synthetic_log_weights(500, 2)
+    run(vae.log_mean_exp(lw50, dim=0), vae.log_mean_exp(lw500, dim=0))
+    assert fails(run, lw50.mean(0), lw500.mean(0))          # averaging the log-weights: no gain with k
+
+
+# --------------------------------------------------------------------------------------
+# Exercises 1, 3 and 4: the checks that use the student's function
+# --------------------------------------------------------------------------------------
+
+def test_rate_check():
+    run = check("rate-per-coordinate", "check_rate")
+    gen = torch.Generator().manual_seed(0)
+    mu, logvar = 1.5 * torch.randn(200, 8, generator=gen), torch.randn(200, 8, generator=gen)
+    run(vae.gaussian_kl, mu, logvar)
+    no_minus_one = lambda m, lv: 0.5 * (m.pow(2) + lv.exp() - lv).sum(-1)
+    sigma_for_var = lambda m, lv: 0.5 * (m.pow(2) + (0.5 * lv).exp() - lv - 1.0).sum(-1)
+    assert fails(run, no_minus_one, mu, logvar)
+    assert fails(run, sigma_for_var, mu, logvar)
+
+
+def test_iwae_from_log_weights_check():
+    run = check("iwae-from-log-weights", "check_iwae_bounds")
+    log_w = _synthetic_log_weights(50, 3, digits=30).float()
+    run(vae.log_mean_exp, log_w, (1, 5, 50))
+    no_log_k = lambda lw: torch.logsumexp(lw, dim=0)
+    mean_of_logs = lambda lw: lw.mean(0)
+    assert fails(run, no_log_k, log_w, (1, 5, 50))
+    assert fails(run, mean_of_logs, log_w, (1, 5, 50))
+
+
+def test_iwae_gap_check():
+    run = check("iwae-gap", "check_iwae_gap")
+    run(vae.iwae_asymptotic_gap)
+    assert fails(run, lambda s2, k: s2 / (2 * k))           # Var[log w] where Var[w] / E[w]^2 belongs
+    assert fails(run, lambda s2, k: math.expm1(s2) / k)      # the 1/2 of the delta method dropped
