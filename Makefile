@@ -3,7 +3,7 @@ PYTHON  ?= python3
 PROFILE ?= small
 BUILD   := _build
 
-.PHONY: setup book test test-unit test-notebooks test-browser bench bench-smoke student student-check release clean
+.PHONY: setup book pdf test test-unit test-notebooks test-browser bench bench-smoke student student-check release clean
 
 # Install what is missing. torch is installed only when absent, pinned to the
 # local CPU build; an existing torch (Colab's CUDA build, say) is kept.
@@ -27,6 +27,12 @@ book: setup
 	  jupyter-book build . --config $(BUILD)/_config.$(PROFILE).yml -W --keep-going
 	$(PYTHON) scripts/check_book.py $(BUILD)/html
 	@echo "HTML: $(BUILD)/html/index.html"
+
+# The book as one PDF (_build/pdf/book.pdf): the built HTML printed page by page in headless
+# Chromium (the browser test's driver) and joined with pypdf; run after `make book`.
+pdf:
+	@$(PYTHON) -c "import pypdf" 2>/dev/null || $(PYTHON) -m pip install -q pypdf
+	$(PYTHON) scripts/make_pdf.py --html-dir $(BUILD)/html --output $(BUILD)/pdf/book.pdf
 
 # Every test: unit and property tests, exercise checks, then each chapter with nbval.
 test: setup
