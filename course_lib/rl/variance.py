@@ -1,13 +1,13 @@
 """Chapter 5: exact means and variances of policy-gradient estimators on a tabular MDP.
 
-On :func:`course_lib.rl.tiny_mdp` every one of the ``K = (S*A)^H`` trajectories is
+On :func:`course_lib.rl.tiny_mdp` every one of the ``K = (S*A)^T`` trajectories is
 enumerated with its probability, so the mean and the covariance of a
 single-trajectory estimator are sums, not estimates. The estimator studied is
 the reward-to-go form of Chapter 4 with a baseline ``b_t``:
 
 .. math::
 
-    g(\\tau) = \\sum_{t=0}^{H-1} \\gamma^t \\nabla_\\theta \\log \\pi(a_t|s_t)\\,(G_t - b_t),
+    g(\\tau) = \\sum_{t=0}^{T-1} \\gamma^t \\nabla_\\theta \\log \\pi(a_t|s_t)\\,(G_t - b_t),
 
 unbiased for the discounted objective whenever ``b_t`` does not depend on ``a_t``
 (or later events). ``theta`` are the ``D = S*A`` tabular logits, flattened
@@ -43,21 +43,21 @@ __all__ = [
 class ExactTrajectories:
     """All trajectories of a tabular MDP under a softmax policy, with what the estimators need.
 
-    ``K`` trajectories, horizon ``H``, ``D = S*A`` parameters.
+    ``K`` trajectories, horizon ``T``, ``D = S*A`` parameters.
     """
 
     probs: torch.Tensor
     """``(K,)`` float64, ``p_theta(tau)`` (sums to 1)."""
     states: torch.Tensor
-    """``(K, H)`` int64."""
+    """``(K, T)`` int64."""
     actions: torch.Tensor
-    """``(K, H)`` int64."""
+    """``(K, T)`` int64."""
     rewards: torch.Tensor
-    """``(K, H)`` float64, ``R(s_t, a_t)``."""
+    """``(K, T)`` float64, the rewards ``r_t = r(s_t, a_t)``."""
     reward_to_go: torch.Tensor
-    """``(K, H)`` float64, discounted ``G_t = sum_{k>=t} gamma^(k-t) r_k``."""
+    """``(K, T)`` float64, discounted ``G_t = sum_{k>=t} gamma^(k-t) r_k``."""
     scores: torch.Tensor
-    """``(K, H, D)`` float64, ``grad_theta log pi(a_t|s_t)`` (``onehot(a) - pi(.|s)`` in row ``s``)."""
+    """``(K, T, D)`` float64, ``grad_theta log pi(a_t|s_t)`` (``onehot(a) - pi(.|s)`` in row ``s``)."""
     gamma: float
     """the MDP's discount."""
 
@@ -78,18 +78,18 @@ def exact_trajectories(logits: torch.Tensor, mdp: TabularMDP) -> ExactTrajectori
     """
     logits = _check_logits(logits, mdp)
     states, actions = enumerate_trajectories(mdp)
-    K, H = states.shape
+    K, T = states.shape
     S, A = mdp.num_states, mdp.num_actions
     pi = torch.softmax(logits.detach().to(torch.float64), dim=-1)
     prob = mdp.p0[states[:, 0]] * pi[states, actions].prod(-1)
     prob = prob * mdp.P[states[:, :-1], actions[:, :-1], states[:, 1:]].prod(-1)
     rewards = mdp.R[states, actions]
-    scores = torch.zeros(K, H, S, A, dtype=torch.float64)
-    row = torch.nn.functional.one_hot(actions, A).double() - pi[states]  # (K, H, A)
-    scores[torch.arange(K)[:, None], torch.arange(H)[None, :], states] = row
+    scores = torch.zeros(K, T, S, A, dtype=torch.float64)
+    row = torch.nn.functional.one_hot(actions, A).double() - pi[states]  # (K, T, A)
+    scores[torch.arange(K)[:, None], torch.arange(T)[None, :], states] = row
     return ExactTrajectories(
         probs=prob, states=states, actions=actions, rewards=rewards,
-        reward_to_go=reward_to_go(rewards, mdp.gamma), scores=scores.reshape(K, H, S * A), gamma=mdp.gamma,
+        reward_to_go=reward_to_go(rewards, mdp.gamma), scores=scores.reshape(K, T, S * A), gamma=mdp.gamma,
     )
 
 
@@ -97,7 +97,7 @@ def exact_values(logits: torch.Tensor, mdp: TabularMDP) -> tuple[torch.Tensor, t
     """Exact time-indexed ``V_t(s) = E[G_t | s_t = s]`` and ``Q_t(s, a)`` by backward induction.
 
     Returns:
-        ``(V, Q)``: ``(H + 1, S)`` (``V_H = 0``) and ``(H, S, A)``, float64.
+        ``(V, Q)``: ``(T + 1, S)`` (``V_T = 0``) and ``(T, S, A)``, float64.
 
     Raises:
         ValueError: for bad ``logits`` or ``mdp``.
@@ -107,10 +107,10 @@ def exact_values(logits: torch.Tensor, mdp: TabularMDP) -> tuple[torch.Tensor, t
     """
     logits = _check_logits(logits, mdp)
     pi = torch.softmax(logits.detach().to(torch.float64), dim=-1)
-    H, S, A = mdp.horizon, mdp.num_states, mdp.num_actions
-    V = torch.zeros(H + 1, S, dtype=torch.float64)
-    Q = torch.zeros(H, S, A, dtype=torch.float64)
-    for t in range(H - 1, -1, -1):
+    T, S, A = mdp.horizon, mdp.num_states, mdp.num_actions
+    V = torch.zeros(T + 1, S, dtype=torch.float64)
+    Q = torch.zeros(T, S, A, dtype=torch.float64)
+    for t in range(T - 1, -1, -1):
         Q[t] = mdp.R + mdp.gamma * (mdp.P @ V[t + 1])
         V[t] = (pi * Q[t]).sum(-1)
     return V, Q
@@ -121,7 +121,7 @@ def baseline_gradients(traj: ExactTrajectories, baseline=0.0) -> torch.Tensor:
 
     Args:
         traj: from :func:`exact_trajectories`.
-        baseline: a number or ``()`` tensor (a constant ``b``); a ``(K, H)`` tensor
+        baseline: a number or ``()`` tensor (a constant ``b``); a ``(K, T)`` tensor
             (``b_t`` of each trajectory's step ``t``: may depend on ``t, s_t`` and,
             to show the bias, on ``a_t``); or a ``(D,)`` tensor (a constant per
             parameter, ``g_d = sum_t gamma^t score_td (G_t - b_d)``).
@@ -139,15 +139,15 @@ def baseline_gradients(traj: ExactTrajectories, baseline=0.0) -> torch.Tensor:
     if not isinstance(traj, ExactTrajectories):
         raise checks.ArgumentTypeError(f"traj must be an ExactTrajectories, got {type(traj).__name__}")
     b = torch.as_tensor(baseline, dtype=torch.float64)
-    K, H, D = traj.scores.shape
-    disc = traj.gamma ** torch.arange(H, dtype=torch.float64)
+    K, T, D = traj.scores.shape
+    disc = traj.gamma ** torch.arange(T, dtype=torch.float64)
     G = traj.reward_to_go
-    if b.ndim == 0 or b.shape == (K, H):
-        w = disc * (G - b)  # (K, H)
+    if b.ndim == 0 or b.shape == (K, T):
+        w = disc * (G - b)  # (K, T)
         return (traj.scores * w[..., None]).sum(1)
     if b.shape == (D,):
         return (traj.scores * disc[None, :, None] * (G[..., None] - b)).sum(1)
-    raise ValueError(f"baseline must be a number, a (K, H) = ({K}, {H}) or a (D,) = ({D},) tensor, got {tuple(b.shape)}")
+    raise ValueError(f"baseline must be a number, a (K, T) = ({K}, {T}) or a (D,) = ({D},) tensor, got {tuple(b.shape)}")
 
 
 def exact_moments(samples: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -214,24 +214,27 @@ def optimal_state_baseline(traj: ExactTrajectories, num_states: int) -> torch.Te
     Each ``(t, s)`` contributes a zero-mean direction ``u_ts = gamma^t 1[s_t = s] score_t``;
     the optimum solves the normal equations ``M b = c`` with ``M = E[u_i . u_j]``,
     ``c = E[u_i . g0]`` (a pseudo-inverse for unreachable pairs). In general it is
-    *not* ``V_t(s)``: it weights the returns by ``||score||^2``.
+    *not* ``V_t(s)``: it weights the returns by ``||score||^2``, and beyond one step
+    the cross-time covariances of the reward-to-go terms enter too, so it differs from
+    ``V_t(s)`` even where ``||score||`` is the same for every action (the uniform
+    policy of :func:`tiny_mdp`; Chapter 5, section 5.3).
 
     Returns:
-        ``(H, S)`` float64. Use ``b[t, states]`` as the ``(K, H)`` baseline.
+        ``(T, S)`` float64. Use ``b[t, states]`` as the ``(K, T)`` baseline.
 
     References:
         Greensmith, Bartlett & Baxter (2004) (the optimal state-dependent
         baseline, ``E[||score||^2 G | s] / E[||score||^2 | s]``, for one step).
     """
     checks.positive_int("num_states", num_states)
-    K, H, D = traj.scores.shape
-    disc = traj.gamma ** torch.arange(H, dtype=torch.float64)
+    K, T, D = traj.scores.shape
+    disc = traj.gamma ** torch.arange(T, dtype=torch.float64)
     dirs = []
-    for t in range(H):
+    for t in range(T):
         for s in range(num_states):
             mask = (traj.states[:, t] == s).double()[:, None]
             dirs.append(disc[t] * mask * traj.scores[:, t])
-    return _least_squares_baseline(traj, torch.stack(dirs)).reshape(H, num_states)
+    return _least_squares_baseline(traj, torch.stack(dirs)).reshape(T, num_states)
 
 
 def exact_target_moments(
@@ -240,17 +243,17 @@ def exact_target_moments(
     """Bias and variance of the n-step critic target ``G_t^(n)`` for ``V_t(s)``, exactly.
 
     ``G_t^(n) = sum_{k=t}^{t+m-1} gamma^(k-t) r_k + gamma^m Vhat_{t+m}(s_{t+m})`` with
-    ``m = min(n, H - t)`` (``Vhat_H = 0``). ``n >= H`` is the Monte Carlo target, ``n = 1``
+    ``m = min(n, T - t)`` (``Vhat_T = 0``). ``n >= T`` is the Monte Carlo target, ``n = 1``
     the TD(0) target.
 
     Args:
         traj: from :func:`exact_trajectories`.
-        values_hat: ``(H + 1, S)`` the critic used for bootstrapping.
-        values_true: ``(H + 1, S)`` the exact values (from :func:`exact_values`).
+        values_hat: ``(T + 1, S)`` the critic used for bootstrapping.
+        values_true: ``(T + 1, S)`` the exact values (from :func:`exact_values`).
         n: bootstrap after ``n`` steps (>= 1).
 
     Returns:
-        dict of ``(H, S)`` float64 tensors: ``"bias"`` (``E[G^(n) | s_t = s] - V_t(s)``),
+        dict of ``(T, S)`` float64 tensors: ``"bias"`` (``E[G^(n) | s_t = s] - V_t(s)``),
         ``"variance"`` (``Var[G^(n) | s_t = s]``), ``"visit"`` (``P(s_t = s)``).
 
     References:
@@ -258,19 +261,19 @@ def exact_target_moments(
         Monte Carlo); CS182 notes section 7.4.
     """
     n = checks.positive_int("n", n)
-    K, H = traj.states.shape
+    K, T = traj.states.shape
     Vh = torch.as_tensor(values_hat, dtype=torch.float64)
     Vt = torch.as_tensor(values_true, dtype=torch.float64)
     S = Vt.shape[1]
-    if Vh.shape != (H + 1, S) or Vt.shape != (H + 1, S):
-        raise ValueError(f"values_hat and values_true must have shape (H + 1, S), got {tuple(Vh.shape)}, {tuple(Vt.shape)}")
-    out = {k: torch.zeros(H, S, dtype=torch.float64) for k in ("bias", "variance", "visit")}
+    if Vh.shape != (T + 1, S) or Vt.shape != (T + 1, S):
+        raise ValueError(f"values_hat and values_true must have shape (T + 1, S), got {tuple(Vh.shape)}, {tuple(Vt.shape)}")
+    out = {k: torch.zeros(T, S, dtype=torch.float64) for k in ("bias", "variance", "visit")}
     p = traj.probs
-    for t in range(H):
-        m = min(n, H - t)
+    for t in range(T):
+        m = min(n, T - t)
         disc = traj.gamma ** torch.arange(m, dtype=torch.float64)
         target = (traj.rewards[:, t:t + m] * disc).sum(1)
-        if t + m < H:
+        if t + m < T:
             target = target + traj.gamma**m * Vh[t + m, traj.states[:, t + m]]
         for s in range(S):
             w = p * (traj.states[:, t] == s).double()
