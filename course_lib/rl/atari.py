@@ -9,6 +9,11 @@ Training uses sticky actions (``repeat_action_probability=0.25``) and the life-l
 signal is *not* used as an episode end, as Machado et al. (2018) recommend for
 evaluation; the same setting is used for training here, for simplicity.
 
+The emulator prints a banner ("A.L.E: Arcade Learning Environment ... [Powered by
+Stella]") on C++'s stderr when the first game is loaded; :func:`make_atari_env` sets
+ale-py's logger to errors only (``ALEInterface.setLoggerMode(LoggerMode.Error)``,
+process-wide), so a notebook's output has no stderr box and errors still print.
+
 References:
     M. G. Bellemare et al., "The Arcade Learning Environment", JAIR 47, 2013.
     M. C. Machado et al., "Revisiting the Arcade Learning Environment", JAIR 61, 2018
@@ -23,6 +28,21 @@ import gymnasium as gym
 from course_lib import checks
 
 __all__ = ["make_atari_env"]
+
+
+def _quiet_ale(ale_py) -> None:
+    """Let the emulator print errors only: no version banner on C++'s stderr (process-wide).
+
+    Args:
+        ale_py: the imported ``ale_py`` module.
+
+    References:
+        ale-py's ``ALEInterface.setLoggerMode`` and ``LoggerMode`` (Info, Warning, Error).
+    """
+    set_mode = getattr(getattr(ale_py, "ALEInterface", None), "setLoggerMode", None)
+    mode = getattr(getattr(ale_py, "LoggerMode", None), "Error", None)
+    if set_mode is not None and mode is not None:  # older ale-py without it: the banner stays
+        set_mode(mode)
 
 
 def make_atari_env(env_id: str = "ALE/Pong-v5", *, frame_stack: int = 4, evaluation: bool = False,
@@ -57,6 +77,7 @@ def make_atari_env(env_id: str = "ALE/Pong-v5", *, frame_stack: int = 4, evaluat
         import ale_py
     except ImportError as err:  # pragma: no cover - depends on the machine
         raise ImportError("the Atari pipeline needs ale-py (it ships the ROMs): pip install ale-py") from err
+    _quiet_ale(ale_py)
     gym.register_envs(ale_py)
     env = gym.make(env_id, frameskip=1, repeat_action_probability=repeat_action_probability,
                    render_mode=render_mode)

@@ -2,7 +2,8 @@
 
 DQN is the previous chapter's fitted Q-iteration made online: act
 epsilon-greedily, store every transition in a replay buffer, and take gradient
-steps on the squared (or Huber) TD error against a slowly moving target network.
+steps on the Huber (threshold ``zeta = 1``) or squared TD error ``delta = y - Q(s, a)``
+against a slowly moving target network.
 
 ==============================  =====================================================
 piece                           what it is
@@ -20,9 +21,9 @@ piece                           what it is
 :func:`evaluate_greedy`         vectorized greedy (epsilon = 0) evaluation
 ==============================  =====================================================
 
-Shapes: ``B`` batch of transitions, ``A`` actions, ``D`` observation size, ``N``
-transitions added at once. Returns in a history are *undiscounted* episode returns;
-Q-values are expected *discounted* returns.
+Shapes: ``B`` transitions in a minibatch (``batch_size``; Chapter 7's :math:`\mathcal B`),
+``A`` actions, ``D`` observation size, ``N`` transitions added at once. Returns in a
+history are *undiscounted* episode returns; Q-values are expected *discounted* returns.
 
 References:
     V. Mnih et al., "Playing Atari with deep reinforcement learning", 2013 (Algorithm 1).
@@ -393,7 +394,8 @@ class DQNConfig(RunOptions):
         env_id: a gymnasium id with a Discrete action space (``ALE/...``: Atari pipeline).
         total_steps: environment steps of training.
         buffer_size: replay capacity. learning_starts: steps of pure exploration first.
-        batch_size: minibatch size. train_frequency: env steps between update bursts;
+        batch_size: minibatch size ``B`` (the minibatch is Chapter 7's :math:`\mathcal B`).
+        train_frequency: env steps between update bursts;
         gradient_steps: gradient steps per burst. The default 24 per 64 env steps solved
             CartPole-v1's 5 benchmark seeds at the same median (13,056-15,040 steps) as 32,
             with a quarter fewer updates; 16 needed up to 3x more steps.
@@ -402,7 +404,9 @@ class DQNConfig(RunOptions):
         gamma: discount. learning_rate: Adam step size. max_grad_norm: clipping (None: off).
         epsilon_start, epsilon_end, exploration_fraction: epsilon decays linearly over
             ``exploration_fraction * total_steps`` steps.
-        double: Double DQN target. loss: ``"huber"`` (smooth L1) or ``"mse"``.
+        double: Double DQN target. loss: ``"huber"`` (``smooth_l1_loss``: the Huber loss
+            ``l_zeta`` of the TD error with threshold ``zeta = 1``, the Nature paper's error
+            clipping) or ``"mse"``.
         replay: False = the "no replay" ablation (each update uses the newest ``batch_size``
             transitions in order). target_network: False = bootstrap from the online network.
         hidden_sizes: of the :class:`QNetwork` (ignored for Atari: :class:`NatureCNN`).

@@ -12,7 +12,8 @@ piece                           what it is
 :func:`sample_indices`          the buffer's sampling rule (pure function)
 ==============================  =====================================================
 
-Shapes: ``B`` batch of transitions, ``N`` transitions added at once.
+Shapes: ``B`` transitions in a minibatch (``batch_size``; Chapter 7's :math:`\mathcal B`), ``N``
+transitions added at once.
 
 References:
     L.-J. Lin, "Self-improving reactive agents based on reinforcement learning, planning
@@ -35,7 +36,8 @@ __all__ = ["ReplayBatch", "ReplayBuffer", "sample_indices"]
 
 
 class ReplayBatch(NamedTuple):
-    """A sampled minibatch: ``obs`` ``(B, *obs_shape)``, ``actions`` ``(B,)`` int64,
+    """A sampled minibatch of ``B`` transitions (``batch_size``; Chapter 7's :math:`\mathcal B`):
+    ``obs`` ``(B, *obs_shape)``, ``actions`` ``(B,)`` int64,
     ``rewards`` ``(B,)`` float32, ``next_obs`` ``(B, *obs_shape)``, ``terminated`` ``(B,)`` bool."""
 
     obs: torch.Tensor
