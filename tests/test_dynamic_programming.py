@@ -315,7 +315,7 @@ def test_value_iteration_bound_holds_on_frozenlake(frozenlake):
 
 
 @pytest.mark.parametrize("args,exc,name", [((1.0, 1.0, 0.1), ValueError, "gamma"), ((0.0, 1.0, 0.1), ValueError, "gamma"),
-                                           ((0.9, 0.0, 0.1), ValueError, "r_max"), ((0.9, 1.0, -1.0), ValueError, "delta"),
+                                           ((0.9, 0.0, 0.1), ValueError, "r_max"), ((0.9, 1.0, -1.0), ValueError, "tol"),
                                            ((0.9, "1", 0.1), TypeError, "r_max")])
 def test_value_iteration_bound_bad_input(args, exc, name):
     with pytest.raises(exc, match=name):

@@ -371,9 +371,9 @@ def value_iteration(mdp: FiniteMDP, tol: float = 1e-10, max_iterations: int = 10
     fires after at most ``value_iteration_bound(gamma, r_max * (1 - gamma), tol)``
     backups, about ``log(tol / r_max) / log(gamma)``: 2,300 for ``gamma = 0.99``,
     ``r_max = 1`` and the default ``tol``, but 23 million for ``gamma = 0.999999``, far
-    beyond the default cap (then a :class:`ConvergenceWarning`). An accuracy ``delta``
-    (``||V_k - V*||_inf <= delta``) is guaranteed after ``value_iteration_bound(gamma,
-    r_max, delta)`` backups; run exactly that many with ``tol=0``.
+    beyond the default cap (then a :class:`ConvergenceWarning`). An accuracy ``eps``
+    (``||V_k - V*||_inf <= eps``) is guaranteed after ``value_iteration_bound(gamma,
+    r_max, eps)`` backups; run exactly that many with ``tol=0``.
 
     Args:
         mdp: the MDP.
@@ -429,16 +429,16 @@ def value_iteration(mdp: FiniteMDP, tol: float = 1e-10, max_iterations: int = 10
     return V, _q_from_v(mdp, V).argmax(-1), history
 
 
-def value_iteration_bound(gamma: float, r_max: float, delta: float) -> int:
-    """The number of backups after which value iteration from ``V_0 = 0`` is guaranteed ``delta``-accurate.
+def value_iteration_bound(gamma: float, r_max: float, tol: float) -> int:
+    """The number of backups after which value iteration from ``V_0 = 0`` is guaranteed ``tol``-accurate (sup-norm error at most ``tol``).
 
     With rewards in ``[0, r_max]``, ``||V_0 - V*||_inf <= r_max / (1 - gamma)`` and each backup
     shrinks the error by ``gamma``, so ``k`` backups suffice when
-    ``gamma**k * r_max / (1 - gamma) <= delta``. Returns the smallest such ``k >= 0``.
+    ``gamma**k * r_max / (1 - gamma) <= tol``. Returns the smallest such ``k >= 0``.
 
     Raises:
         ValueError / ArgumentTypeError: naming the argument, for ``gamma`` outside ``(0, 1)``
-            or a non-positive ``r_max`` or ``delta``.
+            or a non-positive ``r_max`` or ``tol``.
 
     References:
         Sutton and Barto 2018, section 4.4; Banach's fixed-point theorem (a priori bound).
@@ -447,14 +447,14 @@ def value_iteration_bound(gamma: float, r_max: float, delta: float) -> int:
     if gamma == 0:
         raise ValueError("gamma must be in (0, 1) for the bound, got 0.0")
     r_max = checks.positive_float("r_max", r_max)
-    delta = checks.positive_float("delta", delta)
+    tol = checks.positive_float("tol", tol)
     bound0 = r_max / (1 - gamma)
-    if bound0 <= delta:
+    if bound0 <= tol:
         return 0
-    k = max(0, int(np.ceil(np.log(delta / bound0) / np.log(gamma))))
-    while gamma**k * bound0 > delta:  # round-off in the logarithms
+    k = max(0, int(np.ceil(np.log(tol / bound0) / np.log(gamma))))
+    while gamma**k * bound0 > tol:  # round-off in the logarithms
         k += 1
-    while k > 0 and gamma ** (k - 1) * bound0 <= delta:
+    while k > 0 and gamma ** (k - 1) * bound0 <= tol:
         k -= 1
     return k
 

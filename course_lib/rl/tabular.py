@@ -171,9 +171,9 @@ def enumerate_trajectories(mdp: TabularMDP) -> tuple[torch.Tensor, torch.Tensor]
     """
     if not isinstance(mdp, TabularMDP):
         raise checks.ArgumentTypeError(f"mdp must be a TabularMDP, got {type(mdp).__name__}")
-    S, A, H = mdp.num_states, mdp.num_actions, mdp.horizon
+    S, A, T = mdp.num_states, mdp.num_actions, mdp.horizon
     pairs = list(itertools.product(range(S), range(A)))
-    seqs = torch.tensor(list(itertools.product(pairs, repeat=H)), dtype=torch.int64)  # (K, H, 2)
+    seqs = torch.tensor(list(itertools.product(pairs, repeat=T)), dtype=torch.int64)  # (K, T, 2)
     return seqs[..., 0], seqs[..., 1]
 
 
@@ -268,7 +268,7 @@ def reinforce_gradient_estimate(
 
     Per trajectory ``i``: ``g_i = sum_t w_it grad log pi(a_it | s_it)`` with
 
-    - ``reward_to_go=False``: ``w_it = R(tau_i) = sum_k gamma^k r_ik`` (Williams 1992);
+    - ``reward_to_go=False``: ``w_it = r_gamma(tau_i) = sum_k gamma^k r_ik`` (Williams 1992);
     - ``reward_to_go=True``: ``w_it = gamma^t G_it = sum_{k>=t} gamma^k r_ik``
       (causality: an action cannot affect earlier rewards).
 
@@ -296,7 +296,7 @@ def reinforce_gradient_estimate(
             or a non-bool ``reward_to_go``/``return_samples``.
         ValueError: as :func:`sample_trajectories`.
 
-    Source: Williams (1992), eq. 9; Sutton & Barto (2018), eq. 13.8 and Algorithm 13.3
+    Source: Williams (1992), eq. 9; Sutton & Barto (2018), eq. 13.8 and the REINFORCE box of section 13.3
     (which has the ``gamma^t``); CS182 notes section 7.3 (reward-to-go / causality).
     """
     logits = _check_logits(logits, mdp)
@@ -304,20 +304,20 @@ def reinforce_gradient_estimate(
         if not isinstance(flag, bool):
             raise checks.ArgumentTypeError(f"{name} must be a bool, got {flag!r}")
     states, actions, rewards = sample_trajectories(logits, mdp, n, generator)
-    H = mdp.horizon
-    disc = mdp.gamma ** torch.arange(H, dtype=torch.float64)  # gamma^t
+    T = mdp.horizon
+    disc = mdp.gamma ** torch.arange(T, dtype=torch.float64)  # gamma^t
     if reward_to_go:
         # gamma^t * G_t = sum_{k>=t} gamma^k r_k   (NOT plain G_t: that would be biased here)
         weights = disc * _reward_to_go(rewards, mdp.gamma)
     else:
-        weights = _trajectory_returns(rewards, mdp.gamma)[:, None].expand(n, H)
+        weights = _trajectory_returns(rewards, mdp.gamma)[:, None].expand(n, T)
     pi = torch.softmax(logits.detach().to(torch.float64), dim=-1)
     S, A = mdp.num_states, mdp.num_actions
-    score = torch.nn.functional.one_hot(actions, A).double() - pi[states]  # (n, H, A)
+    score = torch.nn.functional.one_hot(actions, A).double() - pi[states]  # (n, T, A)
     samples = torch.zeros(n, S, A, dtype=torch.float64)
     # g_i[s, :] = sum over steps t with s_it = s of w_it * (onehot(a_it) - pi(.|s))
     samples.index_put_(
-        (torch.arange(n)[:, None].expand(n, H), states), weights[..., None] * score, accumulate=True
+        (torch.arange(n)[:, None].expand(n, T), states), weights[..., None] * score, accumulate=True
     )
     estimate = samples.mean(0)
     return (estimate, samples) if return_samples else estimate
