@@ -499,7 +499,7 @@ def _register_bibliography_style() -> None:
             labels = []
             for entry in sorted_entries:
                 people = entry.persons.get("author") or entry.persons.get("editor") or []
-                last = [" ".join(p.last_names) or str(p) for p in people]
+                last = [" ".join(p.prelast_names + p.last_names) or str(p) for p in people]   # "van den Oord", as in the text
                 if not last:
                     who = entry.fields.get("title", entry.key)[:20]
                 elif len(last) == 1:
@@ -525,6 +525,64 @@ def _register_bibliography_style() -> None:
 
     register_plugin("pybtex.style.labels", "course_author_year", AuthorYearLabelStyle)
     register_plugin("pybtex.style.formatting", "course_author_year", AuthorYearStyle)
+    _register_reference_style()
+
+
+def _register_reference_style() -> None:
+    """In-text citations whose year is the bibliography label's: "van den Oord et al., 2016a" / "2016b".
+
+    sphinxcontrib-bibtex's ``author_year`` reference style prints the entry's year
+    field, so two papers with the same first author and year cite alike; this
+    style takes the year from the label that ``course_author_year`` gives the entry
+    (with its a/b suffix), and is otherwise ``author_year``.
+    """
+    from pybtex.richtext import Text
+    from sphinxcontrib.bibtex.plugin import register_plugin
+    from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
+    from sphinxcontrib.bibtex.style.referencing.basic_author_year import (
+        BasicAuthorYearParentheticalReferenceStyle,
+        BasicAuthorYearTextualReferenceStyle,
+    )
+    from sphinxcontrib.bibtex.style.template import join, join2, node, post_text, pre_text, reference
+
+    @node
+    def labelled_year(children, data):
+        """The year part of the entry's label ("2016a"), or its year field."""
+        label = getattr(data.get("formatted_entry"), "label", None) or ""
+        if ", " in label:
+            return Text(label.rsplit(", ", 1)[1])
+        return Text(data["entry"].fields.get("year", "n.d."))
+
+    class Parenthetical(BasicAuthorYearParentheticalReferenceStyle):
+        def inner(self, role_name):
+            return join2(sep1=self.pre_text_sep, sep2=self.post_text_sep)[
+                pre_text,
+                reference[join(sep=self.author_year_sep)[
+                    self.person.author_or_editor_or_title(full="s" in role_name), labelled_year]],
+                post_text,
+            ]
+
+    class Textual(BasicAuthorYearTextualReferenceStyle):
+        def inner(self, role_name):
+            return join(sep=self.text_reference_sep)[
+                self.person.author_or_editor_or_title(full="s" in role_name),
+                join[self.bracket.left,
+                     join2(sep1=self.pre_text_sep, sep2=self.post_text_sep)[pre_text, reference[labelled_year], post_text],
+                     self.bracket.right],
+            ]
+
+    class CourseAuthorYearReferenceStyle(AuthorYearReferenceStyle):
+        def __post_init__(self):
+            super().__post_init__()
+            self.styles[0] = Parenthetical(bracket=self.bracket_parenthetical, person=self.person,
+                                           author_year_sep=self.author_year_sep, pre_text_sep=self.pre_text_sep,
+                                           post_text_sep=self.post_text_sep)
+            self.styles[1] = Textual(bracket=self.bracket_textual, person=self.person,
+                                     text_reference_sep=self.text_reference_sep, pre_text_sep=self.pre_text_sep,
+                                     post_text_sep=self.post_text_sep)
+            self.role_style.update((role, style) for style in self.styles[:2] for role in style.role_names())
+
+    register_plugin("sphinxcontrib.bibtex.style.referencing", "course_author_year", CourseAuthorYearReferenceStyle)
 
 
 def setup(app):
