@@ -87,3 +87,36 @@ def test_eq5_gae_lambda_catches(wrong, mdp):
     grad_J = torch.autograd.grad(rl.exact_objective(logits, mdp), logits)[0].flatten()
     ns["check_gae_lambda"](rl.gae, traj, V, grad_J, mdp)
     assert fails(ns["check_gae_lambda"], _gae_variants()[wrong], traj, V, grad_J, mdp)
+
+
+def test_benchmark_table_reads_the_chapter_5_section(tmp_path):
+    """§5.9's table reads the CartPole summary lines of RESULTS.md's Chapter 5 section, and nothing else."""
+    import ast
+    import json
+    import re
+    from pathlib import Path
+
+    from test_chapter_checks_rl import NOTEBOOKS
+
+    nb = json.loads((NOTEBOOKS / CH5).read_text(encoding="utf-8"))
+    (cell,) = ["".join(c["source"]) for c in nb["cells"] if "def chapter5_results" in "".join(c["source"])]
+    tree = ast.parse(cell)
+    ns = {"re": re, "Path": Path}
+    keep = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+    exec(compile(ast.Module(body=keep, type_ignores=[]), "bench", "exec"), ns)
+    results = tmp_path / "RESULTS.md"
+    assert ns["chapter5_results"](results) == ({}, [])
+    line = ("algo={a} env={e} median_steps={s} median_seconds=1.50 seeds_solved=9/10 solved_fraction=0.90 "
+            "budget=500000 params=835 params_detail=835")
+    results.write_text("\n".join([
+        "# Benchmark results", "- machine: test", "",
+        "## Chapter 4: REINFORCE", "```", line.format(a="reinforce", e="CartPole-v1", s=1), "```",
+        "## Chapter 5: baselines and actor-critic", "```",
+        line.format(a="ppo", e="CartPole-v1", s=20000), line.format(a="ppo", e="Acrobot-v1", s=7),
+        line.format(a="sb3_ppo", e="CartPole-v1", s=30000), "```",
+        "## Chapter 6: dynamic programming", "```", line.format(a="a2c", e="CartPole-v1", s=3), "```",
+    ]), encoding="utf-8")
+    rows, header = ns["chapter5_results"](results)
+    assert set(rows) == {"ppo", "sb3_ppo"}
+    assert rows["ppo"]["median_steps"] == "20000" and rows["ppo"]["seeds_solved"] == "9/10"
+    assert header == ["- machine: test"]
