@@ -365,14 +365,14 @@ def test_eq_online_q_catches(wrong):
     assert fails(ns["check_online_q"], wrongs[wrong])
 
 
-@pytest.mark.parametrize("wrong", ["squared loss", "kappa = 2", "|u| - 1"])
+@pytest.mark.parametrize("wrong", ["squared loss", "threshold zeta = 2", "|delta| - 1"])
 def test_eq_dqn_loss_catches(wrong):
     check = load_check(CH7, "eq-dqn-loss")["check_dqn_loss"]
     check(torch.nn.functional.smooth_l1_loss)
     wrongs = {
         "squared loss": lambda q, y: 0.5 * torch.nn.functional.mse_loss(q, y),
-        "kappa = 2": lambda q, y: torch.nn.functional.huber_loss(q, y, delta=2.0),
-        "|u| - 1": lambda q, y: torch.where((q - y).abs() <= 1, 0.5 * (q - y) ** 2, (q - y).abs() - 1).mean(),
+        "threshold zeta = 2": lambda q, y: torch.nn.functional.huber_loss(q, y, delta=2.0),
+        "|delta| - 1": lambda q, y: torch.where((y - q).abs() <= 1, 0.5 * (y - q) ** 2, (y - q).abs() - 1).mean(),
     }
     assert fails(check, wrongs[wrong])
 
