@@ -14,27 +14,29 @@ images of more than :data:`MAX_SAMPLE_PIXELS` = 64 x 64 pixels unless given ``ma
 
 Modules: :mod:`~course_lib.autoregressive.core` (masks, PixelCNN, Gated
 PixelCNN, receptive fields), :mod:`~course_lib.autoregressive.pixelrnn` (Row
-LSTM, Diagonal BiLSTM), :mod:`~course_lib.autoregressive.training` (data,
+LSTM, Diagonal BiLSTM), :mod:`~course_lib.autoregressive.attention` (causal
+self-attention over pixels), :mod:`~course_lib.autoregressive.training` (data,
 evaluation, training), :mod:`~course_lib.autoregressive.pretrained` (saved
 and shipped models); every public name is importable from here.
 
-========================  =====================================================
-piece                     what it is
-========================  =====================================================
-:func:`causal_mask`       the (k, k) mask A / mask B of a masked convolution
-:func:`channel_mask`      the (C_out, C_in, k, k) mask with colour groups
-:class:`MaskedConv2d`     an ``nn.Conv2d`` whose mask is applied in ``forward``
-:class:`PixelCNN`         mask A, then mask-B layers (has a blind spot)
-:class:`GatedPixelCNN`    vertical + horizontal stacks, gates, residuals, labels
-:class:`RowLSTM`          row-by-row LSTM, triangular receptive field
-:class:`DiagonalBiLSTM`   skewed, two-direction diagonal LSTM, full field
-:func:`bernoulli_nll`     per-image negative log-likelihood from logits (nats)
-:func:`receptive_field`   which inputs a pixel's logit depends on (by gradient)
-:func:`train`             maximum likelihood through ``course_lib.training``
-:func:`evaluate_nll`      mean test NLL in nats per image
-:func:`load_pretrained`   the shipped class-conditional Gated PixelCNN (or a saved model)
-:func:`save_pretrained`   a model, its arguments and metadata, with a digest
-========================  =====================================================
+================================  =====================================================
+piece                             what it is
+================================  =====================================================
+:func:`causal_mask`               the (k, k) mask A / mask B of a masked convolution
+:func:`channel_mask`              the (C_out, C_in, k, k) mask with colour groups
+:class:`MaskedConv2d`             an ``nn.Conv2d`` whose mask is applied in ``forward``
+:class:`PixelCNN`                 mask A, then mask-B layers (has a blind spot)
+:class:`GatedPixelCNN`            vertical + horizontal stacks, gates, residuals, labels
+:class:`RowLSTM`                  row-by-row LSTM, triangular receptive field
+:class:`DiagonalBiLSTM`           skewed, two-direction diagonal LSTM, full field
+:class:`CausalSelfAttention2d`    masked self-attention over pixels (full, local 1-D, local 2-D)
+:func:`bernoulli_nll`             per-image negative log-likelihood from logits (nats)
+:func:`receptive_field`           which inputs a pixel's logit depends on (by gradient)
+:func:`train`                     maximum likelihood through ``course_lib.training``
+:func:`evaluate_nll`              mean test NLL in nats per image
+:func:`load_pretrained`           the shipped class-conditional Gated PixelCNN (or a saved model)
+:func:`save_pretrained`           a model, its arguments and metadata, with a digest
+================================  =====================================================
 
 Units: log-likelihoods in nats per image; bits/dim = nats / (D ln 2) with
 D = C * H * W. For binary data the NLL is an exact discrete log-probability,
@@ -52,7 +54,8 @@ References:
 """
 
 
-from course_lib.autoregressive import core, pixelrnn, pretrained, training
+from course_lib.autoregressive import attention, core, pixelrnn, pretrained, training
+from course_lib.autoregressive.attention import *  # noqa: F401,F403
 from course_lib.autoregressive.core import *  # noqa: F401,F403
 from course_lib.autoregressive.core import _GatedLayer, _down_shift  # noqa: F401  (shown in Chapter 2)
 from course_lib.autoregressive.pixelrnn import *  # noqa: F401,F403
@@ -61,4 +64,4 @@ from course_lib.autoregressive.training import *  # noqa: F401,F403
 from course_lib.autoregressive.training import _epoch_draw  # noqa: F401
 from course_lib.autoregressive.pretrained import *  # noqa: F401,F403
 
-__all__ = core.__all__ + pixelrnn.__all__ + training.__all__ + pretrained.__all__
+__all__ = core.__all__ + attention.__all__ + pixelrnn.__all__ + training.__all__ + pretrained.__all__

@@ -128,10 +128,12 @@ class MaskedConv2d(nn.Conv2d):
 
     The mask is multiplied into the weight inside :meth:`forward` (a pure
     function of the stored weight), so no optimizer step and no edit of
-    ``weight`` can break causality; ``weight.data *= mask`` done once at
-    construction would be undone by the first update of a masked entry
-    (weight decay, a hand edit, loading foreign weights). Zero padding of
-    k // 2 keeps the H x W resolution.
+    ``weight`` can break causality. ``weight.data *= mask`` done once at
+    construction is not enough: a zeroed weight still gets a non-zero
+    gradient (the loss depends on it linearly), so the first optimizer
+    update makes it non-zero again (Chapter 2 measures this with one SGD
+    step); loading foreign weights or a hand edit would do the same. Zero
+    padding of k // 2 keeps the H x W resolution.
 
     Args:
         in_channels, out_channels: channel counts.
@@ -438,10 +440,11 @@ def _gate(a: Tensor) -> Tensor:
 class _GatedLayer(nn.Module):
     """One gated layer: a vertical stack (rows above) and a horizontal stack (row to the left).
 
-    The vertical convolution covers rows i - k//2 .. i (all k columns) by
-    padding the top only, so its output at row i has seen rows <= i; it
-    reaches the horizontal stack shifted down one row, so the horizontal
-    stack at (i, j) only sees rows < i from it. The horizontal convolution
+    The vertical convolution, a (k//2 + 1) x k kernel, covers rows i - k//2 .. i
+    (all k columns) by padding the top only, so its output at row i has seen
+    rows <= i; it reaches the horizontal stack shifted down one row (the term
+    ``v_to_h(down_shift(v_pre))``, a 1 x 1 convolution added to the horizontal
+    pre-activation), so the horizontal stack at (i, j) only sees rows < i from it. The horizontal convolution
     covers columns j - k//2 .. j of row i (for the first layer shifted right,
     so it sees only columns < j: mask A). No masks are needed: the kernel
     shapes and paddings make the dependence causal.

@@ -160,8 +160,12 @@ class _DiagonalBiLSTMLayer(nn.Module):
         super().__init__()
         self.input_to_state = nn.Conv2d(hidden, 8 * hidden, 1)  # 1x1: mask B for grey images
         # The right-to-left direction is shifted down a row, so it may also read the raw
-        # pixels of its own row (all in the past after the shift); without this, x(i-1, j')
-        # for j' > j + k//2 would reach pixel (i, j) through no path.
+        # pixels of its own row (all in the past after the shift). Without this, exactly one
+        # past pixel is missed (measured by gradient in Chapter 2, for every output pixel (i, j)
+        # with j + k//2 < W - 1): x(i-1, W-1), the last pixel of the row above. The mask-A
+        # feature at (i-1, j') holds x(i-1, <j') only, and no column lies right of W-1, so no
+        # feature of row i-1 holds it; the left-to-right direction reaches row i's features
+        # only at columns <= j, which hold row i-1 up to column j + k//2 only.
         self.raw_to_state = nn.Conv2d(raw_channels, 4 * hidden, 1, bias=False) if raw_channels else None
         self.left = _DiagonalLSTM(hidden)
         self.right = _DiagonalLSTM(hidden)
