@@ -39,3 +39,59 @@ def test_baird_target_period_catches_a_target_that_ignores_its_period():
         return rl.baird_target_periods([1] * len(periods), **kwargs)
 
     assert fails(ns["check_target_periods"], refresh_every_sweep, periods, sweeps)
+
+
+# --------------------------------------------------------------------------------------
+# The discount as a survival probability (section 6.2)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def survival():
+    evaluate_by_loops = load_check(CH6, "eq-exact-evaluation")["evaluate_by_loops"]
+    ns = load_check(CH6, "discount-survival", evaluate_by_loops=evaluate_by_loops)
+    mdp = rl.random_mdp(50, 4, gamma=0.9, seed=1)
+    policy = torch.arange(50) % 4
+    return ns, mdp, policy
+
+
+def test_discount_survival_passes_with_geometric_lifetimes(survival):
+    ns, mdp, policy = survival
+    ns["check_survival"](ns["geometric_lifetimes"], mdp, policy, 20_000)
+
+
+@pytest.mark.parametrize("wrong", ["dies_before_the_first_reward", "survives_with_one_minus_gamma"])
+def test_discount_survival_catches(wrong, survival):
+    ns, mdp, policy = survival
+    right = ns["geometric_lifetimes"]
+    lifetimes = {
+        "dies_before_the_first_reward": lambda gamma, n, gen: right(gamma, n, gen) - 1,   # Pr(L > t) = gamma^(t+1)
+        "survives_with_one_minus_gamma": lambda gamma, n, gen: right(1 - gamma, n, gen),
+    }[wrong]
+    assert fails(ns["check_survival"], lifetimes, mdp, policy, 20_000)
+
+
+# --------------------------------------------------------------------------------------
+# Maximization bias: Q-learning against Double Q-learning (Example 6.7)
+# --------------------------------------------------------------------------------------
+
+
+def _bias_runs():
+    return {double: rl.maximization_bias(double, num_runs=2_000, episodes=300, seed=0) for double in (False, True)}
+
+
+def test_max_bias_passes_with_double_q_learning():
+    ns = load_check(CH6, "max-bias")
+    out = _bias_runs()
+    ns["check_maximization_bias"](out[False], out[True])
+
+
+def test_max_bias_catches_a_double_target_that_values_with_its_own_table(monkeypatch):
+    ns = load_check(CH6, "max-bias")
+
+    def own_table(reward, next_q_select, next_q_evaluate, terminated, gamma):
+        return rl.q_learning_td_target(reward, next_q_select, terminated, gamma)
+
+    monkeypatch.setattr(value_based, "double_q_learning_td_target", own_table)
+    out = _bias_runs()
+    assert fails(ns["check_maximization_bias"], out[False], out[True])

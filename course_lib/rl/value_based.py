@@ -287,18 +287,18 @@ def sarsa_td_target(reward: torch.Tensor, next_q_value: torch.Tensor, terminated
 
 def double_q_learning_td_target(reward: torch.Tensor, next_q_select: torch.Tensor, next_q_evaluate: torch.Tensor,
                                 terminated: torch.Tensor, gamma: float) -> torch.Tensor:
-    """The Double Q-learning target ``y = r + gamma (1 - terminated) Q_B(s', argmax_a' Q_A(s', a'))``.
+    """The Double Q-learning target ``y = r + gamma (1 - terminated) Q2(s', argmax_a' Q1(s', a'))``.
 
-    One table (``Q_A``, the one being updated) *selects* the next action, the other
-    (``Q_B``) *evaluates* it. With a single table, ``max_a' Q(s', a')`` is the max of noisy
+    One table (``Q1``, the one being updated) *selects* the next action, the other
+    (``Q2``) *evaluates* it. With a single table, ``max_a' Q(s', a')`` is the max of noisy
     estimates, whose expectation exceeds the max of their means (maximization bias);
     with independent noise in the two tables the evaluation is unbiased for the
     selected action. Ties in the selection go to the lowest index.
 
     Args:
         reward: ``()`` or ``(B,)``.
-        next_q_select: ``(A,)`` or ``(B, A)``, ``Q_A(s', .)``, the table being updated.
-        next_q_evaluate: same shape, ``Q_B(s', .)``, the other table.
+        next_q_select: ``(A,)`` or ``(B, A)``, ``Q1(s', .)``, the table being updated.
+        next_q_evaluate: same shape, ``Q2(s', .)``, the other table.
         terminated: bool, ``()`` or ``(B,)``.
         gamma: discount in ``[0, 1]``.
 
@@ -665,6 +665,8 @@ def baird_counterexample(sweeps: int = 1000, alpha: float = 0.01, gamma: float =
 
 def baird_target_periods(periods, sweeps: int = 20_000, alpha: float = 0.01, gamma: float = 0.99) -> dict:
     """Baird's counterexample with a frozen target: the target weights are copied every ``K`` sweeps.
+
+    (``K`` is the chapter's ``N_target``, counted in sweeps.)
 
     The expected semi-gradient sweep of :func:`baird_counterexample`, but the bootstrap
     ``gamma v(7)`` is computed from target weights ``w^-`` that are refreshed
