@@ -34,7 +34,7 @@ from typing import Callable, Sequence
 from course_lib import checks
 
 __all__ = ["is_static", "player", "source", "fold_docstrings", "source_url", "MAX_FRAMES", "house_style",
-           "smallest_text_px", "check_readable", "PHONE_COLUMN_PX", "MIN_TEXT_PX", "MAX_FIGURE_WIDTH_IN"]
+           "smallest_text_px", "check_readable", "PHONE_COLUMN_PX", "MIN_TEXT_PX", "MAX_FIGURE_WIDTH_IN", "glue"]
 
 #: Default cap on the number of frames of a kernel-free player. With frames of
 #: 20 to 40 kB (a 6 x 3 inch figure at 80 dpi) this keeps one player under
@@ -458,6 +458,35 @@ def _page_bytes(n_frames: int, frame_bytes: int) -> int:
 #: installed from (its ``Homepage`` URL, which ``grading/make_student.py --sync-urls``
 #: keeps equal to the book's ``_config.yml`` ``repository.url``) on branch ``main``.
 DEFAULT_REPOSITORY = "https://github.com/dgm-drl-book/course-book"
+
+
+def glue(name: str, value, display: bool = True):
+    """myst-nb's ``glue`` where myst-nb is installed (the book build); a plain display elsewhere.
+
+    Chapters put measured numbers into their prose with ``glue`` (never typing them).
+    Students run the chapters in Colab or Jupyter, and the autograder in its own image,
+    where myst-nb is not installed: there this shows ``value`` when ``display`` is true
+    (as ``glue`` does) and does nothing else, so the notebook runs the same everywhere.
+
+    Args:
+        name: the key the prose refers to (``{glue:text}`name```).
+        value: any object (a number, a string, a figure).
+        display: also show the value in the cell's output.
+
+    Raises:
+        TypeError: ``name`` is not a non-empty string.
+    """
+    if not isinstance(name, str) or not name:
+        raise checks.ArgumentTypeError(f"name must be a non-empty str, got {name!r}")
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        if display:
+            from IPython.display import display as show
+
+            show(value)
+        return None
+    return myst_glue(name, value, display=display)
 
 
 def source_url() -> str:
