@@ -431,3 +431,15 @@ def test_nan_start_values_are_refused_and_finite_ones_reach_v_star():
     V_a, pi_a, _ = dp.value_iteration(mdp, V0=torch.randn(6, dtype=torch.float64) * 10)
     V_b, pi_b, _ = dp.value_iteration(mdp)
     assert torch.allclose(V_a, V_b, atol=1e-8) and torch.equal(pi_a, pi_b)
+
+
+def test_value_iteration_bound_keeps_its_old_keyword_delta():
+    """The tolerance was called delta before (the TD error's symbol): the old keyword still gives the same k."""
+    from course_lib.rl import dynamic_programming as dp
+
+    with pytest.warns(DeprecationWarning, match="tol"):
+        assert dp.value_iteration_bound(0.9, 1.0, delta=1e-3) == dp.value_iteration_bound(0.9, 1.0, tol=1e-3)
+    with pytest.raises(ValueError, match="tol"):
+        dp.value_iteration_bound(0.9, 1.0, tol=1e-3, delta=1e-3)
+    with pytest.raises(TypeError, match="tol"):
+        dp.value_iteration_bound(0.9, 1.0)

@@ -429,20 +429,32 @@ def value_iteration(mdp: FiniteMDP, tol: float = 1e-10, max_iterations: int = 10
     return V, _q_from_v(mdp, V).argmax(-1), history
 
 
-def value_iteration_bound(gamma: float, r_max: float, tol: float) -> int:
+def value_iteration_bound(gamma: float, r_max: float, tol: float | None = None, *, delta: float | None = None) -> int:
     """The number of backups after which value iteration from ``V_0 = 0`` is guaranteed ``tol``-accurate (sup-norm error at most ``tol``).
 
     With rewards in ``[0, r_max]``, ``||V_0 - V*||_inf <= r_max / (1 - gamma)`` and each backup
     shrinks the error by ``gamma``, so ``k`` backups suffice when
     ``gamma**k * r_max / (1 - gamma) <= tol``. Returns the smallest such ``k >= 0``.
 
+    ``delta=`` is the argument's earlier name (the book writes the TD error as delta, so
+    the tolerance became ``tol``); it still works, with a ``DeprecationWarning``.
+
     Raises:
         ValueError / ArgumentTypeError: naming the argument, for ``gamma`` outside ``(0, 1)``
-            or a non-positive ``r_max`` or ``tol``.
+            or a non-positive ``r_max`` or ``tol``, or when both ``tol`` and ``delta`` are given.
 
     References:
         Sutton and Barto 2018, section 4.4; Banach's fixed-point theorem (a priori bound).
     """
+    if delta is not None:
+        if tol is not None:
+            raise ValueError("tol and delta are the same argument (delta is its old name): give tol only")
+        import warnings
+
+        warnings.warn("value_iteration_bound(delta=...) is now tol=...", DeprecationWarning, stacklevel=2)
+        tol = delta
+    if tol is None:
+        raise checks.ArgumentTypeError("tol must be a positive number, got None")
     gamma = checks.unit_interval("gamma", gamma, closed_right=False)
     if gamma == 0:
         raise ValueError("gamma must be in (0, 1) for the bound, got 0.0")
