@@ -19,6 +19,9 @@ Usage::
     python benchmarks/run_all.py --output benchmarks/RESULTS.md          # make bench
     python benchmarks/run_all.py --smoke --root ../shared/data/mnist     # make bench-smoke
     python benchmarks/run_all.py --only dqn_cartpole dynamic_programming
+    # one benchmark in a second process, then one file from both:
+    python benchmarks/run_all.py --only policy_gradient_cartpole --output /tmp/ch5.md
+    python benchmarks/run_all.py --merge-only --merge benchmarks/RESULTS.md /tmp/ch5.md --output benchmarks/RESULTS.md
 
 Exit status: 1 when any benchmark failed (the others still run), else 0.
 """
@@ -108,9 +111,15 @@ def main(argv=None) -> int:
     ap.add_argument("--output", default=None, help="write the results as Markdown here (e.g. benchmarks/RESULTS.md)")
     ap.add_argument("--only", nargs="+", default=None, help="script names (without .py) to run")
     ap.add_argument("--note", default=None, help="a line for the results header (e.g. 'contended machine')")
+    ap.add_argument("--merge", nargs="+", default=[], metavar="FILE",
+                    help="results files of earlier runs: their sections for benchmarks not run now are kept "
+                         "(e.g. one benchmark run in a second process); the header lists them")
+    ap.add_argument("--merge-only", action="store_true", help="run nothing: write --output from the --merge files")
     args = ap.parse_args(argv)
 
     selected = [b for b in BENCHMARKS if args.only is None or b[1].removesuffix(".py") in args.only]
+    if args.merge_only:
+        selected = []
     # The longest benchmark (Chapter 5's, 140 runs) goes last, so that a run cut short has
     # written the others; the results file keeps the chapters' order.
     selected.sort(key=lambda b: b[1] == "policy_gradient_cartpole.py")
@@ -136,9 +145,42 @@ def main(argv=None) -> int:
         print(f"=== FAILED: {shown}", flush=True)
 
     if args.output:
+        ran = {_script(shown) for _, shown, *_ in sections}
+        for path in args.merge:
+            sections += [sec for sec in parse_results(Path(path)) if _script(sec[1]) not in ran]
+            ran |= {_script(sec[1]) for sec in sections}
         write_results(args, argv, info, started, total, sections, pending=[])
         print(f"=== wrote {args.output}", flush=True)
     return 1 if failed else 0
+
+
+def _script(shown: str) -> str:
+    """The benchmark script of a section's command line (``benchmarks/x.py`` -> ``x.py``)."""
+    return Path(shown.split()[1]).name
+
+
+def parse_results(path: Path) -> list[tuple[str, str, int, float, list[str]]]:
+    """The sections of a results file this script wrote: (chapter, command, status, seconds, lines)."""
+    import re
+
+    sections, chapter, lines = [], None, path.read_text().splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("## "):
+            chapter = line[3:].strip()
+        m = re.match(r"^`(.+)`: exit (-?\d+), ([\d.]+) s$", line)
+        if m and chapter is not None:
+            j = i + 1
+            while j < len(lines) and lines[j] != "```":
+                j += 1
+            k = j + 1
+            while k < len(lines) and lines[k] != "```":
+                k += 1
+            sections.append((chapter, m.group(1), int(m.group(2)), float(m.group(3)), lines[j + 1:k]))
+            i = k
+        i += 1
+    return sections
 
 
 def _chapter_order(section) -> int:
@@ -156,6 +198,9 @@ def write_results(args, argv, info, started, total, sections, pending) -> None:
                 "and mean nothing else.", ""]
     if args.note:
         out += [f"**Note:** {args.note}", ""]
+    if args.merge:
+        out += ["**Merged:** sections of benchmarks not run by this command come from "
+                + ", ".join(f"`{m}`" for m in args.merge) + " (each section keeps its own command and wall time).", ""]
     out += [f"- command: `{command}` (started {started}, {total:.0f} s in all)",
             f"- commit: {git_commit()}",
             f"- machine: {info['cpu']}, {info['cores']} cores, {info['platform']}",
