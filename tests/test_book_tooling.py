@@ -142,3 +142,15 @@ def test_binder_environment_is_cpu_only_and_pinned_like_the_grader():
     post = binder / "postBuild"
     assert post.stat().st_mode & 0o111, "binder/postBuild must be executable"
     assert "pip install" in post.read_text() and " ." in post.read_text(), "postBuild installs this repository's course_lib"
+
+
+def test_chapters_glue_through_course_lib_not_myst_nb():
+    """Students run the chapters without myst-nb (Colab, the autograder image): no code cell imports it."""
+    import json
+
+    offenders = []
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+            if cell["cell_type"] == "code" and "myst_nb" in "".join(cell["source"]):
+                offenders.append(f"{path.name} cell {i}")
+    assert not offenders, "import glue from course_lib.widgets instead of myst_nb: " + ", ".join(offenders)
