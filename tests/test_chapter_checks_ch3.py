@@ -163,3 +163,46 @@ def test_iwae_gap_check():
     run(vae.iwae_asymptotic_gap)
     assert fails(run, lambda s2, k: s2 / (2 * k))           # Var[log w] where Var[w] / E[w]^2 belongs
     assert fails(run, lambda s2, k: math.expm1(s2) / k)      # the 1/2 of the delta method dropped
+
+
+def test_prior_hole_check():
+    """The prior-hole check fails when the decoder, not the codes, limits the samples.
+
+    A toy VAE whose codes sit in ten separated clusters, one per class, and whose
+    decoder blends one digit per class by how close the code is to each cluster:
+    codes from the prior fall between clusters and decode to blends, codes from a
+    mixture fitted to the clusters decode to clean digits. The chapter's
+    Gaussian-mixture fit and the real sample-quality classifier score both; the check
+    must pass. With a decoder that blurs every code to the same blend (the limit is
+    the decoder), the three scores agree and the check must fail.
+    """
+    from sklearn.mixture import GaussianMixture
+
+    from course_lib import quality
+
+    check = load_check(CH3, "prior-hole")["check_prior_hole"]
+    images, labels = data.load_mnist("test", source="embedded")
+    x = torch.from_numpy(images).reshape(-1, 784).double() / 255
+    y = torch.from_numpy(labels)
+    templates = torch.stack([x[y == c][0] for c in range(10)])                            # (10, 784): one digit per class
+    angles = torch.arange(10, dtype=torch.float64) * 2 * math.pi / 10
+    centres = 1.6 * torch.stack([angles.cos(), angles.sin()], 1)                          # (10, 2), on a ring
+    g = torch.Generator().manual_seed(0)
+    codes = centres[torch.arange(2000) % 10] + 0.15 * torch.randn(2000, 2, generator=g, dtype=torch.float64)
+
+    def sharp(z):      # pixel probabilities: the templates weighted by closeness to each cluster
+        w = torch.softmax(-((z[:, None, :] - centres[None]) ** 2).sum(-1) / 0.3, 1)
+        return (w @ templates).clamp(0, 1).float()
+
+    def blurry(z):     # the decoder is the limit: every code decodes to the same blend
+        return templates.mean(0).expand(len(z), -1).clamp(0, 1).float()
+
+    def scores(decode):
+        out = [quality.sample_quality(decode(torch.randn(1000, 2, generator=g, dtype=torch.float64)))["inception_score"]]
+        for k in (1, 10):
+            gm = GaussianMixture(k, covariance_type="full", reg_covar=1e-4, random_state=0).fit(codes.numpy())
+            out.append(quality.sample_quality(decode(torch.from_numpy(gm.sample(1000)[0])))["inception_score"])
+        return out
+
+    check(*scores(sharp))
+    assert fails(check, *scores(blurry))
