@@ -209,6 +209,36 @@ def test_sampling_matches_the_model_distribution():
     assert torch.all((freq - probs).abs() < 4 * torch.sqrt(probs * (1 - probs) / n) + 2e-3), (freq, probs)
 
 
+def test_sampling_temperature_matches_the_sharpened_distribution():
+    """At temperature T the 2x2 frequencies match the product of sigmoid(logit / T) conditionals.
+
+    The reference multiplies, for every one of the 16 images, its conditionals with the
+    logits divided by T, computed here from the model's forward pass: a sampler that
+    multiplied by T, or ignored it, would miss it. T = 1 gives the model's own draws.
+    """
+    model = small("gated")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(2.0)
+    x = all_binary_images(1, 2, 2)                                          # (16, 1, 2, 2)
+    T = 0.5
+    with torch.no_grad():
+        logits = model(x.to(model._dtype())) / T
+    log_p = -torch.nn.functional.binary_cross_entropy_with_logits(logits, x.to(logits.dtype), reduction="none")
+    probs = log_p.reshape(16, 4).sum(1).exp()                               # sharpened p(x), sums to 1
+    assert probs.sum().item() == pytest.approx(1.0, abs=1e-9)
+    n = 6000
+    samples = model.sample(n, (1, 2, 2), generator=torch.Generator().manual_seed(1), temperature=T)
+    codes = (samples.reshape(n, 4) * torch.tensor([8.0, 4.0, 2.0, 1.0], dtype=samples.dtype)).sum(1).long()
+    freq = torch.bincount(codes, minlength=16).double() / n
+    assert torch.all((freq - probs).abs() < 4 * torch.sqrt(probs * (1 - probs) / n) + 2e-3), (freq, probs)
+    plain = model.sample(50, (1, 2, 2), generator=torch.Generator().manual_seed(2))
+    assert torch.equal(plain, model.sample(50, (1, 2, 2), generator=torch.Generator().manual_seed(2), temperature=1.0))
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="temperature"):
+            model.sample(1, (1, 2, 2), temperature=bad)
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_sample_keeps_given_pixels_and_is_reproducible(name):
     model = small(name)
