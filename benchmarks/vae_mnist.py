@@ -46,7 +46,9 @@ Examples::
 Lines: ``threads=...`` first; per model ``model=<name> ... test_elbo_nats=... test_iwae_k=<k>
 test_log_px_nats=... train_seconds=... epochs=... params=...`` and ``quality model=<name> samples=<means|binary>
 inception_score=... confident_fraction=... n=...`` (``course_lib.quality`` on ``--quality-samples`` samples,
-1,000 by default; the official test digits score 9.4 and 0.95); ``ratio_nll_vae_vs_plain=...``;
+1,000 by default; the official test digits score 9.4 and 0.95), and for ``plain`` and ``vae`` a second
+``quality ... codes=mixture10`` line: the same decoder with codes from a 10-component Gaussian mixture
+fitted to the encoder means of the training digits (Chapter 3's prior-hole experiment); ``ratio_nll_vae_vs_plain=...``;
 the ``target`` line.
 """
 
@@ -102,6 +104,26 @@ class PlainVAE(nn.Module):
     def log_px_given_z(self, z, x):
         return -F.binary_cross_entropy_with_logits(self.decode(z), x.expand(*z.shape[:-1], x.shape[-1]),
                                                    reduction="none").sum(-1)
+
+
+MIXTURE = 10  # components of the Gaussian mixture fitted to the codes (Chapter 3's "prior hole" cell)
+
+
+@torch.no_grad()
+def mixture_code_samples(model, pixels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """(n, 784) Bernoulli means decoded from codes drawn from a Gaussian mixture fitted to the encoder means.
+
+    The ex-post density estimation of Ghosh et al. 2020 (ICLR), as in Chapter 3: the
+    mixture models the aggregate posterior, which the N(0, I) prior does not match.
+    """
+    from sklearn.mixture import GaussianMixture
+
+    device = next(model.parameters()).device
+    x = vae.binarize_fixed(pixels, seed=3).to(device)
+    codes = torch.cat([model.encode(x[i:i + 1000])[0] for i in range(0, len(x), 1000)]).double().cpu().numpy()
+    gm = GaussianMixture(MIXTURE, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(codes)
+    z = torch.from_numpy(gm.sample(n)[0]).float().to(device)
+    return torch.sigmoid(model.decode(z))
 
 
 def train_plain(model: PlainVAE, pixels: torch.Tensor, epochs: int, max_seconds: float | None, seed: int) -> dict:
@@ -271,6 +293,10 @@ def main(argv=None) -> dict:
                          torch.sigmoid(model.decode(torch.randn(args.quality_samples, latent, generator=g, device=device))))
             print(f"quality model={name} samples={'binary' if name == 'ar_vae' else 'means'} "
                   f"{quality.format_quality(quality.sample_quality(shown.float().cpu()))}", flush=True)
+            if name != "ar_vae":  # the same decoder, codes from a mixture fitted to the training codes (Chapter 3)
+                shown = mixture_code_samples(model, train_px, args.quality_samples, args.seed)
+                print(f"quality model={name} samples=means codes=mixture{MIXTURE} "
+                      f"{quality.format_quality(quality.sample_quality(shown.float().cpu()))}", flush=True)
     if "plain" in results and "vae" in results:
         ours, peer = results["vae"], results["plain"]
         print(f"ratio_nll_vae_vs_plain={protocol.ratio(-ours['log_px'], -peer['log_px']):.4f} "
