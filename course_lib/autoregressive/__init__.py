@@ -54,14 +54,15 @@ References:
 """
 
 
-from course_lib.autoregressive import attention, core, pixelrnn, pretrained, training
+from course_lib.autoregressive import attention, core, made, pixelrnn, pretrained, training
 from course_lib.autoregressive.attention import *  # noqa: F401,F403
 from course_lib.autoregressive.core import *  # noqa: F401,F403
 from course_lib.autoregressive.core import _GatedLayer, _down_shift  # noqa: F401  (shown in Chapter 2)
+from course_lib.autoregressive.made import *  # noqa: F401,F403
 from course_lib.autoregressive.pixelrnn import *  # noqa: F401,F403
 from course_lib.autoregressive.pixelrnn import _DiagonalBiLSTMLayer, _RowLSTMLayer  # noqa: F401  (shown in Chapter 2)
 from course_lib.autoregressive.training import *  # noqa: F401,F403
 from course_lib.autoregressive.training import _epoch_draw  # noqa: F401
 from course_lib.autoregressive.pretrained import *  # noqa: F401,F403
 
-__all__ = core.__all__ + attention.__all__ + pixelrnn.__all__ + training.__all__ + pretrained.__all__
+__all__ = core.__all__ + attention.__all__ + made.__all__ + pixelrnn.__all__ + training.__all__ + pretrained.__all__
