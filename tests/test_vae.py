@@ -690,3 +690,44 @@ def test_training_speed_path_gives_the_same_bound_as_the_checked_one(small_vae):
     z = vae.reparameterize(mu, logvar, g)
     rec, _ = small_vae.elbo_terms(x, torch.Generator().manual_seed(0))
     assert torch.equal(rec, small_vae.log_px_given_z(z, x))
+
+
+def test_free_bits_kl_clamps_the_batch_mean_per_coordinate():
+    """sum_j max(lambda, mean_b KL_bj): by hand, its gradient, and the per-row clamp it is not."""
+    mu = torch.tensor([[0.1, 2.0], [0.3, 0.0], [-0.2, 1.0]], dtype=torch.float64, requires_grad=True)
+    logvar = torch.tensor([[0.0, -1.0], [0.1, 0.0], [-0.1, 0.5]], dtype=torch.float64)
+    kl = 0.5 * (mu.detach() ** 2 + logvar.exp() - logvar - 1)                 # (3, 2), by hand
+    lam = 0.2
+    assert kl[:, 0].mean() < lam < kl[:, 1].mean()                            # coordinate 0 under its allowance
+    value = vae.free_bits_kl(mu, logvar, lam)
+    assert value.item() == pytest.approx(lam + kl[:, 1].mean().item(), rel=1e-12)
+    per_row = kl.clamp(min=lam).sum(1).mean()                                  # the wrong clamp: each row its lambda
+    assert abs(per_row.item() - value.item()) > 1e-3
+    (grad,) = torch.autograd.grad(value, mu)
+    assert torch.equal(grad[:, 0], torch.zeros(3, dtype=torch.float64)), "under the allowance: no KL gradient"
+    assert torch.allclose(grad[:, 1], mu.detach()[:, 1] / 3)                  # d/dmu of the mean of mu^2 / 2
+    assert vae.free_bits_kl(mu, logvar, 0.0).item() == pytest.approx(vae.gaussian_kl(mu, logvar).mean().item())
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="free_bits"):
+            vae.free_bits_kl(mu, logvar, bad)
+
+
+def test_free_bits_training_logs_the_elbo_and_keeps_units_active():
+    """With free bits the KL of each coordinate is not pushed below its allowance; train_bound is the ELBO."""
+    valid = vae.binarize_fixed(_pixels(100, seed=1), 0)
+    runs = {}
+    for lam in (0.0, 1.0):
+        cfg = vae.VAEConfig(epochs=8, batch_size=20, lr=1e-2, free_bits=lam, progress=False)
+        model, hist = vae.train_vae(_fresh(), _pixels(200), cfg, valid)
+        with torch.no_grad():
+            mu, logvar = model.encode(valid)
+        runs[lam] = (0.5 * (mu ** 2 + logvar.exp() - logvar - 1)).mean(0), hist
+    kl0, _ = runs[0.0]
+    kl1, hist1 = runs[1.0]
+    assert kl1.min() > 0.5, f"free bits of 1 nat: every coordinate keeps KL near 1 nat or more, got {kl1.tolist()}"
+    assert kl1.sum() > kl0.sum(), (kl0.tolist(), kl1.tolist())
+    assert all(math.isfinite(b) for b in hist1["train_bound"])
+    with pytest.raises(ValueError, match="free_bits"):
+        vae.VAEConfig(free_bits=0.5, k=5)
+    with pytest.raises(ValueError, match="free_bits"):
+        vae.VAEConfig(free_bits=-1.0)

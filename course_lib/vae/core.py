@@ -21,6 +21,7 @@ __all__ = [
     "diag_gaussian_log_prob",
     "bernoulli_log_prob",
     "gaussian_kl",
+    "free_bits_kl",
     "reparameterize",
     "log_mean_exp",
     "single_sample_elbo",
@@ -154,6 +155,40 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     """
     mu, logvar = _check_mu_logvar(mu, logvar)
     return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0).sum(-1)
+
+
+def free_bits_kl(mu: Tensor, logvar: Tensor, free_bits: float) -> Tensor:
+    """The KL term of the free-bits objective: ``sum_j max(lambda, mean_b KL_bj)``, a scalar in nats per digit.
+
+    ``KL_bj = 1/2 (mu_bj^2 + sigma_bj^2 - log sigma_bj^2 - 1)`` is latent coordinate
+    j's KL for row b (:func:`gaussian_kl` sums it over j). Averaged over the batch
+    first and then clamped below at ``lambda = free_bits``, a coordinate whose
+    average KL is under its allowance costs a constant and gets no gradient from the
+    KL term, so the optimizer has no reason to push it all the way to the prior (an
+    inactive unit) early in training. With ``free_bits = 0`` it is ``gaussian_kl(mu,
+    logvar).mean()``. The clamp is of the batch mean, not of each row's KL: clamping
+    per row would let every digit keep lambda nats for free.
+
+    Args:
+        mu: (B, Z) means.
+        logvar: (B, Z) log-variances.
+        free_bits: lambda, nats per latent coordinate (>= 0).
+
+    Returns:
+        () tensor, nats.
+
+    Raises:
+        ArgumentTypeError (TypeError and ValueError): ``mu``/``logvar`` not tensors, ``free_bits`` not a number.
+        ValueError: shapes as :func:`gaussian_kl`; ``free_bits`` negative or not finite.
+
+    References: Kingma, Salimans, Jozefowicz, Chen, Sutskever, Welling 2016,
+    "Improved Variational Inference with Inverse Autoregressive Flow", NeurIPS
+    (the "free bits" objective of its appendix, with one group per latent coordinate).
+    """
+    mu, logvar = _check_mu_logvar(mu, logvar)
+    free_bits = checks.nonnegative_float("free_bits", free_bits)
+    kl_per_dim = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0)            # (B, Z)
+    return kl_per_dim.mean(0).clamp(min=free_bits).sum()
 
 
 def _location_scale(mu: Tensor, logvar: Tensor, eps: Tensor) -> Tensor:

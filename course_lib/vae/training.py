@@ -16,7 +16,7 @@ from torch import Tensor
 from course_lib import checks, data, pretrained
 from course_lib._runtime import seed_everything
 from course_lib.training import RunOptions, TrainingRun
-from course_lib.vae.core import VAE, AutoregressiveVAE, _check_binary_batch, log_mean_exp
+from course_lib.vae.core import VAE, AutoregressiveVAE, _check_binary_batch, free_bits_kl, gaussian_kl, log_mean_exp, reparameterize
 
 __all__ = [
     "binarize_dynamic",
@@ -97,6 +97,10 @@ class VAEConfig(RunOptions):
     """Weight of the KL term (beta-VAE); only used with k = 1."""
     warmup_epochs: int = 0
     """Linear KL warm-up: the KL weight rises from 1/warmup_epochs to beta over this many epochs (0: none)."""
+    free_bits: float = 0.0
+    """Free bits (Kingma et al. 2016), nats per latent coordinate: the KL term becomes
+    ``sum_j max(free_bits, mean over the batch of KL_j)`` (:func:`free_bits_kl`); 0: the plain
+    ELBO. Only with k = 1. ``train_bound`` still logs the ELBO itself."""
     weight_decay: float = 0.0
     """Adam's L2 penalty."""
     patience: int = 0
@@ -115,6 +119,9 @@ class VAEConfig(RunOptions):
         checks.positive_int("k", self.k)
         checks.nonnegative_float("beta", self.beta)
         checks.nonnegative_int("warmup_epochs", self.warmup_epochs)
+        checks.nonnegative_float("free_bits", self.free_bits)
+        if self.free_bits > 0 and self.k != 1:
+            raise ValueError(f"free_bits applies to the ELBO (k = 1) only, got free_bits={self.free_bits} with k={self.k}")
         checks.nonnegative_float("weight_decay", self.weight_decay)
         checks.nonnegative_int("patience", self.patience)
         checks.nonnegative_int("seed", self.seed)
@@ -227,11 +234,18 @@ def train_vae(
             kl_weight = config.beta * min(1.0, (state["epoch"] + 1) / config.warmup_epochs) if config.warmup_epochs else config.beta
             idx = state["order"][state["position"] : state["position"] + config.batch_size]
             x = state["batches"][idx].to(device=device, dtype=torch.float32)
-            if config.k == 1:
+            if config.free_bits > 0:  # the free-bits objective; the ELBO (beta = 1) is what gets logged
+                mu, logvar = model.encode(x)
+                rec = model.log_px_given_z(reparameterize(mu, logvar, noise), x)
+                objective = rec.mean() - kl_weight * free_bits_kl(mu, logvar, config.free_bits)
+                bound = (rec - gaussian_kl(mu, logvar)).detach()
+            elif config.k == 1:
                 bound = model.elbo(x, beta=kl_weight, generator=noise)
+                objective = bound.mean()
             else:
                 bound = log_mean_exp(model.log_weights(x, config.k, noise), dim=0)
-            run.optimize(-bound.mean(), inputs=x)
+                objective = bound.mean()
+            run.optimize(-objective, inputs=x)
             state["sum_bound"] += bound.sum().item()
             state["position"] += len(idx)
             epoch_done = state["position"] >= n
