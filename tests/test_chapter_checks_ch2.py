@@ -377,3 +377,49 @@ def test_dilated_field_check_fails_a_stack_without_the_shift():
     torch.manual_seed(0)
     assert fails(_dilated_check(), lambda L, dilated: _RasterStack([2 ** l if dilated else 1 for l in range(L)], shift=False),
                  max_layers=5)
+
+
+# ------------------------------------------------------------------ MADE: masking a dense layer (issue 22 §4)
+def _made_check():
+    return load_check(CH2, "made-masks", **_globals(), check_causal=_check_causal())["check_made"]
+
+
+def _shuffled(d):
+    return torch.randperm(d, generator=torch.Generator().manual_seed(d + 1))
+
+
+@pytest.mark.parametrize("seed", [None, 0])
+def test_made_check_passes_the_library_made_in_a_shuffled_order(seed):
+    torch.manual_seed(0)
+    _made_check()(lambda d: ar.MADE(d, (2 * d, d), order=_shuffled(d), seed=seed), 3, 6)
+
+
+def _made_with_output_mask(d, strict):
+    model = ar.MADE(d, (2 * d, 2 * d), order=_shuffled(d))
+    degrees = ar.made_degrees(d, model.hidden_sizes, model.order)
+    out = degrees[0][:, None] > degrees[-1][None, :] if strict else degrees[0][:, None] >= degrees[-1][None, :]
+    with torch.no_grad():
+        model.layers[-1].mask.copy_(out)
+    return model
+
+
+def test_made_check_passes_the_output_mask_written_out_with_strict_gt():
+    torch.manual_seed(0)
+    _made_check()(lambda d: _made_with_output_mask(d, strict=True), 3, 6)
+
+
+def test_made_check_fails_an_output_mask_built_with_geq():
+    torch.manual_seed(0)
+    assert fails(_made_check(), lambda d: _made_with_output_mask(d, strict=False), 3, 6)
+
+
+def test_made_check_fails_a_made_whose_masks_ignore_its_order():
+    def make(d):
+        model = ar.MADE(d, (2 * d, 2 * d), order=_shuffled(d))
+        with torch.no_grad():                                # the masks of the identity order
+            for layer, mask in zip(model.layers, ar.made_masks(ar.made_degrees(d, model.hidden_sizes))):
+                layer.mask.copy_(mask)
+        return model
+
+    torch.manual_seed(0)
+    assert fails(_made_check(), make, 3, 6)
