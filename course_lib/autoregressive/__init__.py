@@ -15,7 +15,8 @@ images of more than :data:`MAX_SAMPLE_PIXELS` = 64 x 64 pixels unless given ``ma
 Modules: :mod:`~course_lib.autoregressive.core` (masks, PixelCNN, Gated
 PixelCNN, receptive fields), :mod:`~course_lib.autoregressive.pixelrnn` (Row
 LSTM, Diagonal BiLSTM), :mod:`~course_lib.autoregressive.attention` (causal
-self-attention over pixels), :mod:`~course_lib.autoregressive.training` (data,
+self-attention over pixels), :mod:`~course_lib.autoregressive.made` (MADE, masked
+dense layers), :mod:`~course_lib.autoregressive.training` (data,
 evaluation, training), :mod:`~course_lib.autoregressive.pretrained` (saved
 and shipped models); every public name is importable from here.
 
@@ -30,6 +31,10 @@ piece                             what it is
 :class:`RowLSTM`                  row-by-row LSTM, triangular receptive field
 :class:`DiagonalBiLSTM`           skewed, two-direction diagonal LSTM, full field
 :class:`CausalSelfAttention2d`    masked self-attention over pixels (full, local 1-D, local 2-D)
+:func:`made_degrees`              MADE's unit degrees (inputs: position in the order)
+:func:`made_masks`                MADE's masks: >= between hidden layers, > at the output
+:class:`MaskedLinear`             an ``nn.Linear`` whose fixed mask is applied in ``forward``
+:class:`MADE`                     masked autoencoder for binary vectors (any order)
 :func:`bernoulli_nll`             per-image negative log-likelihood from logits (nats)
 :func:`receptive_field`           which inputs a pixel's logit depends on (by gradient)
 :func:`train`                     maximum likelihood through ``course_lib.training``
