@@ -64,6 +64,45 @@ def check(label: str, name: str):
 
 
 # --------------------------------------------------------------------------------------
+# §3.3: a linear autoencoder spans the top principal subspace (Baldi and Hornik 1989)
+# --------------------------------------------------------------------------------------
+
+def _projection_error(basis: torch.Tensor, x: torch.Tensor) -> float:
+    """Mean squared error (summed over D) of projecting x orthogonally onto span(basis)."""
+    q, _ = torch.linalg.qr(basis)
+    return (x - x @ q @ q.T).pow(2).sum(1).mean().item()
+
+
+def test_linear_ae_pca_check():
+    """The top-Z eigenvectors of the centred covariance pass, mixed or not; the autoencoder
+    trained on centred data passes; the bottom-Z eigenvectors, the uncentred second moment's
+    top-Z eigenvectors, and a bias-free autoencoder trained on uncentred data fail."""
+    ns = load_check(CH3, "linear-ae-pca", vae=vae)
+    run, train = ns["check_principal_subspace"], ns["train_linear_ae"]
+    model = vae.LinearGaussian(12, 3, noise_std=0.4, generator=torch.Generator().manual_seed(5))   # not the chapter's data
+    x = model.sample(600, torch.Generator().manual_seed(6))                                         # mean b != 0
+    assert x.mean(0).norm() > 2                                                                     # the mean matters
+    xc = x - x.mean(0)
+    evecs = torch.linalg.eigh(xc.T @ xc / len(x))[1]                                                # ascending
+    top, bottom = evecs[:, -3:], evecs[:, :3]
+    run(top, _projection_error(top, xc), x)                                                         # PCA itself
+    mix = torch.tensor([[2.0, 0.5, 0.0], [0.3, 1.0, -1.0], [0.0, 0.7, 1.5]], dtype=torch.float64)  # invertible
+    run(top @ mix, _projection_error(top @ mix, xc), x)                                             # same subspace, other axes
+    V, E, err = train(xc, 3, 400)
+    run(V, err, x)
+    assert (V.T @ V - torch.eye(3, dtype=V.dtype)).abs().max() > 0.1                                # not orthonormal, still passes
+
+    assert fails(run, bottom, _projection_error(bottom, xc), x)                                     # eigh read from the wrong end
+    second_moment_top = torch.linalg.eigh(x.T @ x / len(x))[1][:, -3:]                              # the mean not subtracted
+    assert fails(run, second_moment_top, _projection_error(second_moment_top, x), x)
+    V_raw, _, err_raw = train(x, 3, 800, lr=0.04)                                                   # uncentred data, no bias
+    m2_eigenvalues = torch.linalg.eigvalsh(x.T @ x / len(x))
+    assert abs(err_raw / m2_eigenvalues[:-3].sum().item() - 1) < 1e-4                               # it converged: to uncentred PCA
+    assert fails(run, V_raw, err_raw, x)
+    assert fails(run, top, _projection_error(top, xc) * 1.01, x)                                    # the right span, not the minimum
+
+
+# --------------------------------------------------------------------------------------
 # §3.6: the score function on the trained decoder
 # --------------------------------------------------------------------------------------
 
