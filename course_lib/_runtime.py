@@ -105,7 +105,7 @@ def by_profile(table: dict, name: str | None = None):
 
 
 def set_num_threads(num_threads: int | None = None) -> int:
-    """Pick how many CPU threads torch uses, and return the number in force.
+    """Pick how many CPU threads torch (and NumPy's BLAS) use, and return torch's number in force.
 
     This is the one documented way to set it in ``course_lib``. On a small
     machine that other processes share (a 2-core CI runner, a laptop running
@@ -135,4 +135,12 @@ def set_num_threads(num_threads: int | None = None) -> int:
     if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
         raise ValueError(f"num_threads must be an int >= 1, got {num_threads!r}")
     torch.set_num_threads(int(num_threads))
+    # NumPy's BLAS (and any other native pool already loaded: scikit-learn's OpenMP) gets the
+    # same count: a Gaussian-mixture fit on a busy 2-core machine was 8x slower with its default.
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
+    else:
+        threadpool_limits(limits=int(num_threads))
     return torch.get_num_threads()

@@ -143,3 +143,21 @@ def test_set_num_threads_defaults_to_one_thread_in_the_small_profile(monkeypatch
         assert course_lib.set_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_set_num_threads_also_limits_numpys_blas():
+    """NumPy's BLAS (and other loaded native pools) get the same count as torch: a scikit-learn fit
+    in a chapter cell must not oversubscribe a busy 2-core machine."""
+    import numpy as np
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    np.linalg.eigh(np.eye(3))                                     # make sure NumPy's BLAS is loaded
+    before = torch.get_num_threads()
+    with threadpool_limits(limits=None):                          # restores every pool afterwards
+        try:
+            course_lib.set_num_threads(1)
+            pools = threadpool_info()
+            assert pools, "no native thread pool found"
+            assert all(p["num_threads"] == 1 for p in pools), [(p["internal_api"], p["num_threads"]) for p in pools]
+        finally:
+            torch.set_num_threads(before)
