@@ -29,6 +29,8 @@ import json
 import math
 import os
 import re
+
+import numpy as np
 from typing import Callable, Sequence
 
 from course_lib import checks
@@ -158,15 +160,24 @@ def _frame_png(fig, dpi: int) -> bytes:
     A player's frames are line plots, grey digits and a few colour maps: 64 colours keep
     their look (antialiased edges included) at about a quarter less than 256, which keeps
     a chapter with a 49-frame player under the browser test's 1.5 MB compressed page budget.
+    A figure already at ``dpi`` is read straight from its Agg canvas: the same pixels as
+    ``savefig`` without encoding and decoding a PNG first (about a third less time per frame).
     """
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - pillow ships with matplotlib
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi)
         return buf.getvalue()
-    buf.seek(0)
-    image = Image.open(buf).convert("RGB").quantize(colors=FRAME_COLORS, method=Image.Quantize.MEDIANCUT)
+    if fig.dpi == dpi and hasattr(fig.canvas, "buffer_rgba"):
+        fig.canvas.draw()
+        rgb = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert("RGB")
+    else:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi)
+        buf.seek(0)
+        rgb = Image.open(buf).convert("RGB")
+    image = rgb.quantize(colors=FRAME_COLORS, method=Image.Quantize.MEDIANCUT)
     out = io.BytesIO()
     image.save(out, format="png", optimize=True)
     return out.getvalue()

@@ -334,3 +334,30 @@ def test_player_frames_use_a_small_palette():
     image = Image.open(io.BytesIO(base64.b64decode(_data(html)["images"][0].split(",", 1)[1])))
     assert image.mode == "P", f"frame is {image.mode}, not a palette image"
     assert len(image.getcolors(maxcolors=4096)) <= widgets.FRAME_COLORS
+
+
+def test_frames_read_from_the_canvas_match_savefig():
+    """The fast path (pixels straight from the Agg canvas) gives the frame savefig would give."""
+    import io
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    fig = plt.figure(figsize=(3, 2), dpi=50)
+    try:
+        ax = fig.add_subplot(1, 1, 1)
+        ax.imshow(np.linspace(0, 1, 600).reshape(20, 30), cmap="viridis")
+        ax.plot([0, 29], [0, 19], "r-")
+        ax.set_title("t = 0.5")
+        fast = Image.open(io.BytesIO(widgets._frame_png(fig, 50))).convert("RGB")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=50)
+        buf.seek(0)
+        reference = Image.open(buf).convert("RGB").quantize(colors=widgets.FRAME_COLORS,
+                                                            method=Image.Quantize.MEDIANCUT).convert("RGB")
+        slow = Image.open(io.BytesIO(widgets._frame_png(fig, 40))).convert("RGB")   # another dpi: the savefig path
+    finally:
+        plt.close(fig)
+    assert fast.size == reference.size == (150, 100)
+    assert np.array_equal(np.asarray(fast), np.asarray(reference))
+    assert slow.size == (120, 80)
