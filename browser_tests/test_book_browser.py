@@ -332,6 +332,7 @@ def result(page, html_dir, server, driver, screenshots, axe_source):
 
     narrow = load(driver, url, NARROW)
     r["widths_400"] = driver.execute_script(_WIDTHS)
+    driver.execute_async_script(metrics.LOAD_IMAGES_JS)  # lazy figures too: the 8 px check needs every image's size
     r["layout_400"] = driver.execute_script(metrics.LAYOUT_JS)
     r["clipped_400"] = metrics.clipped_summary(r["layout_400"])
     if chapter:
