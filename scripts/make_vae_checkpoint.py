@@ -81,7 +81,7 @@ OUT = os.path.join(os.path.dirname(__file__), "..", "course_lib", "assets", "vae
 def sample_quality(model, n: int = 1000, seed: int = 0) -> dict:
     """The quality measures of ``n`` samples z ~ N(0, I), decoded to their Bernoulli means (what the chapter shows)."""
     g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, model.latent_dim, generator=g, dtype=model._dtype())
+    z = model.sample_prior(n, g)  # N(0, I) for a VAE (the same draws as torch.randn), the mixture for a MixturePriorVAE
     return quality.sample_quality(torch.sigmoid(model.decode(z)).float())
 
 
@@ -97,6 +97,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--k-eval", type=int, default=500)
     ap.add_argument("--out", default=OUT)
+    ap.add_argument("--prior-components", type=int, default=0,
+                    help="K > 0: a MixturePriorVAE with a learned K-component Gaussian mixture prior; 0: N(0, I)")
+    ap.add_argument("--prior", choices=("mixture", "vamp"), default="mixture",
+                    help="with --prior-components K: a learned Gaussian mixture or the VampPrior (K pseudo-inputs)")
+    ap.add_argument("--latent-dim", type=int, default=ARCH["latent_dim"])
+    ap.add_argument("--hidden-dims", type=int, nargs="+", default=list(ARCH["hidden_dims"]))
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (a GPU run is not bitwise reproducible on a CPU)")
     ap.add_argument("--resave", action="store_true",
                     help="re-save the existing --out file in the current format (same weights and metadata); no training")
     ap.add_argument("--sha256", default=None,
@@ -116,7 +123,14 @@ def main() -> None:
     valid_x = vae.binarize_fixed(train_px[n_train:], seed=2)
     test_x = vae.binarize_fixed(torch.from_numpy(test_images).reshape(-1, 784), vae.TEST_BINARIZATION_SEED)
     print(f"train_digits={n_train} valid_digits={args.valid_digits} ({args.source})")
-    model = vae.VAE(**ARCH)
+    arch = dict(ARCH, latent_dim=args.latent_dim, hidden_dims=tuple(args.hidden_dims))
+    if args.prior_components:
+        cls = vae.VampPriorVAE if args.prior == "vamp" else vae.MixturePriorVAE
+        model = cls(**arch, prior_components=args.prior_components)
+    else:
+        model = vae.VAE(**arch)
+    model.to(args.device)
+    print(f"model={type(model).__name__} arch={arch} prior_components={args.prior_components} device={args.device}")
     cfg = vae.VAEConfig(epochs=args.epochs, batch_size=100, lr=1e-3, patience=args.patience, seed=args.seed, progress=False)
     tic = time.perf_counter()
     model, hist = vae.train_vae(model, train_px[:n_train], cfg, valid_x)
@@ -133,7 +147,7 @@ def main() -> None:
     print(f"samples (1,000 Bernoulli means, seed 0): {quality.format_quality(q)}")
     sha = vae.save_pretrained(model, args.out, test_elbo_nats=elbo, test_log_px_nats=log_px, k_eval=args.k_eval,
                               epochs_run=len(hist["epoch"]), best_epoch=hist["best_epoch"], seed=args.seed,
-                              train_digits=n_train, source=args.source,
+                              train_digits=n_train, source=args.source, device=args.device,
                               inception_score=q["inception_score"], confident_fraction=q["confident_fraction"])
     print(f"wrote {os.path.normpath(args.out)} bytes={os.path.getsize(args.out)} sha256={sha}")
 

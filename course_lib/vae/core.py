@@ -32,6 +32,8 @@ __all__ = [
     "LinearGaussian",
     "VAE",
     "AutoregressiveVAE",
+    "MixturePriorVAE",
+    "VampPriorVAE",
 ]
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -648,7 +650,7 @@ class VAE(nn.Module):
         eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
         z = _location_scale(mu, logvar, eps)
         log_q = -0.5 * (eps.pow(2) + logvar + _LOG_2PI).sum(-1)  # diag_gaussian_log_prob(z, mu, logvar)
-        return self._log_px_given_z(z, x) + standard_normal_log_prob(z) - log_q
+        return self._log_px_given_z(z, x) + self.prior_log_prob(z) - log_q
 
     def iwae_bound(self, x: Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 100) -> Tensor:
         """The importance-weighted bound ``log (1/k) sum_j p(x, z_j) / q(z_j | x)``: (B,), nats.
@@ -667,12 +669,27 @@ class VAE(nn.Module):
         log_w = torch.cat([self.log_weights(x, min(chunk, k - j), generator) for j in range(0, k, chunk)])
         return log_mean_exp(log_w, dim=0)
 
+    def prior_log_prob(self, z: Tensor) -> Tensor:
+        """``log p(z)`` of the prior, here ``N(0, I)``: (..., Z) -> (...), nats."""
+        return standard_normal_log_prob(z)
+
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` binary images from ``z ~ N(0, I)``, ``x ~ p(x | z)``: (n, D) with values in {0, 1}."""
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` codes ``z ~ p(z)`` (here ``N(0, I)``): (n, Z), on the model's device.
+
+        ``generator`` must live on the model's device (``torch.randn``'s rule).
+        Raises ValueError for ``n`` < 1 (named).
+        """
         n = checks.positive_int("n", n)
         device = next(self.parameters()).device
-        z = torch.randn(n, self.latent_dim, generator=generator, device=device, dtype=self._dtype())
+        return torch.randn(n, self.latent_dim, generator=generator, device=device, dtype=self._dtype())
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` binary images from ``z ~ p(z)``, ``x ~ p(x | z)``: (n, D) with values in {0, 1}."""
+        n = checks.positive_int("n", n)
+        device = next(self.parameters()).device
+        z = self.sample_prior(n, generator)
         probs = torch.sigmoid(self.decode(z))
         return (torch.rand(probs.shape, generator=generator, device=device, dtype=probs.dtype) < probs).to(probs.dtype)
 
@@ -726,7 +743,7 @@ class AutoregressiveVAE(VAE):
         """``n`` binary images, pixel by pixel in raster order: (n, D) in {0, 1}."""
         n = checks.positive_int("n", n)
         device = next(self.parameters()).device
-        z = torch.randn(n, self.latent_dim, generator=generator, device=device, dtype=self._dtype())
+        z = self.sample_prior(n, generator)
         base = self.decode(z)  # (n, D)
         w = self.autoregressive.weight * self.mask  # (D, D)
         x = torch.zeros_like(base)
@@ -734,3 +751,121 @@ class AutoregressiveVAE(VAE):
             p = torch.sigmoid(base[:, i] + x @ w[i])
             x[:, i] = (torch.rand(n, generator=generator, device=device, dtype=p.dtype) < p).to(x.dtype)
         return x
+
+
+class MixturePriorVAE(VAE):
+    """A :class:`VAE` whose prior is a mixture of K diagonal Gaussians, learned with the rest.
+
+    ``p(z) = sum_k pi_k N(z; m_k, diag(exp(s_k)))`` with ``pi = softmax(prior_logits)``,
+    means ``prior_means`` (K, Z) and log-variances ``prior_logvars`` (K, Z), all trained
+    by the same ELBO as the encoder and the decoder. Why: with the fixed prior
+    ``N(0, I)`` the codes of the training digits (the aggregate posterior) do not fill
+    the prior, so many codes drawn from ``N(0, I)`` fall between the classes and
+    decode to blends (the "prior hole"). A learned prior moves its mass to where the
+    codes are, and the model's own samples improve. The KL to a mixture has no closed
+    form, so :meth:`elbo_terms` returns the one-sample estimate
+    ``log q(z | x) - log p(z)`` at the same ``z`` as the reconstruction term (unbiased
+    for the KL; the ELBO estimate stays unbiased). The IWAE bound uses
+    :meth:`prior_log_prob` and is unchanged otherwise.
+
+    Args:
+        data_dim: D (784 for MNIST).
+        latent_dim: Z.
+        hidden_dims: widths of the encoder's hidden layers (the decoder mirrors them).
+        prior_components: K >= 1. The means start at N(0, I) draws (a fixed seed, so
+            two models built alike are equal), the variances at 1, the weights uniform.
+
+    Shapes: ``z`` is (..., Z); :meth:`prior_log_prob` returns (...), nats.
+
+    Raises:
+        ValueError: non-positive sizes or ``prior_components`` (named), as :class:`VAE`.
+
+    References: Tomczak & Welling 2018, "VAE with a VampPrior", §3 (eq. 9: the
+    mixture-of-Gaussians prior they compare with); Dilokthanakul et al. 2016
+    (Gaussian-mixture VAE); Hoffman & Johnson 2016 (the aggregate posterior).
+    """
+
+    def __init__(self, data_dim: int = 784, latent_dim: int = 32, hidden_dims: Sequence[int] = (512, 256),
+                 prior_components: int = 10):
+        super().__init__(data_dim, latent_dim, hidden_dims)
+        self.prior_components = checks.positive_int("prior_components", prior_components)
+        init = torch.Generator().manual_seed(0)
+        self.prior_means = nn.Parameter(torch.randn(self.prior_components, self.latent_dim, generator=init))
+        self.prior_logvars = nn.Parameter(torch.zeros(self.prior_components, self.latent_dim))
+        self.prior_logits = nn.Parameter(torch.zeros(self.prior_components))
+
+    def prior_mixture(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The prior's ``(means, logvars, log_weights)``: (K, Z), (K, Z), (K,)."""
+        return self.prior_means, self.prior_logvars, torch.log_softmax(self.prior_logits, -1)
+
+    def prior_log_prob(self, z: Tensor) -> Tensor:
+        """``log sum_k pi_k N(z; m_k, diag(exp(s_k)))``: (..., Z) -> (...), nats."""
+        means, logvars, log_weights = self.prior_mixture()
+        # (..., 1, Z) against (K, Z): one Gaussian log-density per component, (..., K)
+        per_component = diag_gaussian_log_prob(z.unsqueeze(-2), means, logvars)
+        return torch.logsumexp(per_component + log_weights, dim=-1)
+
+    def elbo_terms(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """``(reconstruction, kl)``, each (B,) in nats; ``kl`` is the one-sample estimate
+        ``log q(z | x) - log p(z)`` at the ``z`` of the reconstruction (no closed form for a mixture)."""
+        x = self._x(x)
+        mu, logvar = self.encode(x)
+        z = reparameterize(mu, logvar, generator)
+        kl = diag_gaussian_log_prob(z, mu, logvar) - self.prior_log_prob(z)
+        return self._log_px_given_z(z, x), kl
+
+    @torch.no_grad()
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` codes from the mixture: a component ``k ~ pi``, then ``z ~ N(m_k, diag(exp(s_k)))``: (n, Z)."""
+        n = checks.positive_int("n", n)
+        means, logvars, log_weights = self.prior_mixture()
+        device = means.device
+        # the draws are made where the generator lives (a CPU generator for a model on a GPU is fine)
+        where = generator.device if generator is not None else device
+        k = torch.multinomial(log_weights.float().exp().to(where), n,
+                              replacement=True, generator=generator)  # (n,) component of each code
+        eps = torch.randn(n, self.latent_dim, generator=generator, device=where, dtype=self._dtype())
+        k, eps = k.to(device), eps.to(device)
+        return means[k] + (0.5 * logvars[k]).exp() * eps
+
+
+class VampPriorVAE(MixturePriorVAE):
+    """A :class:`VAE` whose prior is the VampPrior: the encoder's posteriors at K learned pseudo-inputs.
+
+    ``p(z) = (1/K) sum_k q(z | u_k)``, where the pseudo-inputs ``u_k = sigmoid(pseudo_logits_k)``
+    (K, D) are images with pixels in (0, 1), learned with the rest by the ELBO. The
+    optimal prior for a given encoder is the aggregate posteriors ``(1/N) sum_n q(z | x_n)``;
+    the VampPrior approximates it with K "virtual digits", so the prior puts its mass where
+    the encoder puts the codes of real digits, each component is as narrow as a real
+    digit's posterior, and the codes drawn from it decode to digits rather than to blends.
+    As in :class:`MixturePriorVAE`, the KL is the one-sample estimate ``log q(z | x) - log p(z)``.
+
+    Args:
+        data_dim: D (784 for MNIST).
+        latent_dim: Z.
+        hidden_dims: widths of the encoder's hidden layers (the decoder mirrors them).
+        prior_components: K >= 1 pseudo-inputs; their logits start at -1 + 0.1 N(0, 1) (a fixed
+            seed), i.e. grey images of mean intensity about 0.27.
+
+    Shapes: ``pseudo_logits`` is (K, D); ``z`` is (..., Z); :meth:`prior_log_prob` returns (...), nats.
+
+    Raises:
+        ValueError: non-positive sizes or ``prior_components`` (named), as :class:`VAE`.
+
+    References: Tomczak & Welling 2018, "VAE with a VampPrior", AISTATS, §3 (eqs. 8 and 10).
+    """
+
+    def __init__(self, data_dim: int = 784, latent_dim: int = 32, hidden_dims: Sequence[int] = (512, 256),
+                 prior_components: int = 100):
+        super().__init__(data_dim, latent_dim, hidden_dims, prior_components)
+        del self.prior_means, self.prior_logvars, self.prior_logits  # the components come from the encoder
+        init = torch.Generator().manual_seed(0)
+        self.pseudo_logits = nn.Parameter(-1.0 + 0.1 * torch.randn(self.prior_components, self.data_dim, generator=init))
+
+    def prior_mixture(self) -> tuple[Tensor, Tensor, Tensor]:
+        """``q(z | u_k)``'s ``(means, logvars)``, (K, Z) each, and uniform ``log_weights`` (K,)."""
+        pseudo_inputs = torch.sigmoid(self.pseudo_logits)  # (K, D) images with pixels in (0, 1)
+        means, logvars = self.encoder(pseudo_inputs.to(self._dtype())).chunk(2, dim=-1)
+        log_weights = torch.full((self.prior_components,), -math.log(self.prior_components),
+                                 device=means.device, dtype=means.dtype)
+        return means, logvars, log_weights

@@ -16,7 +16,7 @@ from torch import Tensor
 from course_lib import checks, data, pretrained
 from course_lib._runtime import seed_everything
 from course_lib.training import RunOptions, TrainingRun
-from course_lib.vae.core import VAE, AutoregressiveVAE, _check_binary_batch, free_bits_kl, gaussian_kl, log_mean_exp, reparameterize
+from course_lib.vae.core import VAE, AutoregressiveVAE, MixturePriorVAE, VampPriorVAE, _check_binary_batch, free_bits_kl, gaussian_kl, log_mean_exp, reparameterize
 
 __all__ = [
     "binarize_dynamic",
@@ -204,6 +204,9 @@ def train_vae(
         if valid_x.shape[0] == 0:
             raise ValueError(f"valid_x must hold at least one digit (the validation ELBO is measured on it every "
                              f"epoch), got shape {tuple(valid_x.shape)}; pass valid_x=None for no validation")
+    if config.free_bits > 0 and isinstance(model, MixturePriorVAE):
+        raise ValueError(f"config.free_bits={config.free_bits} needs the closed-form KL to N(0, I) of each "
+                         "coordinate; a MixturePriorVAE has a learned mixture prior (set free_bits=0)")
     if config.patience and valid_x is None:
         raise ValueError("valid_x is required when config.patience > 0 (early stopping needs validation digits)")
     device = next(model.parameters()).device
@@ -317,6 +320,9 @@ def save_pretrained(model: VAE, path: str | os.PathLike, **metadata) -> str:
         raise checks.ArgumentTypeError(f"model must be a course_lib.vae.VAE, got {type(model).__name__}")
     arch = {"data_dim": model.data_dim, "latent_dim": model.latent_dim, "hidden_dims": list(model.hidden_dims),
             "autoregressive": isinstance(model, AutoregressiveVAE)}
+    if isinstance(model, MixturePriorVAE):
+        arch["prior_components"] = model.prior_components
+        arch["prior"] = "vamp" if isinstance(model, VampPriorVAE) else "mixture"
     state = {}
     for name, value in model.state_dict().items():
         value = value.detach().cpu()
@@ -367,7 +373,11 @@ def load_pretrained(path: str | os.PathLike, sha256: str | None = None) -> tuple
         )
     arch = dict(arch)
     try:
-        model = (AutoregressiveVAE if arch.pop("autoregressive", False) else VAE)(**arch)
+        if arch.pop("autoregressive", False):
+            cls = AutoregressiveVAE
+        else:
+            cls = {"mixture": MixturePriorVAE, "vamp": VampPriorVAE, None: VAE}[arch.pop("prior", None)]
+        model = cls(**arch)
         model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
     except (TypeError, ValueError, RuntimeError) as err:
         raise pretrained.PretrainedFileError(
