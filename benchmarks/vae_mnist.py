@@ -3,7 +3,7 @@
 
 What is measured, for each model, on the same training digits (binarized afresh
 every epoch), the same test draw and the same wall budget, in the process order
-plain, vae, ar_vae: the test ELBO and the test IWAE bound with ``k = 500``
+plain, vae, vae_vamp, ar_vae: the test ELBO and the test IWAE bound with ``k = 500``
 (small profile; 5,000 in the full one), both in nats per digit (log-likelihoods,
 negative; the NLL is minus them), computed by **one** evaluator in this file for
 every model (the same importance samples from one seeded generator); the
@@ -18,6 +18,9 @@ Models:
   :func:`course_lib.vae.train_vae` with this benchmark's recipe (Adam with a step
   decay: 1e-3 for the first 75 % of the budget, then 3e-4 for 15 % and 1e-4 for
   10 %, each stage a fresh Adam);
+- ``vae_vamp``: :class:`course_lib.vae.VampPriorVAE` (the ``vae`` sizes with the VampPrior,
+  200 learned pseudo-inputs, as Chapter 3's shipped ``vae_vamp_mnist.pt``), the same recipe;
+  its quality line scores codes from its own learned prior;
 - ``ar_vae``: :class:`course_lib.vae.AutoregressiveVAE` (400-200-16, the decoder's
   logits plus a linear autoregressive term), the same recipe.
 
@@ -72,12 +75,13 @@ import course_lib  # noqa: E402
 import protocol  # noqa: E402
 from course_lib import data, quality, vae  # noqa: E402
 
-MODELS = ("plain", "vae", "ar_vae")
+MODELS = ("plain", "vae", "vae_vamp", "ar_vae")
+VAMP_COMPONENTS = 200  # vae_vamp: the pseudo-inputs of Chapter 3's shipped vae_vamp_mnist.pt
 SIZES = {
-    "small": dict(vae=(32, (512, 256)), ar_vae=(16, (400, 200)), batch=100, epochs=120, max_seconds=60.0,
+    "small": dict(vae=(32, (512, 256)), vae_vamp=(32, (512, 256)), ar_vae=(16, (400, 200)), batch=100, epochs=120, max_seconds=60.0,
                   k_eval=500, stages=((0.75, 1e-3), (0.15, 3e-4), (0.10, 1e-4))),
     # full: Burda et al. 2016, one stochastic layer, VAE (k = 1) objective
-    "full": dict(vae=(50, (200, 200)), ar_vae=(50, (200, 200)), batch=100, epochs=3280, max_seconds=None,
+    "full": dict(vae=(50, (200, 200)), vae_vamp=(50, (200, 200)), ar_vae=(50, (200, 200)), batch=100, epochs=3280, max_seconds=None,
                  k_eval=5000, stages="burda"),
 }
 PLAIN = dict(latent=32, hidden=(512, 256), lr=1e-3, batch=100)
@@ -275,7 +279,10 @@ def main(argv=None) -> dict:
             run = train_plain(model, train_px, epochs, budget, args.seed)
         else:
             latent, hidden = size[name]
-            model = (vae.VAE if name == "vae" else vae.AutoregressiveVAE)(784, latent, hidden).to(device)
+            if name == "vae_vamp":
+                model = vae.VampPriorVAE(784, latent, hidden, prior_components=VAMP_COMPONENTS).to(device)
+            else:
+                model = (vae.VAE if name == "vae" else vae.AutoregressiveVAE)(784, latent, hidden).to(device)
             run = train_ours(model, train_px, size, epochs, budget, args.seed)
         tic = time.perf_counter()
         elbo, log_px = bounds(model, test_x, k_eval, seed=1234, chunk=100 if k_eval <= 1000 else 50)
@@ -286,14 +293,18 @@ def main(argv=None) -> dict:
               f"test_log_px_nats={log_px.mean():.2f} test_log_px_se={se(log_px):.2f} train_seconds={run['seconds']:.1f} "
               f"epochs={run['epochs']} stop={run['stop']} params={protocol.params(model)} "
               f"eval_seconds={time.perf_counter() - tic:.1f}", flush=True)
-        if args.quality_samples > 0:  # z ~ N(0, I) decoded to Bernoulli means (what Chapter 3 shows); ar_vae: binary draws
+        if args.quality_samples > 0:  # z ~ p(z) decoded to Bernoulli means (what Chapter 3 shows); ar_vae: binary draws
             with torch.no_grad():
                 g = torch.Generator(device=device).manual_seed(args.seed)
-                shown = (model.sample(args.quality_samples, g) if name == "ar_vae" else
-                         torch.sigmoid(model.decode(torch.randn(args.quality_samples, latent, generator=g, device=device))))
+                if name == "ar_vae":
+                    shown = model.sample(args.quality_samples, g)
+                elif name == "vae_vamp":  # the model's own learned prior
+                    shown = torch.sigmoid(model.decode(model.sample_prior(args.quality_samples, g)))
+                else:
+                    shown = torch.sigmoid(model.decode(torch.randn(args.quality_samples, latent, generator=g, device=device)))
             print(f"quality model={name} samples={'binary' if name == 'ar_vae' else 'means'} "
                   f"{quality.format_quality(quality.sample_quality(shown.float().cpu()))}", flush=True)
-            if name != "ar_vae":  # the same decoder, codes from a mixture fitted to the training codes (Chapter 3)
+            if name in ("plain", "vae"):  # the same decoder, codes from a mixture fitted to the training codes (Chapter 3)
                 shown = mixture_code_samples(model, train_px, args.quality_samples, args.seed)
                 print(f"quality model={name} samples=means codes=mixture{MIXTURE} "
                       f"{quality.format_quality(quality.sample_quality(shown.float().cpu()))}", flush=True)

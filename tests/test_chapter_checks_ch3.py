@@ -245,3 +245,31 @@ def test_prior_hole_check():
 
     check(*scores(sharp))
     assert fails(check, *scores(blurry))
+
+
+# --------------------------------------------------------------------------------------
+# §3.7: the learned prior (eq-vae-vamp-prior)
+# --------------------------------------------------------------------------------------
+
+def test_vamp_prior_check():
+    """The check passes the library's VampPrior log-density and fails the two wrong formulas its
+    sentence names: pseudo-inputs fed to the encoder without their sigmoid, and the largest term
+    kept instead of the sum."""
+    run = check("vamp-prior", "check_vamp_prior")
+    torch.manual_seed(0)
+    model = vae.VampPriorVAE(16, 3, (8,), prior_components=5).double()
+    with torch.no_grad():
+        model.pseudo_logits.copy_(2.0 * torch.randn(5, 16, dtype=torch.float64))
+    z = torch.randn(200, 3, dtype=torch.float64)
+    enc, a = model.encoder, model.pseudo_logits.detach()
+    with torch.no_grad():
+        run(model.prior_log_prob, z, enc, a)
+
+        def per_component(z, inputs):
+            m, lv = enc(inputs).chunk(2, -1)
+            return -0.5 * (((z[:, None] - m) ** 2) / lv.exp() + lv + math.log(2 * math.pi)).sum(-1)
+
+        no_sigmoid = lambda z: torch.logsumexp(per_component(z, a), 1) - math.log(5)
+        largest = lambda z: per_component(z, torch.sigmoid(a)).max(1).values - math.log(5)
+        assert fails(run, no_sigmoid, z, enc, a)
+        assert fails(run, largest, z, enc, a)

@@ -170,3 +170,25 @@ def test_training_moves_the_learned_prior_towards_the_codes():
     mu, _ = model.encode((images[:100] > 127).float())
     with torch.no_grad():
         assert model.prior_log_prob(mu).mean() > vae.standard_normal_log_prob(mu).mean()
+
+
+SHIPPED_VAMP = "58dddd7d08708dddfaa724a93820da847951d925061232004d0fe7e6086ad0c5"
+
+
+def test_shipped_vamp_prior_vae_loads_and_draws_digits():
+    """The file Chapter 3 ships (issue 22's contract: under course_lib/assets/, "vae" in its name,
+    vae.load_pretrained -> (model, metadata), at most 2 MB) and its own samples read as digits."""
+    import importlib.resources
+    import os
+
+    from course_lib import quality
+
+    path = importlib.resources.files("course_lib") / "assets" / "vae_vamp_mnist.pt"
+    assert os.path.getsize(path) <= 2_000_000
+    model, meta = vae.load_pretrained(path, sha256=SHIPPED_VAMP)
+    assert type(model) is vae.VampPriorVAE and model.prior_components == 200 and not model.training
+    assert meta["inception_score"] >= 8.0 and meta["confident_fraction"] >= 0.7 and meta["seed"] == 0
+    with torch.no_grad():
+        means = torch.sigmoid(model.decode(model.sample_prior(300, torch.Generator().manual_seed(5))))
+    q = quality.sample_quality(means)
+    assert q["inception_score"] > 7.5 and q["confident_fraction"] > 0.7, q

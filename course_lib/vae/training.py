@@ -376,7 +376,11 @@ def load_pretrained(path: str | os.PathLike, sha256: str | None = None) -> tuple
         if arch.pop("autoregressive", False):
             cls = AutoregressiveVAE
         else:
-            cls = {"mixture": MixturePriorVAE, "vamp": VampPriorVAE, None: VAE}[arch.pop("prior", None)]
+            # files written before VampPriorVAE existed name no "prior": prior_components means a mixture
+            prior = arch.pop("prior", "mixture" if "prior_components" in arch else None)
+            cls = {"mixture": MixturePriorVAE, "vamp": VampPriorVAE, None: VAE}.get(prior)
+            if cls is None:
+                raise ValueError(f"unknown prior {prior!r}")
         model = cls(**arch)
         model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
     except (TypeError, ValueError, RuntimeError) as err:
