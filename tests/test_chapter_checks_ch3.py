@@ -273,3 +273,29 @@ def test_vamp_prior_check():
         largest = lambda z: per_component(z, torch.sigmoid(a)).max(1).values - math.log(5)
         assert fails(run, no_sigmoid, z, enc, a)
         assert fails(run, largest, z, enc, a)
+
+
+# --------------------------------------------------------------------------------------
+# §3.12: the conditional VAE (eq-vae-cvae)
+# --------------------------------------------------------------------------------------
+
+def test_cvae_elbo_check():
+    """The check passes the library's conditional ELBO and fails the wrong formula its sentence names:
+    a decoder that is not given the label (its one-hot replaced by zeros)."""
+    run = check("cvae-elbo", "check_cvae_elbo")
+    torch.manual_seed(0)
+    model = vae.ConditionalVAE(16, 3, (8,), num_classes=4).double()
+    x = (torch.rand(30, 16, dtype=torch.float64) < 0.5).double()
+    y = torch.randint(0, 4, (30,))
+    with torch.no_grad():
+        run(lambda x, y, g: model.elbo(x, generator=g, y=y), model, x, y)
+
+        def label_blind(x, y, g):
+            mu, logvar = model.encode(x, y)
+            eps = torch.randn(mu.shape, generator=g, dtype=mu.dtype)
+            z = mu + (0.5 * logvar).exp() * eps
+            logits = model.decoder(torch.cat([z, torch.zeros(len(x), 4, dtype=x.dtype)], -1))
+            rec = -torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+            return rec - vae.gaussian_kl(mu, logvar)
+
+        assert fails(run, label_blind, model, x, y)

@@ -16,7 +16,8 @@ gradient estimators of ``E_q[f(z)]``        :func:`reparameterization_gradient`,
 posterior collapse diagnostic               :func:`active_units`
 the exact check model (probabilistic PCA)   :class:`LinearGaussian`
 the VAE (Bernoulli decoder)                 :class:`VAE`
-a learned mixture prior (the prior hole)    :class:`MixturePriorVAE`
+a learned mixture prior (the prior hole)    :class:`MixturePriorVAE`, :class:`VampPriorVAE`
+the conditional VAE (labels seen)           :class:`ConditionalVAE`
 binarized MNIST                             :func:`binarize_dynamic`, :func:`binarize_fixed`
 training / evaluation                       :class:`VAEConfig`, :func:`train_vae`,
                                             :func:`evaluate_bounds`

@@ -34,6 +34,7 @@ __all__ = [
     "AutoregressiveVAE",
     "MixturePriorVAE",
     "VampPriorVAE",
+    "ConditionalVAE",
 ]
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -869,3 +870,113 @@ class VampPriorVAE(MixturePriorVAE):
         log_weights = torch.full((self.prior_components,), -math.log(self.prior_components),
                                  device=means.device, dtype=means.dtype)
         return means, logvars, log_weights
+
+
+class ConditionalVAE(VAE):
+    """A conditional VAE: the encoder and the decoder both see the class label y.
+
+    ``q(z | x, y)`` and ``p(x | z, y)`` take the one-hot label beside their input
+    (``[x, onehot(y)]`` and ``[z, onehot(y)]``); the prior stays ``N(0, I)``. The ELBO
+    bounds ``log p(x | y)``. Sampling with a chosen ``y`` draws that class, and the code
+    ``z`` then carries what the label does not: the style of the digit (slant, width).
+
+    Args:
+        data_dim: D (784 for MNIST).
+        latent_dim: Z.
+        hidden_dims: widths of the encoder's hidden layers (the decoder mirrors them).
+        num_classes: C >= 2.
+
+    Shapes: ``x`` (B, D) binary; ``y`` (B,) integer labels in 0..C-1; ``z`` (B, Z) or (k, B, Z).
+    Every method of :class:`VAE` that reads ``x`` takes ``y`` as a required keyword here.
+
+    Raises:
+        ValueError: non-positive sizes, ``num_classes`` < 2, a missing or bad ``y`` (named).
+
+    References: Sohn, Lee & Yan 2015, "Learning Structured Output Representation using Deep
+    Conditional Generative Models", NeurIPS, §4 (the CVAE); Kingma et al. 2014, "Semi-supervised
+    Learning with Deep Generative Models", NeurIPS, §3.1 (model M2 with the label observed).
+    """
+
+    def __init__(self, data_dim: int = 784, latent_dim: int = 32, hidden_dims: Sequence[int] = (512, 256),
+                 num_classes: int = 10):
+        super().__init__(data_dim, latent_dim, hidden_dims)
+        self.num_classes = checks.positive_int("num_classes", num_classes)
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        c = self.num_classes
+        self.encoder = mlp((self.data_dim + c, *self.hidden_dims, 2 * self.latent_dim), nn.ReLU)
+        self.decoder = mlp((self.latent_dim + c, *self.hidden_dims[::-1], self.data_dim), nn.ReLU)
+
+    def _onehot(self, y, batch: int) -> Tensor:
+        if y is None:
+            raise ValueError(f"y must be given: a ConditionalVAE is conditioned on {self.num_classes} classes")
+        y = checks.tensor("y", y)
+        if y.shape != (batch,) or y.dtype.is_floating_point or y.dtype == torch.bool:
+            raise ValueError(f"y must be an integer tensor of shape ({batch},), got {tuple(y.shape)} {y.dtype}")
+        if batch and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+            raise ValueError(f"y must hold labels in 0..{self.num_classes - 1}, got range [{int(y.min())}, {int(y.max())}]")
+        return F.one_hot(y.long(), self.num_classes).to(self._dtype())
+
+    def encode(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(mu, logvar)`` of ``q(z | x, y)``, each (B, Z)."""
+        x = self._x(x)
+        mu, logvar = self.encoder(torch.cat([x, self._onehot(y, x.shape[0]).to(x.device)], -1)).chunk(2, dim=-1)
+        return mu, logvar
+
+    def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """Logits of ``p(x | z, y)``: z (..., B, Z) and y (B,) -> (..., B, D)."""
+        z = checks.tensor("z", z)
+        if z.ndim < 2 or z.shape[-1] != self.latent_dim:
+            raise ValueError(f"z must have shape (..., B, {self.latent_dim}), got {tuple(z.shape)}")
+        z = z.to(self._dtype())
+        onehot = self._onehot(y, z.shape[-2]).to(z.device).expand(*z.shape[:-1], self.num_classes)  # (..., B, C)
+        return self.decoder(torch.cat([z, onehot], -1))
+
+    def elbo_terms(self, x: Tensor, generator: torch.Generator | None = None, *, y: Tensor | None = None):
+        """``(reconstruction, kl)``, each (B,) in nats, of ``log p(x | y)``'s ELBO."""
+        x = self._x(x)
+        mu, logvar = self.encode(x, y)
+        z = reparameterize(mu, logvar, generator)
+        return _bernoulli_log_prob(self.decode(z, y), x), gaussian_kl(mu, logvar)
+
+    def elbo(self, x: Tensor, beta: float = 1.0, generator: torch.Generator | None = None, *,
+             y: Tensor | None = None) -> Tensor:
+        """One-sample ELBO of ``log p(x | y)`` (beta-weighted KL): (B,), nats."""
+        beta = checks.nonnegative_float("beta", beta)
+        rec, kl = self.elbo_terms(x, generator, y=y)
+        return rec - beta * kl
+
+    def log_weights(self, x: Tensor, k: int, generator: torch.Generator | None = None, *,
+                    y: Tensor | None = None) -> Tensor:
+        """``log p(x, z_j | y) - log q(z_j | x, y)``, j = 1..k: (k, B), nats."""
+        x = self._x(x)
+        k = checks.positive_int("k", k)
+        mu, logvar = self.encode(x, y)
+        eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
+        z = _location_scale(mu, logvar, eps)
+        log_q = -0.5 * (eps.pow(2) + logvar + _LOG_2PI).sum(-1)
+        return _bernoulli_log_prob(self.decode(z, y), x) + self.prior_log_prob(z) - log_q
+
+    def iwae_bound(self, x: Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 100, *,
+                   y: Tensor | None = None) -> Tensor:
+        """The k-sample bound on ``log p(x | y)``: (B,), nats."""
+        x = self._x(x)
+        k = checks.positive_int("k", k)
+        chunk = checks.positive_int("chunk", chunk)
+        log_w = torch.cat([self.log_weights(x, min(chunk, k - j), generator, y=y) for j in range(0, k, chunk)])
+        return log_mean_exp(log_w, dim=0)
+
+    def log_px_given_z(self, z: Tensor, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """``log p(x | z, y)`` in nats: (..., B)."""
+        return self._log_px_given_z(z, self._x(x), y)
+
+    def _log_px_given_z(self, z: Tensor, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return _bernoulli_log_prob(self.decode(z, y), x)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, *, y: Tensor | None = None) -> Tensor:
+        """``n`` binary images of the classes ``y`` (n,): (n, D) in {0, 1}."""
+        n = checks.positive_int("n", n)
+        z = self.sample_prior(n, generator)
+        probs = torch.sigmoid(self.decode(z, None if y is None else y.to(z.device)))
+        return (torch.rand(probs.shape, generator=generator, device=probs.device, dtype=probs.dtype) < probs).to(probs.dtype)

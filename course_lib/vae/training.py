@@ -16,7 +16,7 @@ from torch import Tensor
 from course_lib import checks, data, pretrained
 from course_lib._runtime import seed_everything
 from course_lib.training import RunOptions, TrainingRun
-from course_lib.vae.core import VAE, AutoregressiveVAE, MixturePriorVAE, VampPriorVAE, _check_binary_batch, free_bits_kl, gaussian_kl, log_mean_exp, reparameterize
+from course_lib.vae.core import VAE, AutoregressiveVAE, ConditionalVAE, MixturePriorVAE, VampPriorVAE, _check_binary_batch, free_bits_kl, gaussian_kl, log_mean_exp, reparameterize
 
 __all__ = [
     "binarize_dynamic",
@@ -128,7 +128,8 @@ class VAEConfig(RunOptions):
 
 
 @torch.no_grad()
-def evaluate_bounds(model: VAE, x: Tensor, k: int = 1, batch_size: int = 100, generator: torch.Generator | None = None) -> Tensor:
+def evaluate_bounds(model: VAE, x: Tensor, k: int = 1, batch_size: int = 100, generator: torch.Generator | None = None,
+                    y: Tensor | None = None) -> Tensor:
     """The bound ``IWAE_k`` (k = 1: the ELBO estimate) of every row of ``x``, in eval mode: (N,), nats.
 
     Args:
@@ -137,9 +138,10 @@ def evaluate_bounds(model: VAE, x: Tensor, k: int = 1, batch_size: int = 100, ge
         k: importance samples, >= 1.
         batch_size: digits per forward pass.
         generator: for the samples (on the model's device).
+        y: (N,) labels, required for a :class:`ConditionalVAE` (its bound is on log p(x | y)).
 
     Raises:
-        ValueError: bad ``x``, ``k`` or ``batch_size`` (named).
+        ValueError: bad ``x``, ``k`` or ``batch_size``, a missing or bad ``y`` (named).
     """
     k = checks.positive_int("k", k)
     batch_size = checks.positive_int("batch_size", batch_size)
@@ -147,7 +149,13 @@ def evaluate_bounds(model: VAE, x: Tensor, k: int = 1, batch_size: int = 100, ge
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    out = [model.iwae_bound(x[i : i + batch_size].to(device), k, generator).cpu() for i in range(0, len(x), batch_size)]
+    if isinstance(model, ConditionalVAE):
+        if y is None or not isinstance(y, Tensor) or y.shape != (len(x),):
+            raise ValueError(f"y must be a tensor of {len(x)} labels (one per row of x) for a ConditionalVAE")
+        out = [model.iwae_bound(x[i : i + batch_size].to(device), k, generator, y=y[i : i + batch_size].to(device)).cpu()
+               for i in range(0, len(x), batch_size)]
+    else:
+        out = [model.iwae_bound(x[i : i + batch_size].to(device), k, generator).cpu() for i in range(0, len(x), batch_size)]
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0)
 
@@ -157,6 +165,8 @@ def train_vae(
     train_images: Tensor,
     config: VAEConfig = VAEConfig(),
     valid_x: Tensor | None = None,
+    train_labels: Tensor | None = None,
+    valid_y: Tensor | None = None,
 ) -> tuple[VAE, dict]:
     """Train a VAE on integer-pixel digits, binarized afresh every epoch.
 
@@ -171,6 +181,8 @@ def train_vae(
         train_images: (N, D) integer pixels 0..255 (uint8).
         config: a :class:`VAEConfig`.
         valid_x: optional (M, D) *binary* validation digits (a fixed draw, :func:`binarize_fixed`).
+        train_labels, valid_y: (N,) and (M,) integer labels, required for a :class:`ConditionalVAE`
+            (shuffled with their images) and refused for any other model.
 
     Returns:
         ``(model, history)``: history lists, one entry per epoch: ``epoch``,
@@ -207,6 +219,19 @@ def train_vae(
     if config.free_bits > 0 and isinstance(model, MixturePriorVAE):
         raise ValueError(f"config.free_bits={config.free_bits} needs the closed-form KL to N(0, I) of each "
                          "coordinate; a MixturePriorVAE has a learned mixture prior (set free_bits=0)")
+    conditional = isinstance(model, ConditionalVAE)
+    if conditional:
+        if config.free_bits > 0 or config.k != 1:
+            raise ValueError("a ConditionalVAE trains the ELBO (k = 1) without free_bits, got "
+                             f"k={config.k}, free_bits={config.free_bits}")
+        train_labels = checks.tensor("train_labels", train_labels) if train_labels is not None else None
+        if train_labels is None or train_labels.shape != (train_images.shape[0],) or train_labels.is_floating_point():
+            raise ValueError(f"train_labels must be {train_images.shape[0]} integer labels (one per training digit) "
+                             "for a ConditionalVAE")
+        if valid_x is not None and (valid_y is None or valid_y.shape != (valid_x.shape[0],)):
+            raise ValueError(f"valid_y must be {valid_x.shape[0]} labels (one per validation digit) for a ConditionalVAE")
+    elif train_labels is not None or valid_y is not None:
+        raise ValueError("train_labels and valid_y are for a ConditionalVAE; this model is not conditional")
     if config.patience and valid_x is None:
         raise ValueError("valid_x is required when config.patience > 0 (early stopping needs validation digits)")
     device = next(model.parameters()).device
@@ -242,6 +267,9 @@ def train_vae(
                 rec = model.log_px_given_z(reparameterize(mu, logvar, noise), x)
                 objective = rec.mean() - kl_weight * free_bits_kl(mu, logvar, config.free_bits)
                 bound = (rec - gaussian_kl(mu, logvar)).detach()
+            elif conditional:  # the labels of the same shuffled rows
+                bound = model.elbo(x, beta=kl_weight, generator=noise, y=train_labels[idx].to(device))
+                objective = bound.mean()
             elif config.k == 1:
                 bound = model.elbo(x, beta=kl_weight, generator=noise)
                 objective = bound.mean()
@@ -257,7 +285,7 @@ def train_vae(
                 state["position"] = 0
                 valid = math.nan
                 if valid_x is not None:
-                    valid = evaluate_bounds(model, valid_x, 1, generator=noise).mean().item()
+                    valid = evaluate_bounds(model, valid_x, 1, generator=noise, y=valid_y).mean().item()
                     if valid > state["best_valid"]:
                         state.update(best_valid=valid, best_epoch=state["epoch"], since_best=0,
                                      best={k: v.detach().clone() for k, v in model.state_dict().items()})
@@ -320,6 +348,8 @@ def save_pretrained(model: VAE, path: str | os.PathLike, **metadata) -> str:
         raise checks.ArgumentTypeError(f"model must be a course_lib.vae.VAE, got {type(model).__name__}")
     arch = {"data_dim": model.data_dim, "latent_dim": model.latent_dim, "hidden_dims": list(model.hidden_dims),
             "autoregressive": isinstance(model, AutoregressiveVAE)}
+    if isinstance(model, ConditionalVAE):
+        arch["num_classes"] = model.num_classes
     if isinstance(model, MixturePriorVAE):
         arch["prior_components"] = model.prior_components
         arch["prior"] = "vamp" if isinstance(model, VampPriorVAE) else "mixture"
@@ -375,6 +405,8 @@ def load_pretrained(path: str | os.PathLike, sha256: str | None = None) -> tuple
     try:
         if arch.pop("autoregressive", False):
             cls = AutoregressiveVAE
+        elif "num_classes" in arch:
+            cls = ConditionalVAE
         else:
             # files written before VampPriorVAE existed name no "prior": prior_components means a mixture
             prior = arch.pop("prior", "mixture" if "prior_components" in arch else None)
