@@ -149,13 +149,13 @@ def evaluate_bounds(model: VAE, x: Tensor, k: int = 1, batch_size: int = 100, ge
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    if isinstance(model, ConditionalVAE):
-        if y is None or not isinstance(y, Tensor) or y.shape != (len(x),):
-            raise ValueError(f"y must be a tensor of {len(x)} labels (one per row of x) for a ConditionalVAE")
-        out = [model.iwae_bound(x[i : i + batch_size].to(device), k, generator, y=y[i : i + batch_size].to(device)).cpu()
-               for i in range(0, len(x), batch_size)]
-    else:
-        out = [model.iwae_bound(x[i : i + batch_size].to(device), k, generator).cpu() for i in range(0, len(x), batch_size)]
+    conditional = isinstance(model, ConditionalVAE)
+    if conditional and (y is None or not isinstance(y, Tensor) or y.shape != (len(x),)):
+        raise ValueError(f"y must be a tensor of {len(x)} labels (one per row of x) for a ConditionalVAE")
+    # a ConditionalVAE's bound is on log p(x | y): each batch takes its own labels
+    labels = (lambda i: {"y": y[i : i + batch_size].to(device)}) if conditional else (lambda i: {})
+    out = [model.iwae_bound(x[i : i + batch_size].to(device), k, generator, **labels(i)).cpu()
+           for i in range(0, len(x), batch_size)]
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0)
 
