@@ -110,6 +110,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (a GPU run is not bitwise reproducible on a CPU)")
+    ap.add_argument("--init", default=None,
+                    help="start from the weights of a file written by save_pretrained (the same architecture), "
+                         "e.g. the shipped one: a second, lower-lr stage of training")
     ap.add_argument("--quality-samples", type=int, default=0,
                     help="draw this many class-conditional samples (a multiple of 10) and store their quality")
     args = ap.parse_args()
@@ -122,7 +125,16 @@ def main() -> None:
     test_x, test_y = ar.binarize_fixed(test_images, seed=1), torch.from_numpy(test_labels)
     print(f"train_digits={len(train_images)} ({args.source})")
     arch = dict(ARCH, hidden_channels=args.hidden_channels, num_layers=args.num_layers)
-    model = ar.GatedPixelCNN(**arch).to(args.device)
+    model = ar.GatedPixelCNN(**arch)
+    init_steps = 0
+    if args.init:
+        start, start_meta = ar.load_pretrained(args.init)
+        if type(start) is not type(model) or start._arch != model._arch:
+            ap.error(f"--init {args.init} has architecture {start._arch}, expected {model._arch}")
+        model.load_state_dict(start.state_dict())
+        init_steps = int(start_meta.get("steps", 0))
+        print(f"init={args.init} (its steps={init_steps})")
+    model = model.to(args.device)
     print(f"arch={arch} parameters={sum(p.numel() for p in model.parameters())} device={args.device}")
     cfg = ar.TrainConfig(epochs=args.epochs or 1000, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                          max_seconds=args.max_seconds, checkpoint_path=args.checkpoint, progress=False)
@@ -132,9 +144,10 @@ def main() -> None:
           f"stop={hist['stop_reason']} train_seconds={time.perf_counter() - tic:.1f}")
     model.eval()
     # save the trained weights before any evaluation, so that a failing evaluation cannot lose them
-    ar.save_pretrained(model, args.out, flat=True, steps=hist["step"][-1], seed=args.seed, stop_reason=hist["stop_reason"])
+    ar.save_pretrained(model, args.out, flat=True, steps=hist["step"][-1] + init_steps, seed=args.seed,
+                       stop_reason=hist["stop_reason"])
     nll = ar.evaluate_nll(model, test_x, test_y)
-    meta = dict(test_nll_nats=nll, steps=hist["step"][-1], seed=args.seed, source=args.source,
+    meta = dict(test_nll_nats=nll, steps=hist["step"][-1] + init_steps, seed=args.seed, source=args.source,
                 train_digits=len(train_images), epochs=hist["epoch"][-1], stop_reason=hist["stop_reason"],
                 batch_size=args.batch_size, lr=args.lr, device=args.device)
     if args.source == "mnist":
@@ -148,6 +161,11 @@ def main() -> None:
         meta.update(quality_samples=args.quality_samples, inception_score=q["inception_score"],
                     confident_fraction=q["confident_fraction"], class_agreement=q["class_agreement"])
         print(f"samples ({args.quality_samples}, seed 0, {time.perf_counter() - tic:.1f} s): {quality.format_quality(q)}")
+        # a second draw (seed 1) that no choice between runs looked at: the held-out figure
+        q1 = conditional_sample_quality(model, args.quality_samples, seed=1)
+        meta.update(heldout_inception_score=q1["inception_score"], heldout_confident_fraction=q1["confident_fraction"],
+                    heldout_class_agreement=q1["class_agreement"])
+        print(f"samples ({args.quality_samples}, seed 1, held out): {quality.format_quality(q1)}")
     print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in meta.items()))
     digest = ar.save_pretrained(model, args.out, flat=True, **meta)
     print(f"wrote {os.path.normpath(args.out)} bytes={os.path.getsize(args.out)} sha256={digest}")
