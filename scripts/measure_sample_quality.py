@@ -19,7 +19,7 @@ Measured for the earlier shipped Gated PixelCNN (4 layers, SHA-256 b7adc305..., 
 1.29, 0.08, 0.12 (91 of the 100 samples read as a 1). Sharpening every conditional
 of this model thins the strokes into fragments instead of cleaning them, so reduced
 temperature is no substitute for training it longer. The file shipped now (8 layers,
-SHA-256 e5dfcce1...) stores its own 1,000-sample figures, measured on a GPU by
+SHA-256 4e942a37...) stores its own 1,000-sample figures, measured on a GPU by
 ``scripts/make_pixelcnn_checkpoint.py --quality-samples 1000``. Files are read with the
 chapter's loaders (``weights_only=True``, embedded digest checked; ``--vae-sha256`` /
 ``--pixelcnn-sha256`` pin a file without one). Prints one line per model.

@@ -29,7 +29,7 @@ __all__ = ["save_pretrained", "load_pretrained", "PRETRAINED_PATH", "PRETRAINED_
 #: The class-conditional Gated PixelCNN shipped with ``course_lib`` (binarized MNIST, 10 classes).
 PRETRAINED_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "gated_pixelcnn_mnist.pt")
 #: The SHA-256 of the shipped file; :func:`load_pretrained` checks it whenever it reads that file.
-PRETRAINED_SHA256 = "e5dfcce1dfe5d1f0b826bd9b414978c17be56bcc8045d81ba14ba09c7b268708"
+PRETRAINED_SHA256 = "4e942a3772985194710ba4ccf01d9e3db79141d657aafed88d2fd71a823da725"
 
 KIND = "autoregressive"
 _MODELS = {cls.__name__: cls for cls in (PixelCNN, GatedPixelCNN, RowLSTM, DiagonalBiLSTM)}
