@@ -299,3 +299,54 @@ def test_cvae_elbo_check():
             return rec - vae.gaussian_kl(mu, logvar)
 
         assert fails(run, label_blind, model, x, y)
+
+
+# --------------------------------------------------------------------------------------
+# §3.11: the decoder's likelihood (discretized logistic, Gaussian = MSE)
+# --------------------------------------------------------------------------------------
+
+def _logistic_without_edges(x, loc, log_scale):
+    """eq-vae-discretized-logistic for every level, the edge bins included as ordinary bins: tails lost."""
+    h, inv_s = 0.5 / 255, torch.exp(-log_scale)
+    return torch.log(torch.sigmoid((x + h - loc) * inv_s) - torch.sigmoid((x - h - loc) * inv_s)).sum(-1)
+
+
+def _logistic_density_times_width(x, loc, log_scale):
+    """The density at each bin's centre times the bin's width (edges kept): wrong for scales below a bin."""
+    h = 0.5 / 255
+    c = (x - loc) * torch.exp(-log_scale)
+    log_mid = -c - 2 * torch.nn.functional.softplus(-c) - log_scale + math.log(2 * h)
+    log_lo = torch.nn.functional.logsigmoid((x + h - loc) * torch.exp(-log_scale))
+    log_hi = torch.nn.functional.logsigmoid(-(x - h - loc) * torch.exp(-log_scale))
+    return torch.where(x < h, log_lo, torch.where(x > 1 - h, log_hi, log_mid)).sum(-1)
+
+
+def test_discretized_logistic_check():
+    """The check passes the library and fails the two wrong formulas its sentence names:
+    no edge bins (the tails' mass lost) and the density-times-width shortcut."""
+    run = check("decoder-likelihoods", "check_discretized_logistic")
+    run(vae.discretized_logistic_log_prob)
+    assert fails(run, _logistic_without_edges)
+    assert fails(run, _logistic_density_times_width)
+
+
+def test_gaussian_mse_check():
+    """The check passes GreyVAE with a fixed sigma and fails sigma written where sigma^2 belongs."""
+    run = check("decoder-likelihoods", "check_gaussian_mse")
+    torch.manual_seed(0)
+    model = vae.GreyVAE(16, 3, (8,), likelihood="gaussian", sigma=0.1).double()
+    run(model)
+
+    class SigmaForVariance(torch.nn.Module):      # the same decoder, with logvar = log sigma instead of 2 log sigma
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.sigma, self.data_dim, self.latent_dim = inner, inner.sigma, inner.data_dim, inner.latent_dim
+
+        def decode(self, z):
+            return self.inner.decode(z)
+
+        def log_px_given_z(self, z, x):
+            mu = self.decode(z)
+            return vae.diag_gaussian_log_prob(x, mu, torch.full_like(mu, math.log(self.sigma)))
+
+    assert fails(run, SigmaForVariance(model))

@@ -1,6 +1,7 @@
 """The kernel-free player of course_lib.widgets: one labelled control per parameter, a frame cap."""
 
 import base64
+import io
 import json
 import re
 
@@ -361,3 +362,28 @@ def test_frames_read_from_the_canvas_match_savefig():
     assert fast.size == reference.size == (150, 100)
     assert np.array_equal(np.asarray(fast), np.asarray(reference))
     assert slow.size == (120, 80)
+
+
+def test_show_compact_displays_a_palette_png_smaller_than_matplotlibs(monkeypatch):
+    """A figure of noisy grey pixels: the shown PNG has the figure's size at dpi, at most `colors`
+    colours, and fewer bytes than matplotlib's own PNG; the figure is closed; bad arguments are named."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    rng = np.random.default_rng(0)
+    fig, ax = plt.subplots(figsize=(4, 2))
+    ax.imshow(rng.random((28, 56)), cmap="gray_r")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=72)
+    image = widgets.show_compact(fig, dpi=72, colors=32)
+    assert shown == [image] and not plt.fignum_exists(fig.number)
+    png = Image.open(io.BytesIO(image.data))
+    assert png.size == (288, 144) and png.mode == "P" and len(png.getcolors()) <= 32
+    assert len(image.data) < 0.7 * len(buf.getvalue())
+    for bad in ({"dpi": 5}, {"colors": 1}, {"colors": 300}):
+        fig, _ = plt.subplots()
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            widgets.show_compact(fig, **bad)
+        plt.close(fig)

@@ -8,6 +8,7 @@ piece                                       function / class
 Gaussian densities (pure math)              :func:`standard_normal_log_prob`,
                                             :func:`diag_gaussian_log_prob`
 Bernoulli likelihood of binary pixels       :func:`bernoulli_log_prob`
+discretized logistic of 8-bit grey levels   :func:`discretized_logistic_log_prob`
 closed-form KL to the prior                 :func:`gaussian_kl`
 the reparameterization trick                :func:`reparameterize`
 stable ``log (1/k) sum_j exp(w_j)``         :func:`log_mean_exp`
@@ -18,6 +19,7 @@ the exact check model (probabilistic PCA)   :class:`LinearGaussian`
 the VAE (Bernoulli decoder)                 :class:`VAE`
 a learned mixture prior (the prior hole)    :class:`MixturePriorVAE`, :class:`VampPriorVAE`
 the conditional VAE (labels seen)           :class:`ConditionalVAE`
+grey-level decoders (Gaussian, logistic)    :class:`GreyVAE`
 binarized MNIST                             :func:`binarize_dynamic`, :func:`binarize_fixed`
 training / evaluation                       :class:`VAEConfig`, :func:`train_vae`,
                                             :func:`evaluate_bounds`
@@ -39,6 +41,8 @@ References:
     ICLR 2016, arXiv:1509.00519 (eq. 8 the k-sample bound, Theorem 1, §5.2
     active units, Table 1).
     I. Higgins et al., "beta-VAE", ICLR 2017 (eq. 4).
+    T. Salimans, A. Karpathy, X. Chen, D. P. Kingma, "PixelCNN++", ICLR 2017,
+    arXiv:1701.05517 (§2.1 and eq. 2: the discretized logistic).
     M. E. Tipping, C. M. Bishop, "Probabilistic Principal Component
     Analysis", JRSS B 1999 (eqs. 6 and 7: marginal and posterior).
 """

@@ -20,6 +20,7 @@ __all__ = [
     "standard_normal_log_prob",
     "diag_gaussian_log_prob",
     "bernoulli_log_prob",
+    "discretized_logistic_log_prob",
     "gaussian_kl",
     "free_bits_kl",
     "reparameterize",
@@ -35,6 +36,7 @@ __all__ = [
     "MixturePriorVAE",
     "VampPriorVAE",
     "ConditionalVAE",
+    "GreyVAE",
 ]
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -57,6 +59,18 @@ def _check_mu_logvar(mu, logvar, names: tuple[str, str] = ("mu", "logvar")) -> t
 def _check_binary_batch(name: str, x, dim: int, dtype: torch.dtype) -> Tensor:
     x = checks.float_batch(name, x, dim, dtype=dtype)
     checks.binary(name, x)
+    return x
+
+
+def _check_grey_batch(name: str, x, dim: int, dtype: torch.dtype, num_bins: int = 256) -> Tensor:
+    # (B, D) grey levels k / (num_bins - 1), k = 0..num_bins-1: pixels / 255 for 8-bit images
+    x = checks.finite(name, checks.float_batch(name, x, dim, dtype=dtype))
+    k = x * (num_bins - 1)
+    off_grid = ((x < 0) | (x > 1) | ((k - k.round()).abs() > 1e-3)) if x.numel() else torch.zeros(0, dtype=torch.bool)
+    if bool(off_grid.any()):
+        example = x[off_grid].flatten()[0].item()
+        raise ValueError(f"{name} must hold grey levels k / {num_bins - 1} in [0, 1] (8-bit pixels divided by "
+                         f"{num_bins - 1}), got {int(off_grid.sum())} other entries (e.g. {example!r})")
     return x
 
 
@@ -134,6 +148,63 @@ def _bernoulli_log_prob(logits: Tensor, x: Tensor) -> Tensor:
     # bernoulli_log_prob without the checks, for x already checked (the models' bounds, every training step)
     logits, x = torch.broadcast_tensors(logits, x.to(logits.dtype))
     return -nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+
+
+def discretized_logistic_log_prob(x: Tensor, loc: Tensor, log_scale: Tensor, num_bins: int = 256) -> Tensor:
+    """``log P(x)`` of independent pixels, each a logistic distribution discretized into ``num_bins`` bins.
+
+    A pixel takes the grey levels ``x = k / (num_bins - 1)``, k = 0..num_bins-1. Its
+    probability is the logistic's mass over the bin ``[x - h, x + h]``,
+    ``h = 1 / (2 (num_bins - 1))``:
+    ``sigmoid((x + h - loc) / s) - sigmoid((x - h - loc) / s)`` with ``s = exp(log_scale)``.
+    The two edge bins take the tails: ``x = 0`` gets all the mass below ``h`` and
+    ``x = 1`` all the mass above ``1 - h``, so the probabilities of the
+    ``num_bins`` levels sum to 1 (without the edges they would not). A middle bin's
+    log-probability is computed as ``log sigmoid(u) + log sigmoid(-l) + log(1 - exp(l - u))``
+    (u, l the standardized edges), an identity that needs no subtraction of two numbers
+    near 1 and so stays accurate in float32 and for scales far below a bin's width.
+
+    Args:
+        x: (..., D) grey levels on the grid above (e.g. 8-bit pixels / 255).
+        loc, log_scale: (..., D) location and log-scale of each pixel's logistic,
+            broadcastable against ``x``.
+        num_bins: number of grey levels (256 for 8-bit images; at least 2).
+
+    Returns:
+        (...,), nats, summed over the last axis (always <= 0: a probability of a discrete value).
+
+    Raises:
+        ArgumentTypeError (TypeError and ValueError): an argument is not a tensor.
+        ValueError: ``x`` off the grid or outside [0, 1], shapes that do not
+            broadcast, or ``num_bins`` < 2 (named).
+
+    References: Salimans et al. 2017 (PixelCNN++), §2.1 and eq. 2; Kingma et al.
+    2016 (IAF), §5.2 (the discretized logistic as a VAE decoder).
+    """
+    x, loc, log_scale = (checks.tensor(n, v) for n, v in (("x", x), ("loc", loc), ("log_scale", log_scale)))
+    num_bins = checks.positive_int("num_bins", num_bins, minimum=2)
+    try:
+        torch.broadcast_shapes(x.shape, loc.shape, log_scale.shape)
+    except RuntimeError:
+        raise ValueError(f"x {tuple(x.shape)}, loc {tuple(loc.shape)} and log_scale {tuple(log_scale.shape)} "
+                         "must broadcast against each other") from None
+    _check_grey_batch("x", x.reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1), None, loc.dtype, num_bins)
+    return _discretized_logistic_log_prob(x.to(loc.dtype), loc, log_scale, num_bins)
+
+
+def _discretized_logistic_log_prob(x: Tensor, loc: Tensor, log_scale: Tensor, num_bins: int = 256) -> Tensor:
+    # discretized_logistic_log_prob without the checks (every training step)
+    half = 0.5 / (num_bins - 1)                      # half a bin
+    inv_s = torch.exp(-log_scale)
+    upper = (x - loc + half) * inv_s                 # the bin's edges, standardized
+    lower = (x - loc - half) * inv_s
+    log_cdf_upper = F.logsigmoid(upper)              # x = 0: all the mass below its upper edge
+    log_sf_lower = F.logsigmoid(-lower)              # x = 1: all the mass above its lower edge
+    # the middle bins: sigmoid(u) - sigmoid(l) = sigmoid(u) sigmoid(-l) (1 - exp(-(u - l))), in logs: exact and
+    # stable (no difference of two numbers near 1, even for a scale far below the bin width)
+    log_mid = log_cdf_upper + log_sf_lower + torch.log(-torch.expm1(-(upper - lower)))
+    log_p = torch.where(x < half, log_cdf_upper, torch.where(x > 1 - half, log_sf_lower, log_mid))
+    return log_p.sum(-1)
 
 
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
@@ -980,3 +1051,100 @@ class ConditionalVAE(VAE):
         z = self.sample_prior(n, generator)
         probs = torch.sigmoid(self.decode(z, None if y is None else y.to(z.device)))
         return (torch.rand(probs.shape, generator=generator, device=probs.device, dtype=probs.dtype) < probs).to(probs.dtype)
+
+
+class GreyVAE(VAE):
+    """A :class:`VAE` for 8-bit grey-level pixels, with a choice of decoder likelihood.
+
+    The data are the pixels divided by 255, ``x`` in {0, 1/255, ..., 1}, not binarized.
+    ``likelihood`` chooses ``p(x | z)``:
+
+    - ``"gaussian"``: ``N(x; mu(z), sigma^2 I)``, one ``sigma`` for every pixel, learned
+      (``sigma=None``) or fixed (``sigma=0.1``). With ``sigma`` fixed,
+      ``-log p(x | z) = ||x - mu||^2 / (2 sigma^2) + D log(sigma sqrt(2 pi))``: the squared
+      error ("MSE") loss, and ``sigma`` sets how much it weighs against the KL term
+      (the KL's weight relative to the squared error is ``2 sigma^2``). A density on
+      continuous values: its "log-likelihood" is not a probability of the discrete pixels.
+    - ``"logistic"``: :func:`discretized_logistic_log_prob`, a location and a log-scale per
+      pixel: a proper distribution over the 256 grey levels, whose edge bins can hold most
+      of the mass (a background pixel that is exactly 0).
+
+    ``decode(z)`` returns the decoder's raw outputs, (..., D) for "gaussian" (the means) and
+    (..., 2D) for "logistic" (locations, then log-scales); :meth:`mean_image` gives the image
+    a reader looks at (the mean, clipped to [0, 1]) and :meth:`sample_pixels` a draw from
+    ``p(x | z)``, which includes the pixel noise that the mean hides.
+
+    Args:
+        data_dim, latent_dim, hidden_dims: as :class:`VAE`.
+        likelihood: ``"gaussian"`` or ``"logistic"``.
+        sigma: the Gaussian's fixed standard deviation (> 0), or None to learn it; only for
+            ``"gaussian"``.
+
+    Shapes: ``x`` (B, D) grey levels; ``z`` (B, Z) or (k, B, Z).
+
+    Raises:
+        ValueError: non-positive sizes, an unknown ``likelihood``, a bad ``sigma``, or ``x``
+            that is not grey levels k / 255 in [0, 1] (named).
+
+    References: Kingma & Welling 2014, Appendix C.2 (Gaussian MLP decoder); Salimans et al.
+    2017 (PixelCNN++), §2.1; Kingma et al. 2016 (IAF), §5.2; Rybkin et al. 2021
+    ("Simple and Effective VAE Training with Calibrated Decoders", a learned sigma).
+    """
+
+    binary_data = False       # train_vae and evaluate_bounds use the grey levels, not a binarization
+
+    def __init__(self, data_dim: int = 784, latent_dim: int = 32, hidden_dims: Sequence[int] = (512, 256),
+                 likelihood: str = "logistic", sigma: float | None = None):
+        super().__init__(data_dim, latent_dim, hidden_dims)
+        self.likelihood = checks.one_of("likelihood", likelihood, ("gaussian", "logistic"))
+        if sigma is not None and self.likelihood != "gaussian":
+            raise ValueError(f"sigma is for likelihood='gaussian', got sigma={sigma!r} with likelihood={likelihood!r}")
+        self.sigma = None if sigma is None else checks.positive_float("sigma", sigma)
+        out = self.data_dim if self.likelihood == "gaussian" else 2 * self.data_dim
+        self.decoder = mlp((self.latent_dim, *self.hidden_dims[::-1], out), nn.ReLU)
+        if self.likelihood == "gaussian" and self.sigma is None:
+            self.log_sigma = nn.Parameter(torch.tensor(math.log(0.3)))   # learned, shared by every pixel
+
+    def _x(self, x) -> Tensor:
+        return _check_grey_batch("x", x, self.data_dim, self._dtype())
+
+    def _params(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        # (location, log-scale) of every pixel's distribution: (..., D) each
+        out = self.decode(z)
+        if self.likelihood == "logistic":
+            loc, log_scale = out.chunk(2, dim=-1)
+            return loc, log_scale.clamp_min(-7.0)       # PixelCNN++'s floor: a scale of 1e-3 at least
+        log_sigma = self.log_sigma if self.sigma is None else out.new_tensor(math.log(self.sigma))
+        return out, log_sigma.expand_as(out)
+
+    def _log_px_given_z(self, z: Tensor, x: Tensor) -> Tensor:
+        loc, log_scale = self._params(z)
+        if self.likelihood == "logistic":
+            return _discretized_logistic_log_prob(x, loc, log_scale)
+        return diag_gaussian_log_prob(x, loc, 2 * log_scale)
+
+    @torch.no_grad()
+    def mean_image(self, z: Tensor) -> Tensor:
+        """The decoder's mean image (its location), clipped to [0, 1]: z (..., Z) -> (..., D)."""
+        return self._params(z)[0].clamp(0, 1)
+
+    @torch.no_grad()
+    def sample_pixels(self, z: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """A draw ``x ~ p(x | z)``: z (..., Z) -> (..., D).
+
+        Gaussian: ``mu + sigma * eps``, continuous values not clipped (they leave [0, 1]).
+        Logistic: ``loc + s * logit(u)`` rounded to the nearest grey level and clipped to
+        [0, 1], which is exactly a draw from the discretized distribution.
+        """
+        loc, log_scale = self._params(z)
+        if self.likelihood == "gaussian":
+            eps = torch.randn(loc.shape, generator=generator, device=loc.device, dtype=loc.dtype)
+            return loc + log_scale.exp() * eps
+        u = torch.rand(loc.shape, generator=generator, device=loc.device, dtype=loc.dtype).clamp(1e-6, 1 - 1e-6)
+        x = loc + log_scale.exp() * (torch.log(u) - torch.log1p(-u))
+        return (x * 255).round().clamp(0, 255) / 255
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` images from ``z ~ p(z)``, ``x ~ p(x | z)``: (n, D) (see :meth:`sample_pixels`)."""
+        return self.sample_pixels(self.sample_prior(checks.positive_int("n", n), generator), generator)

@@ -16,7 +16,7 @@ from torch import Tensor
 from course_lib import checks, data, pretrained
 from course_lib._runtime import seed_everything
 from course_lib.training import RunOptions, TrainingRun
-from course_lib.vae.core import VAE, AutoregressiveVAE, ConditionalVAE, MixturePriorVAE, VampPriorVAE, _check_binary_batch, free_bits_kl, gaussian_kl, log_mean_exp, reparameterize
+from course_lib.vae.core import VAE, AutoregressiveVAE, ConditionalVAE, MixturePriorVAE, VampPriorVAE, _check_binary_batch, _check_grey_batch, free_bits_kl, gaussian_kl, log_mean_exp, reparameterize
 
 __all__ = [
     "binarize_dynamic",
@@ -145,7 +145,7 @@ def evaluate_bounds(model: VAE, x: Tensor, k: int = 1, batch_size: int = 100, ge
     """
     k = checks.positive_int("k", k)
     batch_size = checks.positive_int("batch_size", batch_size)
-    x = _check_binary_batch("x", x, model.data_dim, torch.float32)
+    x = _check_data("x", x, model)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -160,6 +160,13 @@ def evaluate_bounds(model: VAE, x: Tensor, k: int = 1, batch_size: int = 100, ge
     return torch.cat(out) if out else torch.zeros(0)
 
 
+def _check_data(name: str, x, model: VAE) -> Tensor:
+    # binary digits for the Bernoulli decoders, grey levels k / 255 for a GreyVAE
+    if getattr(model, "binary_data", True):
+        return _check_binary_batch(name, x, model.data_dim, torch.float32)
+    return _check_grey_batch(name, x, model.data_dim, torch.float32)
+
+
 def train_vae(
     model: VAE,
     train_images: Tensor,
@@ -168,7 +175,7 @@ def train_vae(
     train_labels: Tensor | None = None,
     valid_y: Tensor | None = None,
 ) -> tuple[VAE, dict]:
-    """Train a VAE on integer-pixel digits, binarized afresh every epoch.
+    """Train a VAE on integer-pixel digits, binarized afresh every epoch (a :class:`GreyVAE`: the pixels / 255).
 
     Each step maximizes the mean over the batch of ``elbo(x, beta_t)`` (k = 1)
     or ``iwae_bound(x, k)`` (k > 1). With ``valid_x`` the validation ELBO is
@@ -180,7 +187,8 @@ def train_vae(
         model: a :class:`VAE` on its device.
         train_images: (N, D) integer pixels 0..255 (uint8).
         config: a :class:`VAEConfig`.
-        valid_x: optional (M, D) *binary* validation digits (a fixed draw, :func:`binarize_fixed`).
+        valid_x: optional (M, D) *binary* validation digits (a fixed draw, :func:`binarize_fixed`);
+            for a :class:`GreyVAE`, grey levels (pixels / 255).
         train_labels, valid_y: (N,) and (M,) integer labels, required for a :class:`ConditionalVAE`
             (shuffled with their images) and refused for any other model.
 
@@ -211,8 +219,11 @@ def train_vae(
                          f"got {train_images.dtype} {tuple(train_images.shape)}")
     if train_images.shape[0] == 0:
         raise ValueError(f"train_images must hold at least one digit, got shape {tuple(train_images.shape)}")
+    if not getattr(model, "binary_data", True) and (train_images.min() < 0 or train_images.max() > 255):
+        raise ValueError(f"train_images must be 8-bit pixels 0..255 for a {type(model).__name__}, got values from "
+                         f"{train_images.min().item()} to {train_images.max().item()}")
     if valid_x is not None:
-        valid_x = _check_binary_batch("valid_x", valid_x, model.data_dim, torch.float32)
+        valid_x = _check_data("valid_x", valid_x, model)
         if valid_x.shape[0] == 0:
             raise ValueError(f"valid_x must hold at least one digit (the validation ELBO is measured on it every "
                              f"epoch), got shape {tuple(valid_x.shape)}; pass valid_x=None for no validation")
@@ -256,12 +267,17 @@ def train_vae(
     with run:
         while state["epoch"] < config.epochs:
             if state["position"] == 0:  # a new epoch: a fresh binarization and order
-                state["batches"] = binarize_dynamic(train_images, generator).to(torch.bool)  # bool: small checkpoints
+                if getattr(model, "binary_data", True):
+                    state["batches"] = binarize_dynamic(train_images, generator).to(torch.bool)  # bool: small checkpoints
+                else:   # a GreyVAE models the grey levels themselves (uint8: small checkpoints)
+                    state["batches"] = train_images.to(torch.uint8)
                 state["order"] = torch.randperm(n, generator=generator)
                 state["sum_bound"] = 0.0
             kl_weight = config.beta * min(1.0, (state["epoch"] + 1) / config.warmup_epochs) if config.warmup_epochs else config.beta
             idx = state["order"][state["position"] : state["position"] + config.batch_size]
             x = state["batches"][idx].to(device=device, dtype=torch.float32)
+            if x.numel() and state["batches"].dtype == torch.uint8:
+                x = x / 255
             if config.free_bits > 0:  # the free-bits objective; the ELBO (beta = 1) is what gets logged
                 mu, logvar = model.encode(x)
                 rec = model.log_px_given_z(reparameterize(mu, logvar, noise), x)
