@@ -838,3 +838,15 @@ def test_shipped_model_uses_its_label():
     with torch.no_grad():
         scores = torch.stack([model.log_prob(x, y=torch.full((60,), c)) for c in range(10)], 1)
     assert float((scores.argmax(1) == y).float().mean()) >= SHIPPED_LIKELIHOOD_ACCURACY_MIN
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_log_prob_moves_a_cpu_batch_to_the_models_device():
+    """A model on the GPU scores CPU images and labels (as the checkpoint script does) like the CPU model."""
+    torch.manual_seed(0)
+    model = ar.GatedPixelCNN(hidden_channels=8, num_layers=2, num_classes=10).double()
+    x = ar.binarize_fixed(toy_images(n=4)[0]).double()
+    y = torch.tensor([0, 3, 5, 9])
+    expected = model.log_prob(x, y=y)
+    got = model.to("cuda").log_prob(x, y=y)
+    assert got.device.type == "cuda" and torch.allclose(got.cpu(), expected, atol=1e-9)

@@ -233,7 +233,10 @@ class AutoregressiveModel(nn.Module):
         return y.long()  # nn.Embedding takes int64 (or int32) indices only; uint8 labels are common
 
     def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        """Exact log-likelihood of binary images: (B, C, H, W) -> (B,) in nats.
+        """Exact log-likelihood of binary images: (B, C, H, W) -> (B,) in nats, on the model's device.
+
+        ``x`` and ``y`` may live on another device (a CPU batch for a model on a GPU):
+        they are moved to the model's.
 
         Raises:
             ValueError: a wrong shape, non-binary ``x``, or a bad label ``y``.
@@ -241,9 +244,10 @@ class AutoregressiveModel(nn.Module):
         self._check_x(x)
         checks.binary("x", x)
         y = self._check_y(y, x.shape[0])
-        kwargs = {} if y is None else {"y": y}
-        logits = self(x.to(self._dtype()), **kwargs)
-        return -bernoulli_nll(logits, x.to(logits.dtype))
+        device = next(self.parameters()).device      # a CPU batch scored by a model on a GPU: move the batch
+        kwargs = {} if y is None else {"y": y.to(device)}
+        logits = self(x.to(device=device, dtype=self._dtype()), **kwargs)
+        return -bernoulli_nll(logits, x.to(device=device, dtype=logits.dtype))
 
     def _dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
