@@ -658,16 +658,18 @@ class VAE(nn.Module):
             raise ValueError(f"z must have shape (..., B, {self.latent_dim}), got {tuple(z.shape)}")
         return self.decoder(z.to(self._dtype()))
 
-    def elbo_terms(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def elbo_terms(self, x: Tensor, generator: torch.Generator | None = None, **cond) -> tuple[Tensor, Tensor]:
         """``(reconstruction, kl)``, each (B,) in nats: a one-sample ``log p(x | z)`` and the exact KL.
 
         ``elbo = reconstruction - kl``; ``-reconstruction`` is the *distortion*
-        and ``kl`` the *rate* of the beta-VAE plot.
+        and ``kl`` the *rate* of the beta-VAE plot. ``cond``: the conditioning
+        keywords of a subclass (``y=`` of :class:`ConditionalVAE`), passed to its
+        encoder and decoder; none for this class.
         """
         x = self._x(x)
-        mu, logvar = self.encode(x)
+        mu, logvar = self.encode(x, **cond)
         z = reparameterize(mu, logvar, generator)
-        return self._log_px_given_z(z, x), gaussian_kl(mu, logvar)
+        return self._log_px_given_z(z, x, **cond), gaussian_kl(mu, logvar)
 
     def log_px_given_z(self, z: Tensor, x: Tensor) -> Tensor:
         """``log p(x | z)`` in nats: z (..., B, Z) and binary x (B, D) -> (..., B).
@@ -696,7 +698,7 @@ class VAE(nn.Module):
         if "log_px_given_z" in cls.__dict__ and "_log_px_given_z" not in cls.__dict__:
             cls._log_px_given_z = cls.__dict__["log_px_given_z"]
 
-    def elbo(self, x: Tensor, beta: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+    def elbo(self, x: Tensor, beta: float = 1.0, generator: torch.Generator | None = None, **cond) -> Tensor:
         """One-sample estimate of ``E_q[log p(x | z)] - beta KL(q(z | x) || p(z))``: (B,), nats.
 
         With ``beta = 1`` a lower bound on ``log p(x)`` (in expectation over the sample).
@@ -707,10 +709,10 @@ class VAE(nn.Module):
         References: Kingma & Welling 2014, eq. 10; Higgins et al. 2017, eq. 4 (beta).
         """
         beta = checks.nonnegative_float("beta", beta)
-        rec, kl = self.elbo_terms(x, generator)
+        rec, kl = self.elbo_terms(x, generator, **cond)
         return rec - beta * kl
 
-    def log_weights(self, x: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
+    def log_weights(self, x: Tensor, k: int, generator: torch.Generator | None = None, **cond) -> Tensor:
         """``log p(x, z_j) - log q(z_j | x)`` for ``z_j ~ q(z | x)``, j = 1..k: (k, B), nats.
 
         Raises:
@@ -718,13 +720,14 @@ class VAE(nn.Module):
         """
         x = self._x(x)
         k = checks.positive_int("k", k)
-        mu, logvar = self.encode(x)
+        mu, logvar = self.encode(x, **cond)
         eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
         z = _location_scale(mu, logvar, eps)
         log_q = -0.5 * (eps.pow(2) + logvar + _LOG_2PI).sum(-1)  # diag_gaussian_log_prob(z, mu, logvar)
-        return self._log_px_given_z(z, x) + self.prior_log_prob(z) - log_q
+        return self._log_px_given_z(z, x, **cond) + self.prior_log_prob(z) - log_q
 
-    def iwae_bound(self, x: Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 100) -> Tensor:
+    def iwae_bound(self, x: Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 100,
+                   **cond) -> Tensor:
         """The importance-weighted bound ``log (1/k) sum_j p(x, z_j) / q(z_j | x)``: (B,), nats.
 
         ``IWAE_1`` is the ELBO; the bound grows with k towards ``log p(x)``.
@@ -738,7 +741,7 @@ class VAE(nn.Module):
         x = self._x(x)
         k = checks.positive_int("k", k)
         chunk = checks.positive_int("chunk", chunk)
-        log_w = torch.cat([self.log_weights(x, min(chunk, k - j), generator) for j in range(0, k, chunk)])
+        log_w = torch.cat([self.log_weights(x, min(chunk, k - j), generator, **cond) for j in range(0, k, chunk)])
         return log_mean_exp(log_w, dim=0)
 
     def prior_log_prob(self, z: Tensor) -> Tensor:
@@ -1003,39 +1006,8 @@ class ConditionalVAE(VAE):
         onehot = self._onehot(y, z.shape[-2]).to(z.device).expand(*z.shape[:-1], self.num_classes)  # (..., B, C)
         return self.decoder(torch.cat([z, onehot], -1))
 
-    def elbo_terms(self, x: Tensor, generator: torch.Generator | None = None, *, y: Tensor | None = None):
-        """``(reconstruction, kl)``, each (B,) in nats, of ``log p(x | y)``'s ELBO."""
-        x = self._x(x)
-        mu, logvar = self.encode(x, y)
-        z = reparameterize(mu, logvar, generator)
-        return _bernoulli_log_prob(self.decode(z, y), x), gaussian_kl(mu, logvar)
-
-    def elbo(self, x: Tensor, beta: float = 1.0, generator: torch.Generator | None = None, *,
-             y: Tensor | None = None) -> Tensor:
-        """One-sample ELBO of ``log p(x | y)`` (beta-weighted KL): (B,), nats."""
-        beta = checks.nonnegative_float("beta", beta)
-        rec, kl = self.elbo_terms(x, generator, y=y)
-        return rec - beta * kl
-
-    def log_weights(self, x: Tensor, k: int, generator: torch.Generator | None = None, *,
-                    y: Tensor | None = None) -> Tensor:
-        """``log p(x, z_j | y) - log q(z_j | x, y)``, j = 1..k: (k, B), nats."""
-        x = self._x(x)
-        k = checks.positive_int("k", k)
-        mu, logvar = self.encode(x, y)
-        eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
-        z = _location_scale(mu, logvar, eps)
-        log_q = -0.5 * (eps.pow(2) + logvar + _LOG_2PI).sum(-1)
-        return _bernoulli_log_prob(self.decode(z, y), x) + self.prior_log_prob(z) - log_q
-
-    def iwae_bound(self, x: Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 100, *,
-                   y: Tensor | None = None) -> Tensor:
-        """The k-sample bound on ``log p(x | y)``: (B,), nats."""
-        x = self._x(x)
-        k = checks.positive_int("k", k)
-        chunk = checks.positive_int("chunk", chunk)
-        log_w = torch.cat([self.log_weights(x, min(chunk, k - j), generator, y=y) for j in range(0, k, chunk)])
-        return log_mean_exp(log_w, dim=0)
+    # elbo_terms, elbo, log_weights and iwae_bound are VAE's: they pass ``y=`` on to encode and
+    # _log_px_given_z, so the bounds here are on log p(x | y).
 
     def log_px_given_z(self, z: Tensor, x: Tensor, y: Tensor | None = None) -> Tensor:
         """``log p(x | z, y)`` in nats: (..., B)."""
