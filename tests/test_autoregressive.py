@@ -607,17 +607,18 @@ def test_load_pretrained_rebuilds_the_shipped_model_and_samples_with_labels():
 
 def test_shipped_model_meets_the_issue_22_targets_and_draws_the_asked_class():
     """The file's two 1,000-sample draws meet Inception score >= 7, confident >= 0.6, agreement >= 0.8,
-    and 50 fresh class-conditional samples drawn here mostly read as the asked digit (chance: 0.1)."""
+    and 10 fresh class-conditional samples drawn here (one per digit; 784 sequential steps on a CPU,
+    about 25 s) mostly read as the asked digit (chance: 0.1)."""
     from course_lib import quality
 
     model, meta = ar.load_pretrained()
     for prefix in ("", "heldout_"):
         assert meta[prefix + "inception_score"] >= 7.0 and meta[prefix + "confident_fraction"] >= 0.6
         assert meta[prefix + "class_agreement"] >= 0.8
-    labels = torch.arange(10).repeat_interleave(5)
+    labels = torch.arange(10)
     samples = model.sample(len(labels), (1, 28, 28), generator=torch.Generator().manual_seed(5), y=labels)
     q = quality.sample_quality(samples, labels=labels)
-    assert q["class_agreement"] >= 0.6 and q["confident_fraction"] >= 0.5, q   # about 0.84 and 0.79 expected
+    assert q["class_agreement"] >= 0.6 and q["confident_fraction"] >= 0.5, q   # 0.7 and 0.7 for this draw
     shuffled = quality.sample_quality(samples, labels=labels.roll(5))     # the same samples, every label off by one
     assert shuffled["class_agreement"] < 0.3, shuffled
 
