@@ -206,8 +206,10 @@ def train_ours(model, pixels: torch.Tensor, size: dict, epochs: int, budget: flo
 def bounds(model, x: torch.Tensor, k: int, seed: int, batch: int = 100, chunk: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-digit ELBO (one sample) and ``IWAE_k``, nats: the one evaluator for every model.
 
-    Uses ``model.encode(x) -> (mu, logvar)`` and ``model.log_px_given_z(z, x)``; the
-    Gaussian noise comes from one generator seeded with ``seed``, the same for all models.
+    Uses ``model.encode(x) -> (mu, logvar)``, ``model.log_px_given_z(z, x)`` and the model's
+    own prior, ``model.prior_log_prob(z)`` (the VampPrior's learned mixture for ``vae_vamp``;
+    ``N(0, I)`` for a model without that method, the plain loop's); the Gaussian noise comes
+    from one generator seeded with ``seed``, the same for all models.
     """
     was_training = model.training
     model.eval()
@@ -222,7 +224,9 @@ def bounds(model, x: torch.Tensor, k: int, seed: int, batch: int = 100, chunk: i
             eps = torch.randn((min(chunk, k - j), *mu.shape), generator=gen).to(device)
             z = mu + torch.exp(0.5 * logvar) * eps
             log_q = -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(-1)
-            log_p_z = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+            # each model's own prior: scoring a learned prior's codes under N(0, I) is not its bound
+            prior = getattr(model, "prior_log_prob", None)
+            log_p_z = prior(z) if prior is not None else -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
             log_w.append(model.log_px_given_z(z, xb) + log_p_z - log_q)
         log_w = torch.cat(log_w)  # (k, B)
         elbos.append(log_w[0].cpu())
