@@ -643,8 +643,13 @@ class VAE(nn.Module):
     def _dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
 
-    def _x(self, x) -> Tensor:
-        return _check_binary_batch("x", x, self.data_dim, self._dtype())
+    #: The data this model's likelihood is for: binary pixels (a fresh binarization every epoch
+    #: in :func:`train_vae`); :class:`GreyVAE` sets False (the grey levels themselves).
+    binary_data = True
+
+    def _x(self, x, name: str = "x") -> Tensor:
+        # the data check of every method that reads x (and of train_vae / evaluate_bounds, with their names)
+        return _check_binary_batch(name, x, self.data_dim, self._dtype())
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(mu, logvar)`` of ``q(z | x)``, each (B, Z). Raises ValueError for bad ``x`` (named)."""
@@ -1077,8 +1082,8 @@ class GreyVAE(VAE):
         if self.likelihood == "gaussian" and self.sigma is None:
             self.log_sigma = nn.Parameter(torch.tensor(math.log(0.3)))   # learned, shared by every pixel
 
-    def _x(self, x) -> Tensor:
-        return _check_grey_batch("x", x, self.data_dim, self._dtype())
+    def _x(self, x, name: str = "x") -> Tensor:
+        return _check_grey_batch(name, x, self.data_dim, self._dtype())
 
     def _params(self, z: Tensor) -> tuple[Tensor, Tensor]:
         # (location, log-scale) of every pixel's distribution: (..., D) each

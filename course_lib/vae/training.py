@@ -16,7 +16,7 @@ from torch import Tensor
 from course_lib import checks, data, pretrained
 from course_lib._runtime import seed_everything
 from course_lib.training import RunOptions, TrainingRun
-from course_lib.vae.core import VAE, AutoregressiveVAE, ConditionalVAE, MixturePriorVAE, VampPriorVAE, _check_binary_batch, _check_grey_batch, free_bits_kl, gaussian_kl, log_mean_exp, reparameterize
+from course_lib.vae.core import VAE, AutoregressiveVAE, ConditionalVAE, MixturePriorVAE, VampPriorVAE, free_bits_kl, gaussian_kl, log_mean_exp, reparameterize
 
 __all__ = [
     "binarize_dynamic",
@@ -145,7 +145,7 @@ def evaluate_bounds(model: VAE, x: Tensor, k: int = 1, batch_size: int = 100, ge
     """
     k = checks.positive_int("k", k)
     batch_size = checks.positive_int("batch_size", batch_size)
-    x = _check_data("x", x, model)
+    x = model._x(x, "x")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -158,13 +158,6 @@ def evaluate_bounds(model: VAE, x: Tensor, k: int = 1, batch_size: int = 100, ge
            for i in range(0, len(x), batch_size)]
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0)
-
-
-def _check_data(name: str, x, model: VAE) -> Tensor:
-    # binary digits for the Bernoulli decoders, grey levels k / 255 for a GreyVAE
-    if getattr(model, "binary_data", True):
-        return _check_binary_batch(name, x, model.data_dim, torch.float32)
-    return _check_grey_batch(name, x, model.data_dim, torch.float32)
 
 
 def train_vae(
@@ -219,11 +212,11 @@ def train_vae(
                          f"got {train_images.dtype} {tuple(train_images.shape)}")
     if train_images.shape[0] == 0:
         raise ValueError(f"train_images must hold at least one digit, got shape {tuple(train_images.shape)}")
-    if not getattr(model, "binary_data", True) and (train_images.min() < 0 or train_images.max() > 255):
+    if not model.binary_data and (train_images.min() < 0 or train_images.max() > 255):
         raise ValueError(f"train_images must be 8-bit pixels 0..255 for a {type(model).__name__}, got values from "
                          f"{train_images.min().item()} to {train_images.max().item()}")
     if valid_x is not None:
-        valid_x = _check_data("valid_x", valid_x, model)
+        valid_x = model._x(valid_x, "valid_x")
         if valid_x.shape[0] == 0:
             raise ValueError(f"valid_x must hold at least one digit (the validation ELBO is measured on it every "
                              f"epoch), got shape {tuple(valid_x.shape)}; pass valid_x=None for no validation")
@@ -267,7 +260,7 @@ def train_vae(
     with run:
         while state["epoch"] < config.epochs:
             if state["position"] == 0:  # a new epoch: a fresh binarization and order
-                if getattr(model, "binary_data", True):
+                if model.binary_data:
                     state["batches"] = binarize_dynamic(train_images, generator).to(torch.bool)  # bool: small checkpoints
                 else:   # a GreyVAE models the grey levels themselves (uint8: small checkpoints)
                     state["batches"] = train_images.to(torch.uint8)
