@@ -13,6 +13,7 @@ from course_lib.rl import dynamic_programming as dp
 
 torch.set_num_threads(1)
 
+INF = float("inf")
 NAN = float("nan")
 # state 1 is absorbing (p(1 | 1, a) = 1 for both actions); state 0 moves uniformly
 ABSORBING_1 = torch.tensor([[[0.5, 0.5], [0.5, 0.5]], [[0.0, 1.0], [0.0, 1.0]]], dtype=torch.float64)
@@ -87,6 +88,14 @@ def test_cliffwalking_values_are_minus_path_length():
         (dict(transitions=torch.tensor([[[NAN, 1.0], [0.5, 0.5]], [[0.5, 0.5], [0.5, 0.5]]]), rewards=torch.zeros(2, 2),
               gamma=0.9), ValueError, "transitions must be finite"),
         (dict(transitions=torch.full((2, 2, 2), 0.4), rewards=torch.zeros(2, 2), gamma=0.9), ValueError, "transitions.*sum to 1"),
+        # the constructor checks finiteness through the row sums and the sign through the minimum:
+        # an infinity, a -inf/+inf pair (a NaN row sum) and a negative entry in a row summing to 1
+        (dict(transitions=torch.tensor([[[0.5, 0.5], [INF, 0.0]], [[0.5, 0.5], [0.5, 0.5]]]), rewards=torch.zeros(2, 2),
+              gamma=0.9), ValueError, "transitions must be finite"),
+        (dict(transitions=torch.tensor([[[0.5, 0.5], [0.5, 0.5]], [[INF, -INF], [0.5, 0.5]]]), rewards=torch.zeros(2, 2),
+              gamma=0.9), ValueError, "transitions must be finite"),
+        (dict(transitions=torch.tensor([[[0.5, 0.5], [1.5, -0.5]], [[0.5, 0.5], [0.5, 0.5]]]), rewards=torch.zeros(2, 2),
+              gamma=0.9), ValueError, "transitions must be non-negative"),
         (dict(transitions=torch.full((2, 2, 2), 0.5), rewards=torch.tensor([[0.0, float("inf")], [0.0, 0.0]]), gamma=0.9),
          ValueError, "rewards must be finite"),
         (dict(transitions=torch.full((2, 2, 2), 0.5), rewards=torch.zeros(2, 2), gamma=0.9,
@@ -443,3 +452,20 @@ def test_value_iteration_bound_keeps_its_old_keyword_delta():
         dp.value_iteration_bound(0.9, 1.0, tol=1e-3, delta=1e-3)
     with pytest.raises(TypeError, match="tol"):
         dp.value_iteration_bound(0.9, 1.0)
+
+
+def test_a_table_stored_as_pymdptoolbox_layout_gives_the_same_answers():
+    """A (A, S, S) array seen through a transpose takes the backups' no-copy path; every solver must agree with the contiguous table."""
+    mdp = dp.random_mdp(30, 4, gamma=0.9, seed=3)
+    P_ass = mdp.transitions.permute(1, 0, 2).contiguous()  # pymdptoolbox's layout
+    viewed = dp.FiniteMDP(P_ass.transpose(0, 1), mdp.rewards, mdp.gamma)
+    assert not viewed.transitions.is_contiguous() and viewed.transitions.transpose(0, 1).is_contiguous()
+    V = torch.linspace(-1.0, 2.0, 30, dtype=torch.float64)
+    torch.testing.assert_close(dp.q_from_v(viewed, V), dp.q_from_v(mdp, V), rtol=0, atol=1e-12)
+    torch.testing.assert_close(dp.q_from_v(viewed, torch.stack([V, -V])), dp.q_from_v(mdp, torch.stack([V, -V])), rtol=0, atol=1e-12)
+    for solver in (dp.value_iteration, dp.policy_iteration):
+        ours, ref = solver(viewed), solver(mdp)
+        torch.testing.assert_close(ours[0], ref[0], rtol=0, atol=1e-9)
+        assert torch.equal(ours[1], ref[1])
+    torch.testing.assert_close(dp.q_iteration(viewed)[0], dp.q_iteration(mdp)[0], rtol=0, atol=1e-9)
+    torch.testing.assert_close(dp.policy_evaluation(viewed, ref[1]), dp.policy_evaluation(mdp, ref[1]), rtol=0, atol=1e-10)
