@@ -4,8 +4,8 @@ What is measured: the wall time of each solver **from the same NumPy arrays**
 (``P`` of shape ``(A, S, S)``, pymdptoolbox's layout, and ``R`` of shape ``(S, A)``),
 with the construction inside both timers: pymdptoolbox's ``ValueIteration(...)`` /
 ``PolicyIteration(...)`` constructor (its checks and its iteration bound) and
-``run()``; ours, ``FiniteMDP(...)`` built from those arrays (the transpose to
-``(S, A, S)`` and the checks) and :func:`~course_lib.rl.dynamic_programming.value_iteration` /
+``run()``; ours, ``FiniteMDP(...)`` built from those arrays (the ``(A, S, S)`` array
+seen as ``(S, A, S)`` through a transpose, without a copy, and its checks) and :func:`~course_lib.rl.dynamic_programming.value_iteration` /
 ``policy_iteration``. The best of ``--repeats`` runs of each; one thread for both
 (torch via :func:`course_lib.set_num_threads`, NumPy's BLAS through threadpoolctl
 when installed; both printed). Both value iterations use pymdptoolbox's stopping
