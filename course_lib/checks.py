@@ -46,6 +46,7 @@ __all__ = [
     "float_batch",
     "finite",
     "binary",
+    "class_labels",
 ]
 
 
@@ -262,3 +263,31 @@ def binary(name: str, value: torch.Tensor) -> torch.Tensor:
         example = value[bad].flatten()[0].item()
         raise ValueError(f"{name} must contain only 0 and 1, got {int(bad.sum())} other entries (e.g. {example!r})")
     return value
+
+
+def class_labels(name: str, value, batch: int, num_classes: int, *, model: str = "this model") -> torch.Tensor:
+    """Class labels of a class-conditional model: an integer tensor of shape ``(batch,)`` in ``0..num_classes-1``.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the labels (any integer dtype: uint8 labels are common).
+        batch: the required length ``B`` (``B = 0`` is allowed).
+        num_classes: ``C``.
+        model: how the message names the model when ``value`` is None.
+
+    Returns:
+        The labels as int64 (``nn.Embedding`` and ``F.one_hot`` take int64 indices), ``(B,)``.
+
+    Raises:
+        ValueError: ``value`` is None, has another shape, is a float, complex or bool tensor,
+            or holds a label outside ``0..C-1``.
+        ArgumentTypeError: not a tensor.
+    """
+    if value is None:
+        raise ValueError(f"{name} must be given: {model} is conditioned on {num_classes} classes")
+    value = tensor(name, value)
+    if value.shape != (batch,) or value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool:
+        raise ValueError(f"{name} must be an integer tensor of shape ({batch},), got {tuple(value.shape)} {value.dtype}")
+    if batch and (int(value.min()) < 0 or int(value.max()) >= num_classes):
+        raise ValueError(f"{name} must hold labels in 0..{num_classes - 1}, got range [{int(value.min())}, {int(value.max())}]")
+    return value.long()

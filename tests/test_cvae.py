@@ -68,6 +68,16 @@ def test_labels_are_required_and_checked():
         model.elbo(x, y=torch.tensor([0, 1, 4]))
     with pytest.raises(ValueError, match=r"y must be an integer tensor of shape \(3,\)"):
         model.elbo(x, y=torch.tensor([0.0, 1.0, 2.0]))
+    # the one label check is shared with the autoregressive models (checks.class_labels):
+    # complex and bool labels are refused too, and uint8 labels work like int64 ones
+    with pytest.raises(ValueError, match=r"y must be an integer tensor of shape \(3,\)"):
+        model.elbo(x, y=torch.tensor([0, 1, 2], dtype=torch.complex64))
+    with pytest.raises(ValueError, match=r"y must be an integer tensor of shape \(3,\)"):
+        model.elbo(x, y=torch.tensor([False, True, True]))
+    torch.manual_seed(0)
+    a = model.elbo(x, y=torch.tensor([0, 1, 3], dtype=torch.uint8))
+    torch.manual_seed(0)
+    torch.testing.assert_close(a, model.elbo(x, y=torch.tensor([0, 1, 3])))
     images, labels, _ = toy(n=20)
     with pytest.raises(ValueError, match="train_labels"):
         vae.train_vae(model, images, vae.VAEConfig(epochs=1, progress=False))

@@ -221,16 +221,7 @@ class AutoregressiveModel(nn.Module):
             if y is not None:
                 raise ValueError(f"{name} must be None: this model has no num_classes (it is not class-conditional)")
             return None
-        if y is None:
-            raise ValueError(f"{name} must be given: this model is conditioned on {self.num_classes} classes")
-        checks.tensor(name, y)
-        if y.shape != (batch,) or y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
-            raise ValueError(f"{name} must be an integer tensor of shape ({batch},), got {tuple(y.shape)} {y.dtype}")
-        if batch and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
-            raise ValueError(
-                f"{name} must hold labels in 0..{self.num_classes - 1}, got range [{int(y.min())}, {int(y.max())}]"
-            )
-        return y.long()  # nn.Embedding takes int64 (or int32) indices only; uint8 labels are common
+        return checks.class_labels(name, y, batch, self.num_classes)
 
     def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Exact log-likelihood of binary images: (B, C, H, W) -> (B,) in nats, on the model's device.

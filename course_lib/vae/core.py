@@ -987,14 +987,8 @@ class ConditionalVAE(VAE):
         self.decoder = mlp((self.latent_dim + c, *self.hidden_dims[::-1], self.data_dim), nn.ReLU)
 
     def _onehot(self, y, batch: int) -> Tensor:
-        if y is None:
-            raise ValueError(f"y must be given: a ConditionalVAE is conditioned on {self.num_classes} classes")
-        y = checks.tensor("y", y)
-        if y.shape != (batch,) or y.dtype.is_floating_point or y.dtype == torch.bool:
-            raise ValueError(f"y must be an integer tensor of shape ({batch},), got {tuple(y.shape)} {y.dtype}")
-        if batch and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
-            raise ValueError(f"y must hold labels in 0..{self.num_classes - 1}, got range [{int(y.min())}, {int(y.max())}]")
-        return F.one_hot(y.long(), self.num_classes).to(self._dtype())
+        y = checks.class_labels("y", y, batch, self.num_classes, model="a ConditionalVAE")
+        return F.one_hot(y, self.num_classes).to(self._dtype())
 
     def encode(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(mu, logvar)`` of ``q(z | x, y)``, each (B, Z)."""
