@@ -215,6 +215,8 @@ def bounds(model, x: torch.Tensor, k: int, seed: int, batch: int = 100, chunk: i
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
+    # each model's own prior: scoring a learned prior's codes under N(0, I) is not its bound
+    prior = getattr(model, "prior_log_prob", None)
     elbos, iwaes = [], []
     for i in range(0, len(x), batch):
         xb = x[i : i + batch].to(device)
@@ -224,8 +226,6 @@ def bounds(model, x: torch.Tensor, k: int, seed: int, batch: int = 100, chunk: i
             eps = torch.randn((min(chunk, k - j), *mu.shape), generator=gen).to(device)
             z = mu + torch.exp(0.5 * logvar) * eps
             log_q = -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(-1)
-            # each model's own prior: scoring a learned prior's codes under N(0, I) is not its bound
-            prior = getattr(model, "prior_log_prob", None)
             log_p_z = prior(z) if prior is not None else -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
             log_w.append(model.log_px_given_z(z, xb) + log_p_z - log_q)
         log_w = torch.cat(log_w)  # (k, B)

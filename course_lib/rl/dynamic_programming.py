@@ -302,7 +302,9 @@ def _solve(mdp: FiniteMDP, P_pi: torch.Tensor, r_pi: torch.Tensor) -> torch.Tens
     system = P_pi * -mdp.gamma  # (S, S): I - gamma P^pi built in place, without an S x S identity
     system.diagonal().add_(1.0)
     # Solve x^T system^T = r^T: LAPACK is column-major, so the transposed view of a row-major
-    # matrix is its native layout and the factorization skips a copy (about 15 % faster at S = 2,000).
+    # matrix is its native layout and the factorization skips a copy (one measurement at S = 2,000,
+    # one thread: 135 ms against 163 ms for torch.linalg.solve(system, r_pi); within a whole
+    # policy iteration the difference was inside the run-to-run noise).
     return torch.linalg.solve(system.mT, r_pi[None, :], left=False)[0]
 
 

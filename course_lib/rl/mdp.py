@@ -84,7 +84,7 @@ class FiniteMDP:
         row_sums = P.sum(-1)  # (S, A)
         if not bool(torch.isfinite(row_sums).all()):
             _require_finite("transitions", P)
-        if P.numel() and P.amin().item() < 0:
+        if P.amin().item() < 0:  # P is not empty: S, A >= 1 was checked above
             raise ValueError("transitions must be non-negative, got a negative probability")
         row_error = (row_sums - 1).abs().max().item()
         if row_error > 1e-9:
